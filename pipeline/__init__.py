@@ -1,0 +1,1 @@
+"""TFX pipeline definition, its configuration and its runners."""

@@ -1,0 +1,65 @@
+"""Runs the pipeline on this machine with TFX's LocalDagRunner.
+
+Works with the TFX CLI:
+    tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py
+    tfx run create --engine local --pipeline_name mnist_cnn_pipeline
+"""
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    # Run as a script (directly or by the TFX CLI), this folder comes first on sys.path and
+    # `pipeline` would name pipeline.py instead of this package: put the project root first.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from absl import logging  # noqa: E402
+from tfx import v1 as tfx  # noqa: E402
+
+from pipeline import configs, pipeline  # noqa: E402
+
+
+def require_data(data_root: Path) -> None:
+    """Fails before any component runs when there is nothing to read."""
+    if not data_root.is_dir():
+        raise FileNotFoundError(
+            f"Data folder {data_root} does not exist. Run `make data` to write the offline "
+            "MNIST sample there, or set DATA_ROOT to a folder of TFRecord files of tf.Examples."
+        )
+    if not any(path.is_file() for path in data_root.iterdir()):
+        raise FileNotFoundError(
+            f"Data folder {data_root} is empty: expected TFRecord files of tf.Examples."
+        )
+
+
+def create_local_pipeline() -> tfx.dsl.Pipeline:
+    """The pipeline with this machine's paths, metadata store and Beam settings."""
+    require_data(configs.DATA_ROOT)
+    configs.METADATA_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return pipeline.create_pipeline(
+        pipeline_name=configs.PIPELINE_NAME,
+        pipeline_root=str(configs.PIPELINE_ROOT),
+        data_root=str(configs.DATA_ROOT),
+        serving_model_dir=str(configs.SERVING_MODEL_DIR),
+        preprocessing_fn=configs.PREPROCESSING_FN,
+        run_fn=configs.RUN_FN,
+        training_config=configs.training_config(),
+        train_hash_buckets=configs.TRAIN_HASH_BUCKETS,
+        eval_hash_buckets=configs.EVAL_HASH_BUCKETS,
+        eval_accuracy_threshold=configs.EVAL_ACCURACY_THRESHOLD,
+        eval_max_accuracy_drop=configs.EVAL_MAX_ACCURACY_DROP,
+        beam_pipeline_args=configs.beam_pipeline_args(),
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(configs.METADATA_PATH)
+        ),
+        enable_cache=configs.ENABLE_CACHE,
+    )
+
+
+def run_pipeline(local_pipeline: tfx.dsl.Pipeline) -> None:
+    tfx.orchestration.LocalDagRunner().run(local_pipeline)
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    run_pipeline(create_local_pipeline())

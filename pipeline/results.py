@@ -1,0 +1,100 @@
+"""What the latest pipeline run produced, read back from ML Metadata and the artifacts."""
+
+import dataclasses
+from pathlib import Path
+
+import tensorflow_model_analysis as tfma
+from google.protobuf import text_format
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from pipeline.pipeline import ACCURACY_METRIC
+from trainer.features import LABEL_KEY
+
+
+@dataclasses.dataclass
+class ComponentRun:
+    name: str
+    state: str  # COMPLETE (ran now) or CACHED (reused an earlier execution's outputs)
+
+
+@dataclasses.dataclass
+class RunSummary:
+    run_id: str
+    components: list[ComponentRun]
+    accuracy: float
+    per_class_accuracy: dict[int, float]
+    eval_examples: int
+    blessed: bool
+    validation_failures: list[str]
+    pushed_path: Path | None  # the version folder written by this run, None when not pushed
+
+
+def _state_name(execution: metadata_store_pb2.Execution) -> str:
+    return metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+
+
+def _single_output(store, executions, type_name: str) -> metadata_store_pb2.Artifact:
+    """The one artifact of `type_name` output by `executions`."""
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    output_ids = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
+    matches = [a for a in store.get_artifacts_by_type(type_name) if a.id in output_ids]
+    if len(matches) != 1:
+        raise LookupError(
+            f"expected one {type_name} output in the latest run, found {len(matches)}"
+        )
+    return matches[0]
+
+
+def _metric(metrics: dict, name: str) -> float:
+    return metrics[""][""][name]["doubleValue"]
+
+
+def latest_run_summary(metadata_path: Path) -> RunSummary:
+    """Summary of the most recent run recorded in the pipeline's SQLite metadata store."""
+    if not metadata_path.exists():
+        raise FileNotFoundError(f"No metadata store at {metadata_path}: run the pipeline first.")
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path))
+    )
+    runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        raise LookupError(f"No pipeline run recorded in {metadata_path}")
+    run = max(runs, key=lambda context: context.create_time_since_epoch)
+    executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
+    components = [ComponentRun(e.type.rsplit(".", 1)[-1], _state_name(e)) for e in executions]
+
+    evaluation = _single_output(store, executions, "ModelEvaluation")
+    eval_result = tfma.load_eval_result(evaluation.uri)
+    overall = next(m for key, m in eval_result.slicing_metrics if key == ())
+    per_class = {
+        key[0][1]: _metric(m, ACCURACY_METRIC)
+        for key, m in eval_result.slicing_metrics
+        if len(key) == 1 and key[0][0] == LABEL_KEY
+    }
+    validation = tfma.load_validation_result(evaluation.uri)
+    failures = [
+        f"{f.metric_key.name} = {f.metric_value.double_value.value:.4f} fails "
+        + text_format.MessageToString(f.metric_threshold, as_one_line=True)
+        for details in validation.metric_validations_per_slice
+        for f in details.failures
+    ]
+
+    blessing = _single_output(store, executions, "ModelBlessing")
+    pushed = _single_output(store, executions, "PushedModel")
+    pushed_path = (
+        Path(pushed.custom_properties["pushed_destination"].string_value)
+        if pushed.custom_properties["pushed"].int_value
+        else None
+    )
+    return RunSummary(
+        run_id=run.name,
+        components=components,
+        accuracy=_metric(overall, ACCURACY_METRIC),
+        per_class_accuracy=dict(sorted(per_class.items())),
+        eval_examples=int(_metric(overall, "example_count")),
+        blessed=bool(blessing.custom_properties["blessed"].int_value),
+        validation_failures=failures,
+        pushed_path=pushed_path,
+    )

@@ -1,0 +1,1 @@
+"""Model code run by the Transform and Trainer components."""

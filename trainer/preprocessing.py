@@ -1,0 +1,46 @@
+"""tf.Transform preprocessing: raw encoded images to the network's input.
+
+The same graph runs in the Transform component, in training and inside both serving signatures,
+so a client never has to know how images are scaled.
+"""
+
+import tensorflow as tf
+
+from trainer.features import (
+    IMAGE_CHANNELS,
+    IMAGE_HEIGHT,
+    IMAGE_KEY,
+    IMAGE_SHAPE,
+    IMAGE_WIDTH,
+    LABEL_KEY,
+    transformed_name,
+)
+
+
+def decode_images(encoded: tf.Tensor) -> tf.Tensor:
+    """Encoded images (PNG, JPEG, BMP or GIF; any size; grayscale or RGB), shape [N],
+    to float32 [N, 28, 28, 1] scaled to [0, 1]."""
+
+    def decode_one(data: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_image(data, channels=IMAGE_CHANNELS, expand_animations=False)
+        image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 -> [0, 1]
+        return tf.image.resize(image, [IMAGE_HEIGHT, IMAGE_WIDTH])
+
+    return tf.map_fn(
+        decode_one, encoded, fn_output_signature=tf.TensorSpec(IMAGE_SHAPE, tf.float32)
+    )
+
+
+def _as_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
+    """A one-value-per-example feature, dense [N, 1] or sparse, as a dense [N] vector."""
+    if isinstance(feature, tf.SparseTensor):
+        feature = tf.sparse.to_dense(feature)
+    return tf.reshape(feature, [-1])
+
+
+def preprocessing_fn(inputs: dict) -> dict:
+    """tf.Transform entry point: decode and scale the image; the label passes through."""
+    return {
+        transformed_name(IMAGE_KEY): decode_images(_as_vector(inputs[IMAGE_KEY])),
+        transformed_name(LABEL_KEY): _as_vector(inputs[LABEL_KEY]),
+    }

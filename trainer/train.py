@@ -1,0 +1,134 @@
+"""Trainer component entry point (`run_fn`): input pipeline, devices, training and export."""
+
+import dataclasses
+import math
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from absl import logging
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from trainer.export import export_model
+from trainer.features import IMAGE_KEY, LABEL_KEY, transformed_name
+from trainer.model import build_augmentation, build_model
+
+IMAGE_XF = transformed_name(IMAGE_KEY)
+LABEL_XF = transformed_name(LABEL_KEY)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Hyperparameters, passed from `pipeline/configs.py` through the Trainer's custom_config."""
+
+    epochs: int
+    batch_size: int  # per replica: the global batch grows with the number of devices
+    learning_rate: float  # initial; decays to zero along a cosine over the epochs
+    early_stopping_patience: int  # epochs without a better eval accuracy before stopping
+    seed: int
+
+    @classmethod
+    def from_custom_config(cls, custom_config: dict) -> "TrainingConfig":
+        return cls(**{field.name: custom_config[field.name] for field in dataclasses.fields(cls)})
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+    """Mirrors over every visible GPU with mixed precision; otherwise over the CPU devices
+    (one, unless split into logical devices) in float32."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def make_dataset(
+    file_pattern: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    training: bool,
+) -> tf.data.Dataset:
+    """Transformed examples as (features, label) batches; training batches are shuffled and
+    augmented in parallel."""
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size, label_key=LABEL_XF, shuffle=training, num_epochs=1
+        ),
+        tf_transform_output.transformed_metadata.schema,
+    )
+    if training:
+        augment = build_augmentation()
+        dataset = dataset.map(
+            lambda features, label: ({IMAGE_XF: augment(features[IMAGE_XF], training=True)}, label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def cosine_decay(initial_learning_rate: float, epochs: int):
+    """Learning rate for each epoch, from the initial value down to zero along a cosine."""
+    return lambda epoch: initial_learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+
+
+def train(
+    config: TrainingConfig,
+    train_dataset: tf.data.Dataset,
+    eval_dataset: tf.data.Dataset,
+    strategy: tf.distribute.Strategy,
+    log_dir: str | None = None,
+) -> tuple[keras.Model, keras.callbacks.History]:
+    """Fits a fresh network; stops early when eval accuracy stalls and keeps the best weights."""
+    with strategy.scope():
+        model = build_model(config.learning_rate)
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(cosine_decay(config.learning_rate, config.epochs)),
+        keras.callbacks.EarlyStopping(
+            monitor="val_accuracy",
+            patience=config.early_stopping_patience,
+            restore_best_weights=True,
+        ),
+    ]
+    if log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
+    history = model.fit(
+        train_dataset,
+        validation_data=eval_dataset,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    return model, history
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Called by the TFX Trainer: trains on the transformed train split, validates on eval,
+    exports the serving SavedModel."""
+    config = TrainingConfig.from_custom_config(fn_args.custom_config)
+    keras.utils.set_random_seed(config.seed)
+    strategy = distribution_strategy()
+    global_batch_size = config.batch_size * strategy.num_replicas_in_sync
+    logging.info(
+        "Training on %d replica(s), global batch %d: %s",
+        strategy.num_replicas_in_sync,
+        global_batch_size,
+        config,
+    )
+
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+
+    def dataset(files: list[str], training: bool) -> tf.data.Dataset:
+        return make_dataset(
+            files, fn_args.data_accessor, tf_transform_output, global_batch_size, training
+        )
+
+    model, _ = train(
+        config,
+        dataset(fn_args.train_files, training=True),
+        dataset(fn_args.eval_files, training=False),
+        strategy,
+        log_dir=fn_args.model_run_dir,
+    )
+    export_model(model, tf_transform_output, fn_args.serving_model_dir)
