@@ -4,6 +4,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.baseline import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
 from trainer.features import LABEL_KEY, PROBABILITIES_OUTPUT, SERVING_DEFAULT_SIGNATURE
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
@@ -97,9 +98,10 @@ def create_pipeline(
         custom_config=training_config,
     )
     model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        strategy_class=LatestBlessedOtherModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        **{CANDIDATE_KEY: trainer.outputs["model"]},
     ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
