@@ -1,0 +1,126 @@
+"""The whole pipeline on a slice of the offline sample, through `make run`'s entry point."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.mnist_sample import encode_png, load_sample, make_example
+from pipeline import configs
+from pipeline.results import latest_run_summary
+from tests.pipeline_runs import SMALL_RUN, run_pipeline, served_versions, under
+from trainer.features import (
+    CLASS_ID_OUTPUT,
+    EXAMPLES_INPUT,
+    IMAGES_INPUT,
+    PROBABILITIES_OUTPUT,
+    SERVING_DEFAULT_SIGNATURE,
+    SERVING_IMAGE_SIGNATURE,
+)
+
+COMPONENTS = [
+    "ImportExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "Transform",
+    "Trainer",
+    "Resolver",
+    "Evaluator",
+    "Pusher",
+]
+# Three epochs on 800 digits: chance is 10 %, the model must be far above it.
+HELD_OUT_ACCURACY_BOUND = 0.8
+
+
+@pytest.fixture(scope="module")
+def output_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def first_run(output_dir):
+    completed = run_pipeline(output_dir)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
+    return completed, latest_run_summary(under(output_dir, configs.METADATA_PATH))
+
+
+def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, output_dir):
+    completed, summary = first_run
+    assert sorted(c.name for c in summary.components) == sorted(COMPONENTS)
+    assert {c.state for c in summary.components} == {"COMPLETE"}
+    assert summary.blessed and summary.accuracy >= float(SMALL_RUN["EVAL_ACCURACY_THRESHOLD"])
+    assert sorted(summary.per_class_accuracy) == list(range(10))
+    assert summary.pushed_path.parent == under(output_dir, configs.SERVING_MODEL_DIR)
+    assert summary.pushed_path.name.isdigit()  # TF Serving's <base>/<model>/<version>/
+    assert (summary.pushed_path / "saved_model.pb").is_file()
+    assert f"[{len(COMPONENTS)}/{len(COMPONENTS)}] Pusher done" in completed.stdout
+    assert f"Pushed model: {summary.pushed_path}" in completed.stdout
+
+
+def test_pushed_signatures_agree_and_classify_held_out_digits(first_run):
+    _, summary = first_run
+    model = tf.saved_model.load(str(summary.pushed_path))
+    pixels, labels = load_sample(5000, seed=configs.DATA_SEED)
+    held_out = slice(int(SMALL_RUN["SAMPLE_SIZE"]), int(SMALL_RUN["SAMPLE_SIZE"]) + 500)
+    pngs = [encode_png(image) for image in pixels[held_out]]
+    examples = [make_example(png, 0).SerializeToString() for png in pngs]
+
+    by_image = model.signatures[SERVING_IMAGE_SIGNATURE](**{IMAGES_INPUT: tf.constant(pngs)})
+    by_example = model.signatures[SERVING_DEFAULT_SIGNATURE](
+        **{EXAMPLES_INPUT: tf.constant(examples)}
+    )
+    np.testing.assert_allclose(
+        by_image[PROBABILITIES_OUTPUT], by_example[PROBABILITIES_OUTPUT], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_array_equal(by_image[CLASS_ID_OUTPUT], by_example[CLASS_ID_OUTPUT])
+    accuracy = np.mean(by_image[CLASS_ID_OUTPUT].numpy() == labels[held_out])
+    assert accuracy >= HELD_OUT_ACCURACY_BOUND
+
+
+def test_unchanged_rerun_comes_from_the_cache(first_run, output_dir):
+    versions = served_versions(output_dir)
+    completed = run_pipeline(output_dir)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    states = {c.name: c.state for c in summary.components}
+    assert states.pop("Resolver") == "COMPLETE"  # resolvers always run
+    assert set(states.values()) == {"CACHED"}
+    assert served_versions(output_dir) == versions  # no copy of the served model pushed
+
+
+def test_failed_run_keeps_the_served_model_and_a_rerun_reuses_the_cache(first_run, output_dir):
+    versions = served_versions(output_dir)
+    failed = run_pipeline(output_dir, BATCH_SIZE="0")  # the Trainer fails
+    assert failed.returncode != 0
+    assert "Trainer running" in failed.stdout and "Evaluator" not in failed.stdout
+    assert served_versions(output_dir) == versions
+
+    completed = run_pipeline(output_dir, EPOCHS="2")
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    states = {
+        c.name: c.state
+        for c in latest_run_summary(under(output_dir, configs.METADATA_PATH)).components
+    }
+    assert states["Transform"] == states["ImportExampleGen"] == "CACHED"
+    assert states["Trainer"] == "COMPLETE"
+
+
+def test_unblessed_model_is_not_pushed(first_run, output_dir):
+    versions = served_versions(output_dir)
+    completed = run_pipeline(output_dir, EPOCHS="1", EVAL_ACCURACY_THRESHOLD="0.9999")
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    assert not summary.blessed and summary.pushed_path is None
+    assert "NOT BLESSED - sparse_categorical_accuracy" in completed.stdout
+    assert served_versions(output_dir) == versions
+
+
+@pytest.mark.parametrize("make_folder", [False, True], ids=["missing", "empty"])
+def test_unusable_data_folder_fails_before_any_component(tmp_path, make_folder):
+    data_root = tmp_path / "no-data"
+    if make_folder:
+        data_root.mkdir()
+    completed = run_pipeline(tmp_path / "outputs", DATA_ROOT=str(data_root))
+    assert completed.returncode == 2
+    assert str(data_root) in completed.stderr
+    assert not under(tmp_path / "outputs", configs.METADATA_PATH).exists()

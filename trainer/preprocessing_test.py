@@ -1,0 +1,38 @@
+import io
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from trainer.features import IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, transformed_name
+from trainer.preprocessing import decode_images, preprocessing_fn
+
+
+def test_png_digits_decode_to_scaled_float_images(digits, png_digits):
+    images = decode_images(tf.constant(png_digits[:8])).numpy()
+    assert images.shape == (8, *IMAGE_SHAPE)
+    assert images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    np.testing.assert_allclose(images[..., 0], digits[0][:8] / 255.0, atol=1e-6)
+
+
+def test_rgb_jpeg_of_another_size_becomes_model_input():
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 56), color=(255, 255, 255)).save(buffer, format="JPEG")
+    images = decode_images(tf.constant([buffer.getvalue()])).numpy()
+    assert images.shape == (1, *IMAGE_SHAPE)
+    np.testing.assert_allclose(images, 1.0, atol=0.02)
+
+
+def test_preprocessing_fn_accepts_dense_and_sparse_features(png_digits):
+    labels = tf.constant([[3], [7]], tf.int64)
+    dense = {IMAGE_KEY: tf.constant([[png_digits[0]], [png_digits[1]]]), LABEL_KEY: labels}
+    sparse = {
+        IMAGE_KEY: tf.sparse.from_dense(dense[IMAGE_KEY]),
+        LABEL_KEY: tf.sparse.from_dense(labels),
+    }
+    for inputs in (dense, sparse):
+        outputs = preprocessing_fn(inputs)
+        assert outputs[transformed_name(IMAGE_KEY)].shape == (2, *IMAGE_SHAPE)
+        assert outputs[transformed_name(IMAGE_KEY)].dtype == tf.float32
+        assert outputs[transformed_name(LABEL_KEY)].numpy().tolist() == [3, 7]

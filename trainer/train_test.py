@@ -1,0 +1,64 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+from trainer.train import cosine_decay
+
+# Logical devices must be configured before TensorFlow starts, hence a fresh interpreter.
+MIRRORED_TRAINING = textwrap.dedent(
+    """
+    import json
+    import tensorflow as tf
+    import tf_keras
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    from components.mnist_sample import load_sample
+    from trainer.train import IMAGE_XF, TrainingConfig, distribution_strategy, train
+
+    strategy = distribution_strategy()
+    config = TrainingConfig(
+        epochs=2, batch_size=16, learning_rate=1e-3, early_stopping_patience=5, seed=0
+    )
+    pixels, labels = load_sample(256, seed=0)
+    images = tf.cast(pixels[..., None], tf.float32) / 255.0
+    dataset = tf.data.Dataset.from_tensor_slices(({IMAGE_XF: images}, labels)).batch(
+        config.batch_size * strategy.num_replicas_in_sync
+    )
+    model, history = train(config, dataset, dataset, strategy)
+    print(json.dumps({
+        "replicas": strategy.num_replicas_in_sync,
+        "devices": list(strategy.extended.worker_devices),
+        "mirrored": isinstance(model.weights[0], tf.distribute.DistributedValues),
+        "losses": history.history["loss"],
+        "policy": tf_keras.mixed_precision.global_policy().name,
+    }))
+    """
+)
+
+
+def test_training_mirrors_over_two_logical_cpu_devices():
+    completed = subprocess.run(
+        [sys.executable, "-c", MIRRORED_TRAINING], capture_output=True, text=True, timeout=600
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert [device.rsplit(":", 2)[-2:] for device in result["devices"]] == [
+        ["CPU", "0"],
+        ["CPU", "1"],
+    ]
+    assert result["mirrored"]
+    assert len(result["losses"]) == 2 and result["losses"][1] < result["losses"][0]
+    assert result["policy"] == "float32"  # mixed precision is for GPUs only
+
+
+def test_learning_rate_decays_along_a_cosine_to_zero():
+    schedule = cosine_decay(2e-3, epochs=10)
+    rates = [schedule(epoch) for epoch in range(11)]
+    assert rates[0] == 2e-3
+    assert abs(rates[5] - 1e-3) < 1e-12
+    assert rates[10] < 1e-12
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:], strict=False))
