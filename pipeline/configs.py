@@ -56,10 +56,10 @@ RUN_FN = "trainer.train.run_fn"
 
 
 def beam_pipeline_args() -> list[str]:
-    return [
-        f"--direct_running_mode={BEAM_DIRECT_RUNNING_MODE}",
-        f"--direct_num_workers={BEAM_DIRECT_NUM_WORKERS}",
-    ]
+    args = [f"--direct_running_mode={BEAM_DIRECT_RUNNING_MODE}"]
+    if BEAM_DIRECT_RUNNING_MODE != "in_memory":  # in_memory always runs one worker
+        args.append(f"--direct_num_workers={BEAM_DIRECT_NUM_WORKERS}")
+    return args
 
 
 def training_config() -> dict:

@@ -9,11 +9,20 @@ import os
 import sys
 import time
 
-from absl import logging as absl_logging
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warning lines
 
-from components import mnist_sample
-from pipeline import configs, local_runner
-from pipeline.results import RunSummary, latest_run_summary
+from absl import logging as absl_logging  # noqa: E402
+
+from components import mnist_sample  # noqa: E402
+from pipeline import configs, local_runner  # noqa: E402
+from pipeline.results import RunSummary, latest_run_summary  # noqa: E402
+
+# Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user.
+HARMLESS_WARNINGS = ("ArtifactQuery.property_predicate is not supported", "From ")
+
+
+def _not_harmless(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(HARMLESS_WARNINGS)
 
 
 class ComponentProgress(logging.Handler):
@@ -51,8 +60,13 @@ def _log_to_file() -> str:
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     console_handler = logging.StreamHandler()
     console_handler.setLevel(logging.INFO if os.environ.get("VERBOSE") else logging.WARNING)
+    console_handler.addFilter(_not_harmless)
     logging.basicConfig(level=logging.INFO, handlers=[file_handler, console_handler], force=True)
     absl_logging.set_verbosity(absl_logging.INFO)
+    tensorflow_logger = logging.getLogger("tensorflow")
+    tensorflow_logger.setLevel(logging.WARNING)
+    for handler in tensorflow_logger.handlers:
+        handler.addFilter(_not_harmless)
     return str(path)
 
 
