@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run test lint lock clean
+.PHONY: venv data run test lint lock clean kubeflow image
 
 venv: $(STAMP)
 
@@ -34,6 +34,16 @@ data: $(STAMP)
 run: $(STAMP)
 	$(PY) -m pipeline.run
 
+# The KFP v2 / Vertex AI pipeline spec, under outputs/kubeflow/ (settings: README, Kubeflow).
+kubeflow: $(STAMP)
+	$(PY) -m kubeflow.runner
+
+# Builds and pushes the pipeline image (needs a Docker engine, which this machine lacks).
+KUBEFLOW_IMAGE ?= gcr.io/$${GOOGLE_CLOUD_PROJECT:-my-gcp-project}/mnist-tfx-pipeline:latest
+image:
+	docker build -f kubeflow/Dockerfile -t $(KUBEFLOW_IMAGE) .
+	docker push $(KUBEFLOW_IMAGE)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -44,7 +54,7 @@ test: $(STAMP) lint
 # Re-pins requirements.lock to what is installed in .venv now.
 lock:
 	{ echo "# Exact versions of every package in .venv (Python 3.10). Regenerate with: make lock"; \
-	  $(PY) -m pip freeze --exclude-editable; } > requirements.lock
+	  $(PY) -m pip freeze --all --exclude-editable --exclude pip; } > requirements.lock
 	touch $(STAMP)
 
 clean:

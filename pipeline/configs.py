@@ -13,7 +13,7 @@ def _env(name: str, default):
     return default if value is None or value == "" else type(default)(value)
 
 
-PIPELINE_NAME = _env("PIPELINE_NAME", "mnist_cnn_pipeline")
+PIPELINE_NAME = _env("PIPELINE_NAME", "mnist-cnn-pipeline")  # KFP v2 allows [a-z0-9-]
 MODEL_NAME = _env("MODEL_NAME", "mnist_cnn")  # TF Serving's model name
 
 # Everything a run writes lives under OUTPUT_DIR.
@@ -51,6 +51,33 @@ BEAM_DIRECT_NUM_WORKERS = _env("BEAM_DIRECT_NUM_WORKERS", 0)  # 0: one per CPU c
 
 ENABLE_CACHE = _env("ENABLE_CACHE", 1) == 1
 
+# TF Serving release matching TF 2.16: serving manifests and the InfraValidator use it.
+TF_SERVING_VERSION = _env("TF_SERVING_VERSION", "2.16.1")
+
+# Kubeflow Pipelines / Vertex AI (`make kubeflow`); nothing here is used by local runs.
+GCP_PROJECT = _env("GOOGLE_CLOUD_PROJECT", "my-gcp-project")
+GCP_REGION = _env("GOOGLE_CLOUD_REGION", "us-central1")
+GCS_BUCKET = _env("GCS_BUCKET", f"{GCP_PROJECT}-mnist-tfx")
+KUBEFLOW_PIPELINE_ROOT = _env("KUBEFLOW_PIPELINE_ROOT", f"gs://{GCS_BUCKET}/pipeline_root")
+KUBEFLOW_DATA_ROOT = _env("KUBEFLOW_DATA_ROOT", f"gs://{GCS_BUCKET}/data/mnist-sample")
+# Where TF Serving on Kubernetes reads models (serving/kubernetes mounts this bucket path).
+KUBEFLOW_SERVING_BASE = _env("KUBEFLOW_SERVING_BASE", f"gs://{GCS_BUCKET}/serving_model")
+KUBEFLOW_IMAGE = _env("KUBEFLOW_IMAGE", f"gcr.io/{GCP_PROJECT}/mnist-tfx-pipeline:latest")
+KUBEFLOW_SPEC_PATH = OUTPUT_DIR / "kubeflow" / f"{PIPELINE_NAME}.json"
+# The Trainer task's resources on Kubeflow / Vertex AI Pipelines.
+TRAINER_GPU_TYPE = _env("TRAINER_GPU_TYPE", "NVIDIA_TESLA_T4")  # "" trains on CPU
+TRAINER_GPU_COUNT = _env("TRAINER_GPU_COUNT", 1)
+TRAINER_CPU_LIMIT = _env("TRAINER_CPU_LIMIT", 8.0)
+TRAINER_MEMORY_LIMIT_GB = _env("TRAINER_MEMORY_LIMIT_GB", 30.0)
+# Alternatively train as a Vertex AI Training job (MultiWorkerMirroredStrategy past 1 replica).
+VERTEX_TRAINING = _env("VERTEX_TRAINING", 0) == 1
+VERTEX_TRAINING_MACHINE_TYPE = _env("VERTEX_TRAINING_MACHINE_TYPE", "n1-standard-8")
+VERTEX_TRAINING_REPLICAS = _env("VERTEX_TRAINING_REPLICAS", 1)
+# Beam on Dataflow for ExampleGen, StatisticsGen, Transform and Evaluator.
+DATAFLOW_MACHINE_TYPE = _env("DATAFLOW_MACHINE_TYPE", "n1-standard-4")
+DATAFLOW_MAX_WORKERS = _env("DATAFLOW_MAX_WORKERS", 10)
+DATAFLOW_TEMP_LOCATION = _env("DATAFLOW_TEMP_LOCATION", f"gs://{GCS_BUCKET}/dataflow/tmp")
+
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.train.run_fn"
 
@@ -60,6 +87,20 @@ def beam_pipeline_args() -> list[str]:
     if BEAM_DIRECT_RUNNING_MODE != "in_memory":  # in_memory always runs one worker
         args.append(f"--direct_num_workers={BEAM_DIRECT_NUM_WORKERS}")
     return args
+
+
+def dataflow_beam_pipeline_args() -> list[str]:
+    """Beam arguments that run every Beam-based component on Dataflow, workers in our image."""
+    return [
+        "--runner=DataflowRunner",
+        f"--project={GCP_PROJECT}",
+        f"--region={GCP_REGION}",
+        f"--temp_location={DATAFLOW_TEMP_LOCATION}",
+        f"--machine_type={DATAFLOW_MACHINE_TYPE}",
+        f"--max_num_workers={DATAFLOW_MAX_WORKERS}",
+        f"--sdk_container_image={KUBEFLOW_IMAGE}",
+        "--experiments=use_runner_v2",
+    ]
 
 
 def training_config() -> dict:

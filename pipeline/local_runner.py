@@ -2,7 +2,7 @@
 
 Works with the TFX CLI:
     tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py
-    tfx run create --engine local --pipeline_name mnist_cnn_pipeline
+    tfx run create --engine local --pipeline_name mnist-cnn-pipeline
 """
 
 import sys

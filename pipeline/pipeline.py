@@ -1,6 +1,7 @@
 """Wires the TFX components. One function serves every runner (local, Kubeflow, Vertex AI)."""
 
 import tensorflow_model_analysis as tfma
+from kfp.pipeline_spec.pipeline_spec_pb2 import PipelineDeploymentConfig
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
@@ -8,6 +9,7 @@ from components.baseline import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
 from trainer.features import LABEL_KEY, PROBABILITIES_OUTPUT, SERVING_DEFAULT_SIGNATURE
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
+ResourceSpec = PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 
 
 def create_eval_config(accuracy_threshold: float, max_accuracy_drop: float) -> tfma.EvalConfig:
@@ -64,8 +66,17 @@ def create_pipeline(
     beam_pipeline_args: list[str],
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
     enable_cache: bool = True,
+    trainer_resources: ResourceSpec | None = None,
+    vertex_training: dict | None = None,
+    baseline_excludes_candidate: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """ExampleGen, statistics, schema, validation, Transform, Trainer, Evaluator, Pusher."""
+    """ExampleGen, statistics, schema, validation, Transform, Trainer, Evaluator, Pusher.
+
+    Cluster runners add `trainer_resources` (CPU, memory, GPU of the Trainer's container) or
+    `vertex_training` (train as a Vertex AI job instead: custom_config entries of TFX's Google
+    Cloud Trainer extension). `baseline_excludes_candidate` picks our baseline resolver; KFP v2
+    compiles only TFX's built-in LatestBlessedModelStrategy.
+    """
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root,
         output_config=tfx.proto.Output(
@@ -90,18 +101,32 @@ def create_pipeline(
         preprocessing_fn=preprocessing_fn,
         custom_config={"code_version": training_config["code_version"]},
     )
-    trainer = tfx.components.Trainer(
+    trainer_class = (
+        tfx.extensions.google_cloud_ai_platform.Trainer
+        if vertex_training
+        else tfx.components.Trainer
+    )
+    trainer = trainer_class(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        custom_config=training_config,
+        custom_config={**training_config, **(vertex_training or {})},
     )
+    if trainer_resources:
+        trainer.with_platform_config(trainer_resources)
+    if baseline_excludes_candidate:
+        strategy, candidate = (
+            LatestBlessedOtherModelStrategy,
+            {CANDIDATE_KEY: trainer.outputs["model"]},
+        )
+    else:
+        strategy, candidate = tfx.dsl.experimental.LatestBlessedModelStrategy, {}
     model_resolver = tfx.dsl.Resolver(
-        strategy_class=LatestBlessedOtherModelStrategy,
+        strategy_class=strategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        **{CANDIDATE_KEY: trainer.outputs["model"]},
+        **candidate,
     ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -109,6 +134,16 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         eval_config=create_eval_config(eval_accuracy_threshold, eval_max_accuracy_drop),
     )
+    components = [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        transform,
+        trainer,
+        model_resolver,
+        evaluator,
+    ]
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -119,17 +154,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[
-            example_gen,
-            statistics_gen,
-            schema_gen,
-            example_validator,
-            transform,
-            trainer,
-            model_resolver,
-            evaluator,
-            pusher,
-        ],
+        components=[*components, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args,
