@@ -1,7 +1,10 @@
 """Trainer component entry point (`run_fn`): input pipeline, devices, training and export."""
 
 import dataclasses
+import json
 import math
+import os
+import tempfile
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -33,12 +36,28 @@ class TrainingConfig:
         return cls(**{field.name: custom_config[field.name] for field in dataclasses.fields(cls)})
 
 
+def cluster_workers(tf_config: str | None) -> tuple[int, bool]:
+    """(number of workers, whether this one is the chief) from a TF_CONFIG value, as set by
+    Vertex AI Training for multi-worker jobs."""
+    config = json.loads(tf_config or "{}")
+    cluster = config.get("cluster", {})
+    workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    task = config.get("task", {})
+    is_chief = task.get("type", "chief") == "chief" or (
+        "chief" not in cluster and task.get("type") == "worker" and task.get("index") == 0
+    )
+    return max(workers, 1), is_chief
+
+
 def distribution_strategy() -> tf.distribute.Strategy:
-    """Mirrors over every visible GPU with mixed precision; otherwise over the CPU devices
-    (one, unless split into logical devices) in float32."""
+    """MultiWorkerMirroredStrategy across a TF_CONFIG cluster; otherwise mirrors over every
+    visible GPU, or over the CPU devices (one, unless split into logical devices). Mixed
+    precision on GPUs only."""
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    if cluster_workers(os.environ.get("TF_CONFIG"))[0] > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
     devices = gpus or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
@@ -131,4 +150,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         strategy,
         log_dir=fn_args.model_run_dir,
     )
-    export_model(model, tf_transform_output, fn_args.serving_model_dir)
+    # Every worker of a cluster must save (it is a collective op); only the chief's copy counts.
+    is_chief = cluster_workers(os.environ.get("TF_CONFIG"))[1]
+    export_dir = fn_args.serving_model_dir if is_chief else tempfile.mkdtemp()
+    export_model(model, tf_transform_output, export_dir)

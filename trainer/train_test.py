@@ -3,7 +3,7 @@ import subprocess
 import sys
 import textwrap
 
-from trainer.train import cosine_decay
+from trainer.train import cluster_workers, cosine_decay
 
 # Logical devices must be configured before TensorFlow starts, hence a fresh interpreter.
 MIRRORED_TRAINING = textwrap.dedent(
@@ -62,3 +62,15 @@ def test_learning_rate_decays_along_a_cosine_to_zero():
     assert abs(rates[5] - 1e-3) < 1e-12
     assert rates[10] < 1e-12
     assert all(later < earlier for earlier, later in zip(rates, rates[1:], strict=False))
+
+
+def test_cluster_workers_reads_vertex_ai_tf_config():
+    cluster = {"chief": ["a:2222"], "worker": ["b:2222", "c:2222"]}
+    assert cluster_workers(None) == (1, True)
+    chief = json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})
+    assert cluster_workers(chief) == (3, True)
+    worker = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    assert cluster_workers(worker) == (3, False)
+    no_chief = {"worker": ["b:2222", "c:2222"]}
+    first = json.dumps({"cluster": no_chief, "task": {"type": "worker", "index": 0}})
+    assert cluster_workers(first) == (2, True)

@@ -1,0 +1,34 @@
+import re
+
+from pipeline import configs
+
+DOCKERFILE = configs.PROJECT_ROOT / "kubeflow" / "Dockerfile"
+
+
+def locked_versions() -> dict[str, str]:
+    pins = {}
+    for line in (configs.PROJECT_ROOT / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_base_image_is_the_locked_tfx_release():
+    base = re.search(r"^FROM tensorflow/tfx:(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert base and base.group(1) == locked_versions()["tfx"]
+
+
+def test_every_pinned_package_matches_the_lock():
+    pins = re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[a-z-]+\])?==([^"]+)"', DOCKERFILE.read_text())
+    assert {name for name, _ in pins} >= {"tensorflow", "tf-keras", "dill", "mlxtend"}
+    locked = locked_versions()
+    assert {name: version for name, version in pins} == {name: locked[name] for name, _ in pins}
+
+
+def test_image_carries_the_code_the_components_import():
+    text = DOCKERFILE.read_text()
+    for package in ("components", "pipeline", "trainer"):
+        assert f"COPY {package}/ {package}/" in text
+    assert "ENV PYTHONPATH=/pipeline" in text
+    assert configs.RUN_FN.split(".")[0] == configs.PREPROCESSING_FN.split(".")[0] == "trainer"

@@ -1,0 +1,120 @@
+import json
+
+import pytest
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kubeflow import runner
+from pipeline import configs, local_runner
+
+IMAGE = "europe-docker.pkg.dev/test-project/pipelines/mnist-tfx:1.0"
+SETTINGS = {
+    "GCP_PROJECT": "test-project",
+    "GCP_REGION": "europe-west4",
+    "KUBEFLOW_PIPELINE_ROOT": "gs://test-bucket/root",
+    "KUBEFLOW_DATA_ROOT": "gs://test-bucket/data/digits",
+    "KUBEFLOW_SERVING_BASE": "gs://test-bucket/serving",
+    "KUBEFLOW_IMAGE": IMAGE,
+    "TRAINER_GPU_TYPE": "NVIDIA_L4",
+    "TRAINER_GPU_COUNT": 2,
+    "DATAFLOW_TEMP_LOCATION": "gs://test-bucket/tmp",
+    "DATAFLOW_MAX_WORKERS": 7,
+}
+BEAM_COMPONENTS = ["ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"]
+RESOLVER = "latest_blessed_model_resolver"
+
+
+def compile_spec(tmp_path, monkeypatch, **overrides):
+    """Compiles with the test settings; returns the JSON and the spec as KFP's protos."""
+    for name, value in {**SETTINGS, **overrides}.items():
+        monkeypatch.setattr(configs, name, value)
+    path = runner.compile_pipeline(tmp_path / "spec.json")
+    document = json.loads(path.read_text())
+    spec = json_format.ParseDict(document["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    return document, spec
+
+
+def executors(spec: pipeline_spec_pb2.PipelineSpec) -> dict:
+    """The deployment spec (a Struct inside PipelineSpec) as PipelineDeploymentConfig."""
+    deployment = pipeline_spec_pb2.PipelineDeploymentConfig()
+    json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec), deployment)
+    return deployment.executors
+
+
+@pytest.fixture
+def compiled(tmp_path, monkeypatch):
+    return compile_spec(tmp_path, monkeypatch)
+
+
+def node_id(task_name: str) -> str:
+    """KFP splits the resolver into one task per resolved channel."""
+    return RESOLVER if task_name.startswith(RESOLVER) else task_name
+
+
+def test_local_and_kubeflow_pipelines_have_the_same_components_and_edges(compiled, monkeypatch):
+    _, spec = compiled
+    monkeypatch.setattr(local_runner, "require_data", lambda data_root: None)
+    local = local_runner.create_local_pipeline()
+    tasks = spec.root.dag.tasks
+    assert {node_id(name) for name in tasks} == {c.id for c in local.components}
+    for component in local.components:
+        if component.id == RESOLVER:  # locally it also waits for the candidate model
+            continue
+        kfp_upstream = {node_id(t) for t in tasks[component.id].dependent_tasks}
+        assert kfp_upstream == {upstream.id for upstream in component.upstream_nodes}
+
+
+def test_every_executor_runs_in_the_configured_image(compiled):
+    _, spec = compiled
+    containers = {
+        name: e.container for name, e in executors(spec).items() if e.HasField("container")
+    }
+    assert len(containers) == 8, containers.keys()  # all but the resolver's two queries
+    assert {c.image for c in containers.values()} == {IMAGE}
+
+
+def test_trainer_requests_the_configured_gpu_cpu_and_memory(compiled):
+    _, spec = compiled
+    resources = executors(spec)["Trainer_executor"].container.resources
+    assert resources.accelerator.type == "NVIDIA_L4"
+    assert resources.accelerator.count == 2
+    assert resources.cpu_limit == configs.TRAINER_CPU_LIMIT
+    assert resources.memory_limit == configs.TRAINER_MEMORY_LIMIT_GB
+
+
+def test_dataflow_arguments_reach_every_beam_component(compiled):
+    _, spec = compiled
+    expected = {
+        "--runner=DataflowRunner",
+        "--project=test-project",
+        "--region=europe-west4",
+        "--temp_location=gs://test-bucket/tmp",
+        "--max_num_workers=7",
+        f"--sdk_container_image={IMAGE}",
+    }
+    for name in BEAM_COMPONENTS:
+        args = executors(spec)[f"{name}_executor"].container.args
+        assert expected <= set(args), name
+
+
+def test_pipeline_root_data_and_serving_paths_are_the_configured_ones(compiled):
+    document, spec = compiled
+    assert document["runtimeConfig"]["gcsOutputDirectory"] == "gs://test-bucket/root"
+    example_gen = json.dumps(document["pipelineSpec"]["components"]["ImportExampleGen"])
+    assert "gs://test-bucket/data/digits" in json.dumps(document["pipelineSpec"])
+    assert "input_base" in example_gen
+    pusher = json.dumps(document["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"])
+    assert f"gs://test-bucket/serving/{configs.MODEL_NAME}" in pusher
+    assert spec.pipeline_info.name == configs.PIPELINE_NAME
+
+
+def test_vertex_training_runs_the_trainer_as_a_gpu_job(tmp_path, monkeypatch):
+    document, spec = compile_spec(
+        tmp_path, monkeypatch, VERTEX_TRAINING=True, VERTEX_TRAINING_REPLICAS=3
+    )
+    args = list(executors(spec)["Trainer_executor"].container.args)
+    assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in args
+    trainer_task = json.dumps(document["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"])
+    for fragment in ("worker_pool_specs", "NVIDIA_L4", "europe-west4", IMAGE):
+        assert fragment in trainer_task
+    assert '\\"replica_count\\": 2' in trainer_task  # chief pool + 2 workers
