@@ -1,0 +1,268 @@
+"""A gRPC client for TF Serving's API, and so for serving.server too.
+
+As a library:
+
+    from serving.client import ServingClient
+    with ServingClient("127.0.0.1:8500") as client:
+        prediction = client.predict_images([open("digit.png", "rb").read()])
+        prediction.class_ids, prediction.probabilities, prediction.model_version
+        client.metadata(), client.status()
+
+From the shell:
+
+    python -m serving.client predict digit.png some/folder t10k-images-idx3-ubyte.gz [--json]
+    python -m serving.client metadata
+    python -m serving.client status
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from components.idx import is_idx_images, read_idx
+from components.mnist_sample import encode_png
+from pipeline import configs
+from trainer.features import (
+    CLASS_ID_OUTPUT,
+    EXAMPLES_INPUT,
+    IMAGES_INPUT,
+    PROBABILITIES_OUTPUT,
+    SERVING_DEFAULT_SIGNATURE,
+    SERVING_IMAGE_SIGNATURE,
+)
+
+DEFAULT_TARGET = "127.0.0.1:8500"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass
+class Prediction:
+    probabilities: np.ndarray  # float32 [N, classes]
+    class_ids: np.ndarray  # int64 [N]
+    model_version: int
+
+
+@dataclasses.dataclass
+class FileResult:
+    source: str  # file path, or "<idx file>#<index>"
+    class_id: int
+    probability: float
+    latency_ms: float  # of the request that carried this image
+    model_version: int
+
+
+class ServingClient:
+    """Predict, GetModelMetadata and GetModelStatus against one model. Each call has a
+    deadline; calls answered UNAVAILABLE are retried with exponential backoff."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        model_name: str = configs.MODEL_NAME,
+        timeout_s: float = 10.0,
+        retries: int = 5,
+        backoff_s: float = 0.2,
+        version: int | None = None,
+    ):
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.version = version
+        self._channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def __enter__(self) -> "ServingClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, rpc: Callable, request):
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                return rpc(request, timeout=self.timeout_s)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+
+    def _model_spec(self, spec, signature_name: str = "") -> None:
+        spec.name = self.model_name
+        if self.version is not None:
+            spec.version.value = self.version
+        spec.signature_name = signature_name
+
+    def predict(self, signature_name: str, input_name: str, values: list[bytes]) -> Prediction:
+        request = predict_pb2.PredictRequest()
+        self._model_spec(request.model_spec, signature_name)
+        request.inputs[input_name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
+        response = self._call(self._predictions.Predict, request)
+        return Prediction(
+            probabilities=tf.make_ndarray(response.outputs[PROBABILITIES_OUTPUT]),
+            class_ids=tf.make_ndarray(response.outputs[CLASS_ID_OUTPUT]),
+            model_version=response.model_spec.version.value,
+        )
+
+    def predict_images(self, images: list[bytes]) -> Prediction:
+        """Encoded images (PNG, JPEG, BMP, GIF; any size) through `serving_image`."""
+        return self.predict(SERVING_IMAGE_SIGNATURE, IMAGES_INPUT, images)
+
+    def predict_examples(self, examples: list[bytes]) -> Prediction:
+        """Serialized tf.Examples with the raw `image` feature through `serving_default`."""
+        return self.predict(SERVING_DEFAULT_SIGNATURE, EXAMPLES_INPUT, examples)
+
+    def metadata(self) -> dict[str, dict]:
+        """{signature: {"inputs": {name: (dtype, shape)}, "outputs": {...}}}"""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._model_spec(request.model_spec)
+        response = self._call(self._predictions.GetModelMetadata, request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+
+        def describe(tensors) -> dict:
+            return {
+                name: (
+                    tf.dtypes.as_dtype(info.dtype).name,
+                    [d.size for d in info.tensor_shape.dim],
+                )
+                for name, info in tensors.items()
+            }
+
+        return {
+            name: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs)}
+            for name, sig in signature_map.signature_def.items()
+        }
+
+    def status(self) -> list[tuple[int, str]]:
+        """(version, state) of every version the server knows, newest first."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._model_spec(request.model_spec)
+        response = self._call(self._models.GetModelStatus, request)
+        state_name = get_model_status_pb2.ModelVersionStatus.State.Name
+        return [(s.version, state_name(s.state)) for s in response.model_version_status]
+
+    def classify_files(
+        self, inputs: Iterable[tuple[str, bytes]], batch_size: int = 32
+    ) -> Iterator[FileResult]:
+        """(source, image bytes) pairs, sent `batch_size` images per request."""
+        batch: list[tuple[str, bytes]] = []
+        for item in inputs:
+            batch.append(item)
+            if len(batch) == batch_size:
+                yield from self._classify_batch(batch)
+                batch = []
+        if batch:
+            yield from self._classify_batch(batch)
+
+    def _classify_batch(self, batch: list[tuple[str, bytes]]) -> Iterator[FileResult]:
+        started = time.perf_counter()
+        prediction = self.predict_images([image for _, image in batch])
+        latency_ms = (time.perf_counter() - started) * 1000
+        for (source, _), class_id, probabilities in zip(
+            batch, prediction.class_ids, prediction.probabilities, strict=True
+        ):
+            yield FileResult(
+                source,
+                int(class_id),
+                float(probabilities[class_id]),
+                latency_ms,
+                prediction.model_version,
+            )
+
+
+def load_inputs(paths: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
+    """Image files as they are, folders' image files (recursively, sorted), and the images of
+    IDX files encoded as PNG. A missing or unreadable path is an error that names it."""
+    for path in paths:
+        if path.is_dir():
+            yield from load_inputs(
+                sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            )
+        elif not path.is_file():
+            raise FileNotFoundError(f"No such file or folder: {path}")
+        elif is_idx_images(path):
+            for index, pixels in enumerate(read_idx(path)):
+                yield f"{path}#{index}", encode_png(pixels)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            yield str(path), path.read_bytes()
+        else:
+            raise ValueError(
+                f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor an IDX images file"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("command", choices=["predict", "metadata", "status"])
+    parser.add_argument("files", nargs="*", type=Path, help="images, folders or IDX files")
+    parser.add_argument("--target", default=DEFAULT_TARGET)
+    parser.add_argument("--model_name", default=configs.MODEL_NAME)
+    parser.add_argument("--version", type=int)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--timeout_s", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    with ServingClient(
+        args.target, args.model_name, args.timeout_s, version=args.version
+    ) as client:
+        try:
+            if args.command == "metadata":
+                print(json.dumps(client.metadata(), indent=2))
+            elif args.command == "status":
+                for version, state in client.status():
+                    print(f"version {version}: {state}")
+            else:
+                if not args.files:
+                    parser.error("predict needs files, folders or IDX files")
+                results = client.classify_files(load_inputs(args.files), args.batch_size)
+                for result in results:
+                    if args.json:
+                        print(json.dumps(dataclasses.asdict(result)))
+                    else:
+                        print(
+                            f"{result.source}\tclass {result.class_id}\t"
+                            f"p={result.probability:.4f}\t{result.latency_ms:.1f} ms"
+                        )
+        except grpc.RpcError as error:
+            print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+        except (FileNotFoundError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

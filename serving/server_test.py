@@ -1,0 +1,232 @@
+"""The local server and the client over real gRPC on an ephemeral localhost port."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from components.idx import write_idx
+from components.mnist_sample import encode_png, load_sample, make_example
+from pipeline import configs
+from serving.client import ServingClient
+from serving.model_store import VersionedModel
+from serving.server import create_server
+from trainer.features import (
+    CLASS_ID_OUTPUT,
+    EXAMPLES_INPUT,
+    IMAGES_INPUT,
+    PROBABILITIES_OUTPUT,
+    SERVING_DEFAULT_SIGNATURE,
+    SERVING_IMAGE_SIGNATURE,
+)
+
+
+def wait_until(condition, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def base_path(tmp_path_factory, trained_model_dir):
+    path = tmp_path_factory.mktemp("served") / configs.MODEL_NAME
+    shutil.copytree(trained_model_dir, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(base_path):
+    model = VersionedModel(configs.MODEL_NAME, base_path, poll_interval_s=0.1)
+    model.start()
+    grpc_server, port = create_server(model, "127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    grpc_server.stop(grace=None)
+    model.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with ServingClient(server, retries=0) as serving_client:
+        yield serving_client
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    """Ten sample digits the trained fixture model never saw, as PNG bytes, and labels."""
+    pixels, labels = load_sample(5000, seed=2)
+    return [encode_png(p) for p in pixels[4990:]], labels[4990:]
+
+
+def test_predictions_equal_the_in_process_model(client, base_path, held_out):
+    pngs, _ = held_out
+    in_process = tf.saved_model.load(str(base_path / "1")).signatures
+    expected = in_process[SERVING_IMAGE_SIGNATURE](**{IMAGES_INPUT: tf.constant(pngs)})
+    by_image = client.predict_images(pngs)
+    examples = [make_example(png, 0).SerializeToString() for png in pngs]
+    by_example = client.predict_examples(examples)
+    for served in (by_image, by_example):
+        np.testing.assert_allclose(served.probabilities, expected[PROBABILITIES_OUTPUT], rtol=1e-5)
+        np.testing.assert_array_equal(served.class_ids, expected[CLASS_ID_OUTPUT])
+        assert served.model_version == 1
+
+
+def test_metadata_lists_both_signatures_with_inputs_and_outputs(client):
+    metadata = client.metadata()
+    assert set(metadata) == {SERVING_DEFAULT_SIGNATURE, SERVING_IMAGE_SIGNATURE}
+    assert metadata[SERVING_DEFAULT_SIGNATURE]["inputs"] == {EXAMPLES_INPUT: ("string", [-1])}
+    assert metadata[SERVING_IMAGE_SIGNATURE]["inputs"] == {IMAGES_INPUT: ("string", [-1])}
+    for signature in metadata.values():
+        assert signature["outputs"][PROBABILITIES_OUTPUT][0] == "float32"
+        assert signature["outputs"][CLASS_ID_OUTPUT] == ("int64", [-1])
+
+
+def test_status_shows_the_served_version_available(client):
+    assert client.status()[0] == (1, "AVAILABLE")
+
+
+def raw_predict(target: str, **fields) -> grpc.RpcError | predict_pb2.PredictResponse:
+    """A hand-built PredictRequest, the way any TF Serving client would send it."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = fields.pop("model", configs.MODEL_NAME)
+    if "version" in fields:
+        request.model_spec.version.value = fields.pop("version")
+    request.model_spec.signature_name = fields.pop("signature", SERVING_IMAGE_SIGNATURE)
+    for name, proto in fields.pop("inputs").items():
+        request.inputs[name].CopyFrom(proto)
+    with grpc.insecure_channel(target) as channel:
+        try:
+            return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+                request, timeout=30
+            )
+        except grpc.RpcError as error:
+            return error
+
+
+def test_bad_requests_get_their_status_codes_and_the_server_keeps_serving(server, held_out):
+    png = held_out[0][0]
+    good = {IMAGES_INPUT: tf.make_tensor_proto([png])}
+    cases = {
+        "unknown model": (grpc.StatusCode.NOT_FOUND, dict(model="other", inputs=good)),
+        "unknown version": (grpc.StatusCode.NOT_FOUND, dict(version=99, inputs=good)),
+        "unknown signature": (grpc.StatusCode.INVALID_ARGUMENT, dict(signature="x", inputs=good)),
+        "wrong input name": (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            dict(inputs={"pixels": tf.make_tensor_proto([png])}),
+        ),
+        "wrong dtype": (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            dict(inputs={IMAGES_INPUT: tf.make_tensor_proto([0.5])}),
+        ),
+        "wrong shape": (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            dict(inputs={IMAGES_INPUT: tf.make_tensor_proto([[png]])}),
+        ),
+        "undecodable image": (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            dict(inputs={IMAGES_INPUT: tf.make_tensor_proto([b"\x89PNG truncated"])}),
+        ),
+    }
+    for case, (code, fields) in cases.items():
+        answer = raw_predict(server, **fields)
+        assert isinstance(answer, grpc.RpcError), case
+        assert answer.code() == code, (case, answer.details())
+        assert answer.details(), case
+    assert raw_predict(server, inputs=good).outputs[CLASS_ID_OUTPUT].int64_val
+
+
+def test_classify_is_refused_for_predict_signatures_as_tf_serving_does(server):
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = configs.MODEL_NAME
+    with grpc.insecure_channel(server) as channel:
+        with pytest.raises(grpc.RpcError) as raised:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "tensorflow/serving/classify" in raised.value.details()
+
+
+def test_new_version_is_picked_up_and_a_broken_one_is_not(client, base_path, held_out):
+    shutil.copytree(base_path / "1", base_path / "2")
+    wait_until(lambda: client.predict_images(held_out[0][:1]).model_version == 2)
+    broken = base_path / "3"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    wait_until(lambda: dict(client.status()).get(3) == "END")
+    assert dict(client.status()) == {3: "END", 2: "AVAILABLE", 1: "END"}
+    assert client.predict_images(held_out[0][:1]).model_version == 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_client_retry_reaches_a_server_that_starts_late(base_path, held_out):
+    port = free_port()
+    answers = []
+
+    def predict() -> None:
+        with ServingClient(f"127.0.0.1:{port}", retries=8, backoff_s=0.1) as late:
+            answers.append(late.predict_images(held_out[0][:2]))
+
+    caller = threading.Thread(target=predict)
+    caller.start()
+    time.sleep(1.0)  # the client has failed and is backing off by now
+    model = VersionedModel(configs.MODEL_NAME, base_path)
+    model.start()
+    grpc_server, _ = create_server(model, f"127.0.0.1:{port}")
+    try:
+        caller.join(timeout=60)
+        assert answers and answers[0].class_ids.shape == (2,)
+    finally:
+        grpc_server.stop(grace=None)
+        model.stop()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "serving.client", *args],
+        cwd=configs.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_prints_the_right_class_for_digit_png_files(server, tmp_path, held_out):
+    pngs, labels = held_out
+    for index, (png, label) in enumerate(zip(pngs, labels, strict=True)):
+        (tmp_path / f"digit{index}_is_{label}.png").write_bytes(png)
+    completed = run_cli("predict", str(tmp_path), "--target", server, "--batch_size", "4")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = completed.stdout.strip().splitlines()
+    assert len(lines) == 10
+    right = [line.split("\t")[1] == f"class {line.split('_is_')[1][0]}" for line in lines]
+    assert sum(right) >= 9  # the fixture model is about 95 % accurate
+
+
+def test_cli_reads_idx_files_and_prints_json(server, tmp_path):
+    pixels, _ = load_sample(5, seed=3)
+    idx = tmp_path / "t10k-images-idx3-ubyte.gz"
+    write_idx(idx, pixels)
+    completed = run_cli("predict", str(idx), "--target", server, "--json")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = completed.stdout.strip().splitlines()
+    assert [line.split('"source": "')[1].split('"')[0] for line in lines] == [
+        f"{idx}#{i}" for i in range(5)
+    ]
+
+
+def test_cli_names_a_missing_file(server, tmp_path):
+    completed = run_cli("predict", str(tmp_path / "nope.png"), "--target", server)
+    assert completed.returncode == 2
+    assert "nope.png" in completed.stderr
