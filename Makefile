@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run test lint lock clean kubeflow image
+.PHONY: venv data run serve predict test lint lock clean kubeflow image
 
 venv: $(STAMP)
 
@@ -43,6 +43,15 @@ KUBEFLOW_IMAGE ?= gcr.io/$${GOOGLE_CLOUD_PROJECT:-my-gcp-project}/mnist-tfx-pipe
 image:
 	docker build -f kubeflow/Dockerfile -t $(KUBEFLOW_IMAGE) .
 	docker push $(KUBEFLOW_IMAGE)
+
+# The local TF Serving-compatible server on 127.0.0.1:8500, serving what the Pusher wrote.
+serve: $(STAMP)
+	$(PY) -m serving.server
+
+# make predict FILES="digit.png some/folder t10k-images-idx3-ubyte.gz" [TARGET=host:port]
+TARGET ?= 127.0.0.1:8500
+predict: $(STAMP)
+	$(PY) -m serving.client predict $(FILES) --target $(TARGET)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

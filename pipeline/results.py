@@ -29,6 +29,7 @@ class RunSummary:
     blessed: bool
     validation_failures: list[str]
     pushed_path: Path | None  # the version folder written by this run, None when not pushed
+    examples_uri: Path  # ExampleGen's output: Split-train/ and Split-eval/ TFRecords
 
 
 def _state_name(execution: metadata_store_pb2.Execution) -> str:
@@ -81,6 +82,8 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
         for f in details.failures
     ]
 
+    example_gen = [e for e in executions if e.type.endswith("ExampleGen")]
+    examples = _single_output(store, example_gen, "Examples")
     blessing = _single_output(store, executions, "ModelBlessing")
     pushed = _single_output(store, executions, "PushedModel")
     pushed_path = (
@@ -97,4 +100,5 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
         blessed=bool(blessing.custom_properties["blessed"].int_value),
         validation_failures=failures,
         pushed_path=pushed_path,
+        examples_uri=Path(examples.uri),
     )

@@ -16,6 +16,7 @@ from absl import logging as absl_logging  # noqa: E402
 from components import mnist_sample  # noqa: E402
 from pipeline import configs, local_runner  # noqa: E402
 from pipeline.results import RunSummary, latest_run_summary  # noqa: E402
+from serving import demo  # noqa: E402
 
 # Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user.
 HARMLESS_WARNINGS = ("ArtifactQuery.property_predicate is not supported", "From ")
@@ -88,6 +89,18 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
         print(f"Pushed model: none this run; {configs.SERVING_MODEL_DIR} is unchanged")
 
 
+def print_demo(summary: RunSummary) -> None:
+    images, labels = demo.read_split(summary.examples_uri)
+    result = demo.demonstrate(configs.SERVING_MODEL_DIR, images, labels)
+    print(
+        f"\nServed version {result.model_version} with the local TF Serving-compatible server on "
+        f"{result.address} (gRPC), stopped again:\n"
+        f"  accuracy {result.accuracy:.4f} on the {result.images} eval digits\n"
+        f"  latency p50: {result.batch_p50_ms:.1f} ms per request of {result.batch_size} images, "
+        f"{result.single_p50_ms:.1f} ms for one image"
+    )
+
+
 def main() -> int:
     if configs.DATA_ROOT == configs.DEFAULT_DATA_ROOT and not configs.DATA_ROOT.exists():
         mnist_sample.write_sample(configs.DATA_ROOT, configs.SAMPLE_SIZE, configs.DATA_SEED)
@@ -101,7 +114,10 @@ def main() -> int:
     logging.getLogger("absl").addHandler(ComponentProgress(total=len(pipeline.components)))
     started = time.monotonic()
     local_runner.run_pipeline(pipeline)
-    print_summary(latest_run_summary(configs.METADATA_PATH), time.monotonic() - started)
+    summary = latest_run_summary(configs.METADATA_PATH)
+    print_summary(summary, time.monotonic() - started)
+    if any(configs.SERVING_MODEL_DIR.glob("*/saved_model.pb")):
+        print_demo(summary)
     return 0
 
 
