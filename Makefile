@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run serve predict test lint lock clean kubeflow image
+.PHONY: venv data run serve predict test bench bench-gpu lint lock clean kubeflow image
 
 venv: $(STAMP)
 
@@ -59,6 +59,14 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest
+
+# Every performance figure of the README, side by side in one run (about 10 minutes).
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+# Training examples/s and step time on the visible devices (GPUs if any; ARGS="--jit_compile").
+bench-gpu: $(STAMP)
+	$(PY) -m tests.bench_devices $(ARGS)
 
 # Re-pins requirements.lock to what is installed in .venv now.
 lock:

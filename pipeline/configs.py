@@ -22,6 +22,7 @@ PIPELINE_ROOT = OUTPUT_DIR / "tfx" / PIPELINE_NAME
 METADATA_PATH = OUTPUT_DIR / "metadata" / f"{PIPELINE_NAME}.sqlite"
 SERVING_MODEL_DIR = OUTPUT_DIR / "serving_model" / MODEL_NAME  # <base>/<model>/<version>/
 LOG_DIR = OUTPUT_DIR / "logs"
+REPORT_DIR = OUTPUT_DIR / "report"
 
 # Input: TFRecord files of raw tf.Examples (`image` bytes, `label` int64).
 DEFAULT_DATA_ROOT = OUTPUT_DIR / "data" / "mnist-sample"
@@ -39,6 +40,7 @@ BATCH_SIZE = _env("BATCH_SIZE", 64)  # per replica
 LEARNING_RATE = _env("LEARNING_RATE", 2e-3)
 EARLY_STOPPING_PATIENCE = _env("EARLY_STOPPING_PATIENCE", 5)
 TRAINING_SEED = _env("TRAINING_SEED", 42)
+JIT_COMPILE = _env("JIT_COMPILE", 0) == 1  # XLA for the training step; for GPUs
 
 # Evaluator gate: absolute accuracy floor, and no regression against the last blessed model.
 EVAL_ACCURACY_THRESHOLD = _env("EVAL_ACCURACY_THRESHOLD", 0.97)
@@ -111,6 +113,7 @@ def training_config() -> dict:
         "learning_rate": LEARNING_RATE,
         "early_stopping_patience": EARLY_STOPPING_PATIENCE,
         "seed": TRAINING_SEED,
+        "jit_compile": JIT_COMPILE,
         "code_version": trainer_code_version(),
     }
 

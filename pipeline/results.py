@@ -24,28 +24,36 @@ class RunSummary:
     run_id: str
     components: list[ComponentRun]
     accuracy: float
+    accuracy_change: float | None  # against the baseline (last blessed model), when there was one
     per_class_accuracy: dict[int, float]
     eval_examples: int
     blessed: bool
     validation_failures: list[str]
     pushed_path: Path | None  # the version folder written by this run, None when not pushed
-    examples_uri: Path  # ExampleGen's output: Split-train/ and Split-eval/ TFRecords
+    artifact_uris: dict[str, Path]  # "<component>.<artifact type>" -> where it lies
 
 
 def _state_name(execution: metadata_store_pb2.Execution) -> str:
     return metadata_store_pb2.Execution.State.Name(execution.last_known_state)
 
 
-def _single_output(store, executions, type_name: str) -> metadata_store_pb2.Artifact:
-    """The one artifact of `type_name` output by `executions`."""
-    events = store.get_events_by_execution_ids([e.id for e in executions])
-    output_ids = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
-    matches = [a for a in store.get_artifacts_by_type(type_name) if a.id in output_ids]
-    if len(matches) != 1:
-        raise LookupError(
-            f"expected one {type_name} output in the latest run, found {len(matches)}"
-        )
-    return matches[0]
+def _run_outputs(store, executions) -> dict[str, metadata_store_pb2.Artifact]:
+    """Every output artifact of `executions`, keyed "<component>.<artifact type>", e.g.
+    "Transform.TransformGraph" or "ImportExampleGen.Examples"."""
+    component = {e.id: e.type.rsplit(".", 1)[-1] for e in executions}
+    events = [
+        e
+        for e in store.get_events_by_execution_ids(list(component))
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    ]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    type_names = {t.id: t.name for t in store.get_artifact_types()}
+    return {
+        f"{component[e.execution_id]}.{type_names[artifacts[e.artifact_id].type_id]}": artifacts[
+            e.artifact_id
+        ]
+        for e in events
+    }
 
 
 def _metric(metrics: dict, name: str) -> float:
@@ -65,8 +73,9 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
     run = max(runs, key=lambda context: context.create_time_since_epoch)
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
     components = [ComponentRun(e.type.rsplit(".", 1)[-1], _state_name(e)) for e in executions]
+    outputs = _run_outputs(store, executions)
 
-    evaluation = _single_output(store, executions, "ModelEvaluation")
+    evaluation = outputs["Evaluator.ModelEvaluation"]
     eval_result = tfma.load_eval_result(evaluation.uri)
     overall = next(m for key, m in eval_result.slicing_metrics if key == ())
     per_class = {
@@ -82,10 +91,8 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
         for f in details.failures
     ]
 
-    example_gen = [e for e in executions if e.type.endswith("ExampleGen")]
-    examples = _single_output(store, example_gen, "Examples")
-    blessing = _single_output(store, executions, "ModelBlessing")
-    pushed = _single_output(store, executions, "PushedModel")
+    blessing = outputs["Evaluator.ModelBlessing"]
+    pushed = outputs["Pusher.PushedModel"]
     pushed_path = (
         Path(pushed.custom_properties["pushed_destination"].string_value)
         if pushed.custom_properties["pushed"].int_value
@@ -95,10 +102,15 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
         run_id=run.name,
         components=components,
         accuracy=_metric(overall, ACCURACY_METRIC),
+        accuracy_change=(
+            _metric(overall, f"{ACCURACY_METRIC}_diff")
+            if f"{ACCURACY_METRIC}_diff" in overall[""][""]
+            else None
+        ),
         per_class_accuracy=dict(sorted(per_class.items())),
         eval_examples=int(_metric(overall, "example_count")),
         blessed=bool(blessing.custom_properties["blessed"].int_value),
         validation_failures=failures,
         pushed_path=pushed_path,
-        examples_uri=Path(examples.uri),
+        artifact_uris={key: Path(artifact.uri) for key, artifact in outputs.items()},
     )

@@ -14,7 +14,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and 
 from absl import logging as absl_logging  # noqa: E402
 
 from components import mnist_sample  # noqa: E402
-from pipeline import configs, local_runner  # noqa: E402
+from pipeline import (  # noqa: E402
+    configs,
+    local_runner,
+    report,  # noqa: E402
+)
 from pipeline.results import RunSummary, latest_run_summary  # noqa: E402
 from serving import demo  # noqa: E402
 
@@ -77,7 +81,11 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
         f"\nPipeline run {summary.run_id} finished in {seconds:.0f} s "
         f"({len(summary.components)} components, {cached} from cache)."
     )
-    print(f"Eval accuracy: {summary.accuracy:.4f} on {summary.eval_examples} examples")
+    change = summary.accuracy_change
+    print(
+        f"Eval accuracy: {summary.accuracy:.4f} on {summary.eval_examples} examples"
+        + ("" if change is None else f" ({change:+.4f} against the last blessed model)")
+    )
     print("Per class: " + ", ".join(f"{k}: {v:.3f}" for k, v in summary.per_class_accuracy.items()))
     if summary.blessed:
         print("Blessing: BLESSED (above the floor, no regression against the last blessed model)")
@@ -90,7 +98,7 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
 
 
 def print_demo(summary: RunSummary) -> None:
-    images, labels = demo.read_split(summary.examples_uri)
+    images, labels = demo.read_split(summary.artifact_uris["ImportExampleGen.Examples"])
     result = demo.demonstrate(configs.SERVING_MODEL_DIR, images, labels)
     print(
         f"\nServed version {result.model_version} with the local TF Serving-compatible server on "
@@ -116,6 +124,7 @@ def main() -> int:
     local_runner.run_pipeline(pipeline)
     summary = latest_run_summary(configs.METADATA_PATH)
     print_summary(summary, time.monotonic() - started)
+    print(f"Run report: {report.write_report(summary, configs.REPORT_DIR)}")
     if any(configs.SERVING_MODEL_DIR.glob("*/saved_model.pb")):
         print_demo(summary)
     return 0

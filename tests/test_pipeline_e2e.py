@@ -1,8 +1,12 @@
 """The whole pipeline on a slice of the offline sample, through `make run`'s entry point."""
 
+import json
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from components.mnist_sample import encode_png, load_sample, make_example
 from pipeline import configs
@@ -55,6 +59,26 @@ def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, out
     assert (summary.pushed_path / "saved_model.pb").is_file()
     assert f"[{len(COMPONENTS)}/{len(COMPONENTS)}] Pusher done" in completed.stdout
     assert f"Pushed model: {summary.pushed_path}" in completed.stdout
+    assert "Served version" in completed.stdout
+    assert f"on the {summary.eval_examples} eval digits" in completed.stdout
+
+
+def test_run_report_shows_the_runs_numbers(first_run, output_dir):
+    _, summary = first_run
+    report_dir = under(output_dir, configs.REPORT_DIR)
+    page = (report_dir / "index.html").read_text()
+    assert f"{summary.accuracy:.4f} on {summary.eval_examples} examples" in page
+    assert "BLESSED" in page and str(summary.pushed_path) in page
+    facts = json.loads((report_dir / "report.json").read_text())
+    matrix = np.array(facts["confusion_matrix"])
+    assert matrix.sum() == summary.eval_examples
+    assert abs(np.trace(matrix) / matrix.sum() - summary.accuracy) < 1e-6  # same model, split
+    assert facts["epochs_trained"] == int(SMALL_RUN["EPOCHS"])
+    model = tf.saved_model.load(str(summary.pushed_path))
+    assert facts["parameters"] == sum(np.prod(v.shape) for v in model.trainable_variables)
+    for image in re.findall(r'<img src="([^"]+)"', page):
+        with Image.open(report_dir / image) as png:
+            assert png.format == "PNG" and png.width > 300
 
 
 def test_pushed_signatures_agree_and_classify_held_out_digits(first_run):

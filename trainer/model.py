@@ -32,7 +32,9 @@ def conv_block(x, filters: int, pool: bool = True):
     return layers.MaxPooling2D()(x) if pool else x
 
 
-def build_model(learning_rate: float, dropout: float = 0.4) -> keras.Model:
+def build_model(
+    learning_rate: float, dropout: float = 0.4, jit_compile: bool = False
+) -> keras.Model:
     """28x28x1 image in [0, 1] -> class probabilities (float32 even under mixed precision)."""
     inputs = keras.Input(shape=IMAGE_SHAPE, name=transformed_name(IMAGE_KEY))
     x = conv_block(inputs, 32)  # 26x26 -> 13x13
@@ -49,5 +51,6 @@ def build_model(learning_rate: float, dropout: float = 0.4) -> keras.Model:
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
     return model

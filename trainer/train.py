@@ -17,6 +17,7 @@ from trainer.export import export_model
 from trainer.features import IMAGE_KEY, LABEL_KEY, transformed_name
 from trainer.model import build_augmentation, build_model
 
+HISTORY_FILE = "history.json"  # per-epoch metrics, in the Trainer's model_run artifact
 IMAGE_XF = transformed_name(IMAGE_KEY)
 LABEL_XF = transformed_name(LABEL_KEY)
 
@@ -30,6 +31,7 @@ class TrainingConfig:
     learning_rate: float  # initial; decays to zero along a cosine over the epochs
     early_stopping_patience: int  # epochs without a better eval accuracy before stopping
     seed: int
+    jit_compile: bool  # XLA-compile the training step (pays off on GPUs)
 
     @classmethod
     def from_custom_config(cls, custom_config: dict) -> "TrainingConfig":
@@ -101,7 +103,7 @@ def train(
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Fits a fresh network; stops early when eval accuracy stalls and keeps the best weights."""
     with strategy.scope():
-        model = build_model(config.learning_rate)
+        model = build_model(config.learning_rate, jit_compile=config.jit_compile)
     callbacks = [
         keras.callbacks.LearningRateScheduler(cosine_decay(config.learning_rate, config.epochs)),
         keras.callbacks.EarlyStopping(
@@ -143,13 +145,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             files, fn_args.data_accessor, tf_transform_output, global_batch_size, training
         )
 
-    model, _ = train(
+    model, history = train(
         config,
         dataset(fn_args.train_files, training=True),
         dataset(fn_args.eval_files, training=False),
         strategy,
         log_dir=fn_args.model_run_dir,
     )
+    # Per-epoch metrics for the run report's training curves.
+    with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/{HISTORY_FILE}", "w") as history_file:
+        json.dump(history.history, history_file, default=float)
     # Every worker of a cluster must save (it is a collective op); only the chief's copy counts.
     is_chief = cluster_workers(os.environ.get("TF_CONFIG"))[1]
     export_dir = fn_args.serving_model_dir if is_chief else tempfile.mkdtemp()

@@ -20,7 +20,8 @@ MIRRORED_TRAINING = textwrap.dedent(
 
     strategy = distribution_strategy()
     config = TrainingConfig(
-        epochs=2, batch_size=16, learning_rate=1e-3, early_stopping_patience=5, seed=0
+        epochs=2, batch_size=16, learning_rate=1e-3, early_stopping_patience=5, seed=0,
+        jit_compile=False,
     )
     pixels, labels = load_sample(256, seed=0)
     images = tf.cast(pixels[..., None], tf.float32) / 255.0

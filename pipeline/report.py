@@ -1,0 +1,195 @@
+"""The run report: `outputs/report/index.html`, a static page with PNG charts, written after
+every `make run` from what the run produced."""
+
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from pipeline.results import RunSummary  # noqa: E402
+from serving.demo import read_split  # noqa: E402
+from trainer.features import (  # noqa: E402
+    CLASS_NAMES,
+    IMAGES_INPUT,
+    NUM_CLASSES,
+    PROBABILITIES_OUTPUT,
+    SERVING_IMAGE_SIGNATURE,
+)
+from trainer.train import HISTORY_FILE  # noqa: E402
+
+MAX_MISCLASSIFIED = 24
+
+
+def _save(figure: plt.Figure, path: Path) -> str:
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path.name
+
+
+def _curves(history: dict, path: Path) -> str:
+    figure, (loss, accuracy) = plt.subplots(1, 2, figsize=(10, 3.5))
+    epochs = range(1, len(history["loss"]) + 1)
+    for axes, metric in ((loss, "loss"), (accuracy, "accuracy")):
+        axes.plot(epochs, history[metric], label="training")
+        axes.plot(epochs, history[f"val_{metric}"], label="validation (eval split)")
+        axes.set_xlabel("epoch")
+        axes.set_title(metric)
+        axes.legend()
+    return _save(figure, path)
+
+
+def _confusion(matrix: np.ndarray, path: Path) -> str:
+    figure, axes = plt.subplots(figsize=(6, 5.5))
+    axes.imshow(matrix, cmap="Blues")
+    for (true, predicted), count in np.ndenumerate(matrix):
+        if count:
+            color = "white" if count > matrix.max() / 2 else "black"
+            axes.text(predicted, true, str(count), ha="center", va="center", color=color)
+    axes.set(
+        xticks=range(NUM_CLASSES),
+        yticks=range(NUM_CLASSES),
+        xlabel="predicted",
+        ylabel="true",
+        title="Confusion matrix (eval split)",
+    )
+    axes.set_xticklabels(CLASS_NAMES)
+    axes.set_yticklabels(CLASS_NAMES)
+    return _save(figure, path)
+
+
+def _bars(values: dict, title: str, ylabel: str, path: Path, ylim=None) -> str:
+    figure, axes = plt.subplots(figsize=(7, 3.2))
+    names = [str(name) for name in values]
+    axes.bar(names, list(values.values()))
+    axes.set(title=title, ylabel=ylabel)
+    if ylim:
+        axes.set_ylim(*ylim)
+    return _save(figure, path)
+
+
+def _label_distribution(labels_by_split: dict[str, np.ndarray], path: Path) -> str:
+    figure, axes = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / len(labels_by_split)
+    for offset, (split, labels) in enumerate(labels_by_split.items()):
+        counts = np.bincount(labels, minlength=NUM_CLASSES)
+        axes.bar(np.arange(NUM_CLASSES) + offset * width, counts, width, label=split)
+    axes.set(xticks=np.arange(NUM_CLASSES) + width / 2, title="Labels per split", ylabel="count")
+    axes.set_xticklabels(CLASS_NAMES)
+    axes.legend()
+    return _save(figure, path)
+
+
+def _gallery(images: list[bytes], captions: list[str], title: str, path: Path) -> str:
+    columns = 8
+    rows = max(1, -(-len(images) // columns))
+    figure, grid = plt.subplots(
+        rows, columns, figsize=(columns * 1.3, rows * 1.8 + 0.4), squeeze=False
+    )
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, image, caption in zip(grid.flat, images, captions, strict=False):
+        axes.imshow(np.array(Image.open(io.BytesIO(image)).convert("L")), cmap="gray")
+        axes.set_title(caption, fontsize=8)
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
+def write_report(summary: RunSummary, report_dir: Path) -> Path:
+    """Charts and index.html for the run; numbers also go to report.json."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    uris = summary.artifact_uris
+    eval_images, eval_labels = read_split(uris["ImportExampleGen.Examples"], "eval")
+    _, train_labels = read_split(uris["ImportExampleGen.Examples"], "train")
+    model_dir = uris["Trainer.Model"] / "Format-Serving"
+    model = tf.saved_model.load(str(model_dir))
+    probabilities = model.signatures[SERVING_IMAGE_SIGNATURE](
+        **{IMAGES_INPUT: tf.constant(eval_images)}
+    )[PROBABILITIES_OUTPUT].numpy()
+    predicted = probabilities.argmax(axis=1)
+    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
+    np.add.at(matrix, (eval_labels, predicted), 1)
+    wrong = np.flatnonzero(predicted != eval_labels)[:MAX_MISCLASSIFIED]
+    samples = [int(np.flatnonzero(eval_labels == c)[0]) for c in range(NUM_CLASSES)]
+    history = json.loads((uris["Trainer.ModelRun"] / HISTORY_FILE).read_text())
+    facts = {
+        "run_id": summary.run_id,
+        "eval_accuracy": summary.accuracy,
+        "accuracy_change_vs_baseline": summary.accuracy_change,
+        "eval_examples": summary.eval_examples,
+        "blessed": summary.blessed,
+        "validation_failures": summary.validation_failures,
+        "pushed_path": str(summary.pushed_path) if summary.pushed_path else None,
+        "per_class_accuracy": summary.per_class_accuracy,
+        "confusion_matrix": matrix.tolist(),
+        "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
+        "model_size_bytes": sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()),
+        "epochs_trained": len(history["loss"]),
+    }
+    charts = {
+        "Training and validation curves": _curves(history, report_dir / "curves.png"),
+        "Confusion matrix": _confusion(matrix, report_dir / "confusion.png"),
+        "Per-class accuracy (Evaluator)": _bars(
+            summary.per_class_accuracy,
+            "Accuracy per class",
+            "accuracy",
+            report_dir / "per_class.png",
+            ylim=(min(summary.per_class_accuracy.values()) - 0.05, 1),
+        ),
+        "Misclassified eval digits": _gallery(
+            [eval_images[i] for i in wrong],
+            [
+                f"true {eval_labels[i]} / {predicted[i]} ({probabilities[i].max():.2f})"
+                for i in wrong
+            ],
+            f"{len(np.flatnonzero(predicted != eval_labels))} misclassified (first "
+            f"{len(wrong)}): true / predicted (probability)",
+            report_dir / "misclassified.png",
+        ),
+        "Label distribution": _label_distribution(
+            {"train": train_labels, "eval": eval_labels}, report_dir / "labels.png"
+        ),
+        "Sample per class": _gallery(
+            [eval_images[i] for i in samples],
+            [CLASS_NAMES[c] for c in range(NUM_CLASSES)],
+            "One eval digit per class",
+            report_dir / "samples.png",
+        ),
+    }
+    (report_dir / "report.json").write_text(json.dumps(facts, indent=2))
+    change = summary.accuracy_change
+    rows = {
+        "Run": summary.run_id,
+        "Eval accuracy": f"{summary.accuracy:.4f} on {summary.eval_examples} examples",
+        "Against the last blessed model": "no baseline yet" if change is None else f"{change:+.4f}",
+        "Blessing": "BLESSED"
+        if summary.blessed
+        else "NOT BLESSED: " + "; ".join(summary.validation_failures),
+        "Pushed": str(summary.pushed_path or "nothing this run"),
+        "Parameters": f"{facts['parameters']:,}",
+        "Model size": f"{facts['model_size_bytes'] / 1e6:.2f} MB (SavedModel)",
+        "Epochs trained": str(facts["epochs_trained"]),
+    }
+    table = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows.items()
+    )
+    figures = "".join(
+        f'<h2>{html.escape(title)}</h2><img src="{name}" alt="{html.escape(title)}">'
+        for title, name in charts.items()
+    )
+    page = report_dir / "index.html"
+    page.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Pipeline run report</title>"
+        "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
+        "th{text-align:left;padding-right:1em}img{max-width:100%}</style></head><body>"
+        f"<h1>Pipeline run report</h1><table>{table}</table>{figures}</body></html>"
+    )
+    return page

@@ -1,0 +1,454 @@
+"""`make bench`: every performance claim of the README, measured side by side in one run on
+this machine, written to outputs/bench/results.json and results.md.
+
+1. The whole pipeline, cold cache (Beam DirectRunner in_memory, then multi_processing) and warm,
+   with each component's time.
+2. Accuracy and training time on the pipeline's own train/eval split: the TensorFlow tutorial's
+   MLP, keras.io's mnist_convnet, and this project's network and training loop.
+3. The Trainer's real input path (transformed TFRecords through tf_dataset_factory) against the
+   same model fed from in-memory NumPy arrays.
+4. Serving: batch-1 latency and batch-64 throughput over gRPC against the in-process signature,
+   then 8 concurrent clients for 30 s with a new model version pushed halfway.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tf_keras import layers
+from tfx import version as tfx_version
+from tfx.components.trainer.fn_args_utils import DataAccessor
+from tfx.components.util import tfxio_utils
+from tfx.types import standard_artifacts
+
+from pipeline import configs
+from pipeline.results import RunSummary, latest_run_summary
+from serving.client import ServingClient
+from serving.demo import read_split
+from serving.model_store import VersionedModel
+from serving.server import create_server
+from trainer.features import IMAGE_SHAPE, IMAGES_INPUT, NUM_CLASSES, SERVING_IMAGE_SIGNATURE
+from trainer.model import build_augmentation, build_model
+from trainer.preprocessing import decode_images
+from trainer.train import IMAGE_XF, TrainingConfig, distribution_strategy, make_dataset, train
+
+BENCH_DIR = configs.OUTPUT_DIR / "bench"
+PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+) (?:done|reused from cache) in ([\d.]+) s$")
+
+
+def machine() -> dict:
+    return {
+        "date": datetime.date.today().isoformat(),
+        "cpu_cores": os.cpu_count(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")] or "none",
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tfx": tfx_version.__version__,
+    }
+
+
+# 1. The pipeline ---------------------------------------------------------------------------
+
+
+def timed_pipeline_run(output_dir: Path, **env: str) -> dict:
+    """`make run`'s entry point in a fresh interpreter: wall time and each component's time."""
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipeline.run"],
+        env={**os.environ, "OUTPUT_DIR": str(output_dir), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall_s = time.perf_counter() - started
+    if completed.returncode:
+        raise RuntimeError(f"pipeline run failed:\n{completed.stderr[-3000:]}")
+    components = {
+        m.group(1): float(m.group(2))
+        for line in completed.stdout.splitlines()
+        if (m := PROGRESS.match(line))
+    }
+    return {"wall_s": round(wall_s, 1), "components_s": components}
+
+
+def bench_pipeline(work_dir: Path) -> tuple[dict, RunSummary]:
+    print("Pipeline: cold cache, Beam in_memory...", flush=True)
+    cold = timed_pipeline_run(work_dir / "in_memory", BEAM_DIRECT_RUNNING_MODE="in_memory")
+    print("Pipeline: warm cache...", flush=True)
+    warm = timed_pipeline_run(work_dir / "in_memory", BEAM_DIRECT_RUNNING_MODE="in_memory")
+    print("Pipeline: cold cache, Beam multi_processing...", flush=True)
+    multi = timed_pipeline_run(
+        work_dir / "multi_processing", BEAM_DIRECT_RUNNING_MODE="multi_processing"
+    )
+    metadata = work_dir / "in_memory" / configs.METADATA_PATH.relative_to(configs.OUTPUT_DIR)
+    results = {
+        "cold_in_memory": cold,
+        "warm_in_memory": warm,
+        "cold_multi_processing": multi,
+    }
+    return results, latest_run_summary(metadata)
+
+
+# 2. Accuracy and training time --------------------------------------------------------------
+
+
+def tutorial_mlp() -> keras.Model:
+    """tensorflow.org's 'TensorFlow 2 quickstart for beginners' model."""
+    model = keras.Sequential(
+        [
+            layers.Flatten(input_shape=IMAGE_SHAPE),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.2),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def keras_io_convnet() -> keras.Model:
+    """keras.io's 'Simple MNIST convnet' example."""
+    model = keras.Sequential(
+        [
+            keras.Input(shape=IMAGE_SHAPE),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def decoded_split(summary: RunSummary, split: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = read_split(summary.artifact_uris["ImportExampleGen.Examples"], split)
+    return decode_images(tf.constant(images)).numpy(), labels
+
+
+def fitted(model: keras.Model, x, y, **fit_kwargs) -> keras.Model:
+    model.fit(x, y, verbose=0, **fit_kwargs)
+    return model
+
+
+def augmented_batches(x, y, config: TrainingConfig) -> tf.data.Dataset:
+    """The Trainer's training batches, from arrays instead of TFRecords."""
+    augment = build_augmentation()
+    return (
+        tf.data.Dataset.from_tensor_slices(({IMAGE_XF: x}, y))
+        .shuffle(len(y), seed=config.seed)
+        .batch(config.batch_size)
+        .map(
+            lambda f, label: ({IMAGE_XF: augment(f[IMAGE_XF], training=True)}, label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def bench_accuracy(summary: RunSummary) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
+    train_x, train_y = decoded_split(summary, "train")
+    eval_x, eval_y = decoded_split(summary, "eval")
+    config = TrainingConfig.from_custom_config(configs.training_config())
+    eval_ds = tf.data.Dataset.from_tensor_slices(({IMAGE_XF: eval_x}, eval_y)).batch(256)
+    one_hot = keras.utils.to_categorical(train_y, NUM_CLASSES)
+    candidates = {
+        "tutorial MLP (5 epochs)": lambda: fitted(tutorial_mlp(), train_x, train_y, epochs=5),
+        "keras.io mnist_convnet (15 epochs, batch 128)": lambda: fitted(
+            keras_io_convnet(), train_x, one_hot, batch_size=128, epochs=15
+        ),
+        f"this project ({config.epochs} epochs max, augmentation, early stopping)": lambda: train(
+            config, augmented_batches(train_x, train_y, config), eval_ds, distribution_strategy()
+        )[0],
+    }
+    results = {}
+    for name, fit in candidates.items():
+        print(f"Accuracy: {name}...", flush=True)
+        keras.utils.set_random_seed(config.seed)
+        started = time.perf_counter()
+        model = fit()
+        train_s = time.perf_counter() - started
+        predicted = model.predict(eval_x, verbose=0).argmax(axis=1)
+        results[name] = {
+            "eval_accuracy": round(float(np.mean(predicted == eval_y)), 4),
+            "train_s": round(train_s, 1),
+        }
+    results["this project, pipeline Trainer + Evaluator (cold run above)"] = {
+        "eval_accuracy": round(summary.accuracy, 4)
+    }
+    return results, (train_x, train_y)
+
+
+# 3. Trainer input path ----------------------------------------------------------------------
+
+
+def examples_per_second(model: keras.Model, dataset: tf.data.Dataset, examples: int) -> float:
+    model.fit(dataset.take(2), epochs=1, verbose=0)  # warm-up: tracing, first file reads
+    started = time.perf_counter()
+    model.fit(dataset, epochs=1, verbose=0)
+    return examples / (time.perf_counter() - started)
+
+
+def bench_input_path(summary: RunSummary, train_x, train_y) -> dict:
+    """One training epoch through each input path, same model, batch and augmentation."""
+    config = TrainingConfig.from_custom_config(configs.training_config())
+    transformed = standard_artifacts.Examples()
+    transformed.uri = str(summary.artifact_uris["Transform.Examples"])
+    transformed.split_names = '["train", "eval"]'
+    data_accessor = DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([transformed], []),
+        record_batch_factory=None,
+        data_view_decode_fn=None,
+    )
+    tf_transform_output = tft.TFTransformOutput(
+        str(summary.artifact_uris["Transform.TransformGraph"])
+    )
+    files = [str(transformed.uri) + "/Split-train/*"]
+    from_tfrecords = make_dataset(
+        files, data_accessor, tf_transform_output, config.batch_size, True
+    )
+    from_arrays = augmented_batches(train_x, train_y, config)
+    model = build_model(config.learning_rate)
+    rates = {}
+    for _ in range(2):  # alternate, so that neither side has the machine to itself
+        for name, dataset in (("tfrecords", from_tfrecords), ("numpy", from_arrays)):
+            rates.setdefault(name, []).append(examples_per_second(model, dataset, len(train_y)))
+    tfrecords, arrays = max(rates["tfrecords"]), max(rates["numpy"])
+    return {
+        "tfrecords_examples_per_s": round(tfrecords),
+        "numpy_examples_per_s": round(arrays),
+        "numpy_over_tfrecords": round(arrays / tfrecords, 3),
+        "target": "at most 1.15",
+    }
+
+
+# 4. Serving ---------------------------------------------------------------------------------
+
+
+def percentiles_ms(samples: list[float]) -> dict:
+    return {
+        "p50_ms": round(float(np.percentile(samples, 50)) * 1000, 2),
+        "p99_ms": round(float(np.percentile(samples, 99)) * 1000, 2),
+    }
+
+
+def timings(call, repeats: int) -> list[float]:
+    call()  # warm-up
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def bench_serving(base_path: Path, images: list[bytes]) -> dict:
+    version = max(int(p.name) for p in base_path.iterdir() if p.name.isdigit())
+    signature = tf.saved_model.load(str(base_path / str(version))).signatures[
+        SERVING_IMAGE_SIGNATURE
+    ]
+    one, batch = tf.constant(images[:1]), tf.constant(images[:64])
+    model = VersionedModel(configs.MODEL_NAME, base_path)
+    model.start()
+    server, port = create_server(model, "127.0.0.1:0")
+    try:
+        with ServingClient(f"127.0.0.1:{port}") as client:
+            results = {}
+            for side, call_one, call_batch in (
+                (
+                    "in_process",
+                    lambda: signature(**{IMAGES_INPUT: one}),
+                    lambda: signature(**{IMAGES_INPUT: batch}),
+                ),
+                (
+                    "grpc",
+                    lambda: client.predict_images(images[:1]),
+                    lambda: client.predict_images(images[:64]),
+                ),
+            ):
+                batch_s = timings(call_batch, 30)
+                results[side] = {
+                    "batch_1": percentiles_ms(timings(call_one, 300)),
+                    "batch_64_images_per_s": round(64 / float(np.median(batch_s))),
+                }
+            results["grpc_minus_in_process_p50_ms"] = round(
+                results["grpc"]["batch_1"]["p50_ms"] - results["in_process"]["batch_1"]["p50_ms"],
+                2,
+            )
+            results["target"] = "gRPC p50 at batch 1 within 2 ms of in-process"
+    finally:
+        server.stop(grace=None)
+        model.stop()
+    return results
+
+
+def bench_soak(base_path: Path, images: list[bytes], seconds: float = 30, clients: int = 8) -> dict:
+    """`clients` threads predicting for `seconds`; a new version is pushed halfway (written
+    aside, then renamed into place, as TF Serving expects)."""
+    work = Path(tempfile.mkdtemp()) / configs.MODEL_NAME
+    old_version = max(int(p.name) for p in base_path.iterdir() if p.name.isdigit())
+    shutil.copytree(base_path / str(old_version), work / str(old_version))
+    model = VersionedModel(configs.MODEL_NAME, work, poll_interval_s=0.5)
+    model.start()
+    server, port = create_server(model, "127.0.0.1:0")
+    counts = {"ok": 0, "failed": 0}
+    versions_seen: set[int] = set()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def hammer() -> None:
+        with ServingClient(f"127.0.0.1:{port}", retries=0) as client:
+            while time.monotonic() < deadline:
+                try:
+                    version = client.predict_images(images[:8]).model_version
+                    with lock:
+                        counts["ok"] += 1
+                        versions_seen.add(version)
+                except Exception:
+                    with lock:
+                        counts["failed"] += 1
+
+    threads = [threading.Thread(target=hammer) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds / 2)
+    new_version = old_version + 1
+    shutil.copytree(work / str(old_version), work.parent / "incoming")
+    (work.parent / "incoming").rename(work / str(new_version))
+    for thread in threads:
+        thread.join()
+    with ServingClient(f"127.0.0.1:{port}") as client:
+        answered_by = client.predict_images(images[:1]).model_version
+    server.stop(grace=None)
+    model.stop()
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "requests_ok": counts["ok"],
+        "requests_failed": counts["failed"],
+        "versions_seen": sorted(versions_seen),
+        "answered_after_by_version": answered_by,
+        "new_version": new_version,
+    }
+
+
+# Report -------------------------------------------------------------------------------------
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"# Benchmarks, {m['date']}",
+        "",
+        f"Machine: {m['cpu_cores']} CPU cores, GPU: {m['gpus']}; Python {m['python']}, "
+        f"TensorFlow {m['tensorflow']}, TFX {m['tfx']}. Everything below ran in one `make bench`.",
+    ]
+    if "pipeline" in results:
+        p = results["pipeline"]
+        names = list(p["cold_in_memory"]["components_s"])
+        lines += [
+            "",
+            "## Whole pipeline (`make run`, 5,000-digit sample)",
+            "",
+            "| run | wall time (s) | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
+        for run, figures in p.items():
+            cells = " | ".join(str(figures["components_s"].get(n, "")) for n in names)
+            lines.append(f"| {run} | {figures['wall_s']} | {cells} |")
+    if "accuracy" in results:
+        lines += [
+            "",
+            "## Accuracy on the eval split, same train/eval split",
+            "",
+            "| model | eval accuracy | training time (s) |",
+            "|---|---|---|",
+        ]
+        for name, figures in results["accuracy"].items():
+            lines.append(f"| {name} | {figures['eval_accuracy']} | {figures.get('train_s', '')} |")
+    if "input_path" in results:
+        i = results["input_path"]
+        lines += [
+            "",
+            "## Trainer input path (one epoch, examples per second)",
+            "",
+            "| TFRecords via tf_dataset_factory | NumPy arrays | ratio (target <= 1.15) |",
+            "|---|---|---|",
+            f"| {i['tfrecords_examples_per_s']} | {i['numpy_examples_per_s']} | "
+            f"{i['numpy_over_tfrecords']} |",
+        ]
+    if "serving" in results:
+        s = results["serving"]
+        lines += [
+            "",
+            "## Serving (`serving_image`, local server over gRPC vs in-process)",
+            "",
+            "| path | batch 1 p50 (ms) | batch 1 p99 (ms) | batch 64 images/s |",
+            "|---|---|---|---|",
+        ]
+        for side in ("in_process", "grpc"):
+            b = s[side]["batch_1"]
+            lines.append(
+                f"| {side} | {b['p50_ms']} | {b['p99_ms']} | {s[side]['batch_64_images_per_s']} |"
+            )
+        lines.append(
+            f"\ngRPC minus in-process p50: {s['grpc_minus_in_process_p50_ms']} ms "
+            "(target: within 2 ms)."
+        )
+    if "soak" in results:
+        k = results["soak"]
+        lines += [
+            "",
+            "## Soak: concurrent clients with a version pushed halfway",
+            "",
+            f"{k['clients']} clients for {k['seconds']} s: {k['requests_ok']} requests "
+            f"answered, {k['requests_failed']} failed; versions seen {k['versions_seen']}; "
+            f"afterwards answered by version {k['answered_after_by_version']} "
+            f"(new: {k['new_version']}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--soak_seconds", type=float, default=30)
+    args = parser.parse_args()
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-"))
+    results = {"machine": machine()}
+    results["pipeline"], summary = bench_pipeline(work_dir)
+    results["accuracy"], (train_x, train_y) = bench_accuracy(summary)
+    results["input_path"] = bench_input_path(summary, train_x, train_y)
+    base_path = summary.pushed_path.parent
+    images, _ = read_split(summary.artifact_uris["ImportExampleGen.Examples"])
+    print("Serving: latency and throughput...", flush=True)
+    results["serving"] = bench_serving(base_path, images)
+    print(f"Serving: {args.soak_seconds:.0f} s soak with a push halfway...", flush=True)
+    results["soak"] = bench_soak(base_path, images, args.soak_seconds)
+
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2))
+    (BENCH_DIR / "results.md").write_text(markdown(results))
+    print(markdown(results))
+    print(f"Written: {BENCH_DIR / 'results.json'}, {BENCH_DIR / 'results.md'}")
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
