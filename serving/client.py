@@ -39,6 +39,7 @@ from components.mnist_sample import encode_png
 from pipeline import configs
 from trainer.features import (
     CLASS_ID_OUTPUT,
+    CLASS_NAME_OUTPUT,
     EXAMPLES_INPUT,
     IMAGES_INPUT,
     PROBABILITIES_OUTPUT,
@@ -55,6 +56,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 class Prediction:
     probabilities: np.ndarray  # float32 [N, classes]
     class_ids: np.ndarray  # int64 [N]
+    class_names: list[str]  # the model's names for class_ids
     model_version: int
 
 
@@ -62,6 +64,7 @@ class Prediction:
 class FileResult:
     source: str  # file path, or "<idx file>#<index>"
     class_id: int
+    class_name: str
     probability: float
     latency_ms: float  # of the request that carried this image
     model_version: int
@@ -129,6 +132,9 @@ class ServingClient:
         return Prediction(
             probabilities=tf.make_ndarray(response.outputs[PROBABILITIES_OUTPUT]),
             class_ids=tf.make_ndarray(response.outputs[CLASS_ID_OUTPUT]),
+            class_names=[
+                name.decode() for name in tf.make_ndarray(response.outputs[CLASS_NAME_OUTPUT])
+            ],
             model_version=response.model_spec.version.value,
         )
 
@@ -187,12 +193,17 @@ class ServingClient:
         started = time.perf_counter()
         prediction = self.predict_images([image for _, image in batch])
         latency_ms = (time.perf_counter() - started) * 1000
-        for (source, _), class_id, probabilities in zip(
-            batch, prediction.class_ids, prediction.probabilities, strict=True
+        for (source, _), class_id, class_name, probabilities in zip(
+            batch,
+            prediction.class_ids,
+            prediction.class_names,
+            prediction.probabilities,
+            strict=True,
         ):
             yield FileResult(
                 source,
                 int(class_id),
+                class_name,
                 float(probabilities[class_id]),
                 latency_ms,
                 prediction.model_version,
@@ -252,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(json.dumps(dataclasses.asdict(result)))
                     else:
                         print(
-                            f"{result.source}\tclass {result.class_id}\t"
+                            f"{result.source}\tclass {result.class_name} (id {result.class_id})\t"
                             f"p={result.probability:.4f}\t{result.latency_ms:.1f} ms"
                         )
         except grpc.RpcError as error:

@@ -1,6 +1,7 @@
 """Serves a model base path the way TF Serving does: `<base>/<version>/saved_model.pb`, the
 highest version served, new versions picked up by polling, a version that fails to load
-reported and skipped while the previous one keeps serving."""
+reported and skipped while the previous one keeps serving (at start, the highest version that
+loads is served)."""
 
 import dataclasses
 import logging
@@ -61,12 +62,17 @@ class VersionedModel:
         )
 
     def poll(self) -> None:
-        """Loads the highest version not tried yet; on success it replaces the served one.
-        Requests already running keep the version they started with."""
-        candidates = [v for v in self.available_versions() if v not in self._states]
-        if not candidates or (self._served and candidates[-1] < self._served.version):
-            return
-        version = candidates[-1]
+        """Loads the highest version not tried yet that is newer than the served one, falling
+        back to lower ones when it fails; a loaded version replaces the served one. Requests
+        already running keep the version they started with."""
+        served = self._served.version if self._served else -1
+        for version in reversed(self.available_versions()):
+            if version <= served:
+                return
+            if version not in self._states and self._load(version):
+                return
+
+    def _load(self, version: int) -> bool:
         with self._lock:
             self._states[version] = VersionState("LOADING")
         try:
@@ -75,13 +81,14 @@ class VersionedModel:
             log.error("Model %s version %d failed to load: %s", self.name, version, error)
             with self._lock:
                 self._states[version] = VersionState("END", f"failed to load: {error}")
-            return
+            return False
         with self._lock:
             previous, self._served = self._served, loaded
             self._states[version] = VersionState("AVAILABLE")
             if previous:
                 self._states[previous.version] = VersionState("END")
         log.info("Model %s version %d is being served", self.name, version)
+        return True
 
     def get(self, version: int | None = None) -> LoadedVersion:
         """The served version (or `version` if that is the served one); LookupError otherwise."""

@@ -41,12 +41,13 @@ from serving.client import ServingClient
 from serving.demo import read_split
 from serving.model_store import VersionedModel
 from serving.server import create_server
-from trainer.features import IMAGE_SHAPE, IMAGES_INPUT, NUM_CLASSES, SERVING_IMAGE_SIGNATURE
+from trainer.features import IMAGE_SHAPE, IMAGES_INPUT, MNIST_CLASS_NAMES, SERVING_IMAGE_SIGNATURE
 from trainer.model import build_augmentation, build_model
 from trainer.preprocessing import decode_images
 from trainer.train import IMAGE_XF, TrainingConfig, distribution_strategy, make_dataset, train
 
 BENCH_DIR = configs.OUTPUT_DIR / "bench"
+NUM_CLASSES = len(MNIST_CLASS_NAMES)  # the benchmarks run on the MNIST sample
 PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+) (?:done|reused from cache) in ([\d.]+) s$")
 
 
@@ -175,7 +176,11 @@ def bench_accuracy(summary: RunSummary) -> tuple[dict, tuple[np.ndarray, np.ndar
             keras_io_convnet(), train_x, one_hot, batch_size=128, epochs=15
         ),
         f"this project ({config.epochs} epochs max, augmentation, early stopping)": lambda: train(
-            config, augmented_batches(train_x, train_y, config), eval_ds, distribution_strategy()
+            config,
+            NUM_CLASSES,
+            augmented_batches(train_x, train_y, config),
+            eval_ds,
+            distribution_strategy(),
         )[0],
     }
     results = {}
@@ -225,7 +230,7 @@ def bench_input_path(summary: RunSummary, train_x, train_y) -> dict:
         files, data_accessor, tf_transform_output, config.batch_size, True
     )
     from_arrays = augmented_batches(train_x, train_y, config)
-    model = build_model(config.learning_rate)
+    model = build_model(NUM_CLASSES, config.learning_rate)
     rates = {}
     for _ in range(2):  # alternate, so that neither side has the machine to itself
         for name, dataset in (("tfrecords", from_tfrecords), ("numpy", from_arrays)):

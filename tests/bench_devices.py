@@ -26,6 +26,7 @@ def main() -> None:
 
     from components.mnist_sample import load_sample
     from pipeline import configs
+    from trainer.features import MNIST_CLASS_NAMES
     from trainer.model import build_augmentation, build_model
     from trainer.train import IMAGE_XF, distribution_strategy
 
@@ -44,7 +45,9 @@ def main() -> None:
         .prefetch(tf.data.AUTOTUNE)
     )
     with strategy.scope():
-        model = build_model(configs.LEARNING_RATE, jit_compile=args.jit_compile)
+        model = build_model(
+            len(MNIST_CLASS_NAMES), configs.LEARNING_RATE, jit_compile=args.jit_compile
+        )
     model.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # tracing and warm-up
     started = time.perf_counter()
     model.fit(dataset, steps_per_epoch=args.steps, epochs=1, verbose=0)

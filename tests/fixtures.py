@@ -11,7 +11,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
 from components.mnist_sample import encode_png, load_sample
 from trainer.export import export_model
-from trainer.features import IMAGE_KEY, LABEL_KEY
+from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY, MNIST_CLASS_NAMES
 from trainer.model import build_model
 from trainer.preprocessing import preprocessing_fn
 
@@ -19,6 +19,7 @@ from trainer.preprocessing import preprocessing_fn
 RAW_FEATURE_SPEC = {
     IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
     LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
+    CLASS_NAME_KEY: tf.io.FixedLenFeature([1], tf.string),
 }
 
 
@@ -38,7 +39,7 @@ def transform_output(tmp_path_factory, png_digits, digits) -> tft.TFTransformOut
     """The project's Transform graph, written by tf.Transform on Beam's DirectRunner."""
     output_dir = tmp_path_factory.mktemp("transform_output")
     instances = [
-        {IMAGE_KEY: [png], LABEL_KEY: [int(label)]}
+        {IMAGE_KEY: [png], LABEL_KEY: [int(label)], CLASS_NAME_KEY: [MNIST_CLASS_NAMES[label]]}
         for png, label in zip(png_digits, digits[1], strict=True)
     ]
     metadata = dataset_metadata.DatasetMetadata.from_feature_spec(RAW_FEATURE_SPEC)
@@ -59,8 +60,8 @@ def trained_model_dir(tmp_path_factory, transform_output):
     """A SavedModel with both signatures, trained briefly on 2,000 sample digits (about 95 %
     accurate), exported as version 1 under a TF Serving base path."""
     pixels, labels = load_sample(2000, seed=2)
-    model = build_model(learning_rate=2e-3)
+    model = build_model(len(MNIST_CLASS_NAMES), learning_rate=2e-3)
     model.fit(pixels[..., None] / 255.0, labels, batch_size=32, epochs=3, verbose=0)
     base_path = tmp_path_factory.mktemp("serving_model")
-    export_model(model, transform_output, str(base_path / "1"))
+    export_model(model, transform_output, str(base_path / "1"), list(MNIST_CLASS_NAMES))
     return base_path

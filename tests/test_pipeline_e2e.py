@@ -87,7 +87,7 @@ def test_pushed_signatures_agree_and_classify_held_out_digits(first_run):
     pixels, labels = load_sample(5000, seed=configs.DATA_SEED)
     held_out = slice(int(SMALL_RUN["SAMPLE_SIZE"]), int(SMALL_RUN["SAMPLE_SIZE"]) + 500)
     pngs = [encode_png(image) for image in pixels[held_out]]
-    examples = [make_example(png, 0).SerializeToString() for png in pngs]
+    examples = [make_example(png, 0, "unknown").SerializeToString() for png in pngs]
 
     by_image = model.signatures[SERVING_IMAGE_SIGNATURE](**{IMAGES_INPUT: tf.constant(pngs)})
     by_example = model.signatures[SERVING_DEFAULT_SIGNATURE](

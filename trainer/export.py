@@ -1,8 +1,12 @@
-"""The exported SavedModel's signatures, with the Transform graph inside.
+"""The exported SavedModel's signatures, with the Transform graph and the class names inside.
 
 Clients and TFMA send raw data: serialized tf.Examples to `serving_default`, encoded image bytes
-to `serving_image`. Both run the same Transform graph and network, so they always agree.
+to `serving_image`. Both run the same Transform graph and network, so they always agree, and
+both name the class with the vocabulary that travels as the asset `class_names.txt`.
 """
+
+import tempfile
+from pathlib import Path
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -10,6 +14,9 @@ import tf_keras as keras
 
 from trainer.features import (
     CLASS_ID_OUTPUT,
+    CLASS_NAME_KEY,
+    CLASS_NAME_OUTPUT,
+    CLASS_NAMES_ASSET,
     EXAMPLES_INPUT,
     IMAGE_KEY,
     IMAGES_INPUT,
@@ -28,20 +35,42 @@ def _as_raw_image_feature(images: tf.Tensor, spec) -> tf.Tensor | tf.SparseTenso
     return tf.reshape(images, [-1, *spec.shape])
 
 
+def _class_name_table(model: keras.Model, class_names: list[str]) -> tf.lookup.StaticHashTable:
+    """class id -> name, read from an asset file that the SavedModel carries."""
+    folder = Path(tempfile.mkdtemp())
+    (folder / CLASS_NAMES_ASSET).write_text("".join(f"{name}\n" for name in class_names))
+    model.class_names_asset = tf.saved_model.Asset(str(folder / CLASS_NAMES_ASSET))
+    return tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(
+            model.class_names_asset,
+            key_dtype=tf.int64,
+            key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+            value_dtype=tf.string,
+            value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+        ),
+        default_value="",
+    )
+
+
 def make_serving_signatures(
-    model: keras.Model, tf_transform_output: tft.TFTransformOutput
+    model: keras.Model, tf_transform_output: tft.TFTransformOutput, class_names: list[str]
 ) -> dict[str, tf.types.experimental.ConcreteFunction]:
-    """Both serving signatures; they output `probabilities` [N, classes] and `class_id` [N]."""
+    """Both serving signatures; they output `probabilities` [N, classes], `class_id` [N] and
+    `class_name` [N]."""
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
+    model.class_names = _class_name_table(model, class_names)
     raw_feature_spec = tf_transform_output.raw_feature_spec()
-    raw_feature_spec.pop(LABEL_KEY)
+    for key in (LABEL_KEY, CLASS_NAME_KEY):  # what a client knows is the image
+        raw_feature_spec.pop(key)
 
     def classify(raw_features: dict) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw_features)
         probabilities = model(transformed[transformed_name(IMAGE_KEY)])
+        class_ids = tf.argmax(probabilities, axis=-1)
         return {
             PROBABILITIES_OUTPUT: probabilities,
-            CLASS_ID_OUTPUT: tf.argmax(probabilities, axis=-1),
+            CLASS_ID_OUTPUT: class_ids,
+            CLASS_NAME_OUTPUT: model.class_names.lookup(class_ids),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
@@ -59,8 +88,16 @@ def make_serving_signatures(
 
 
 def export_model(
-    model: keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str
+    model: keras.Model,
+    tf_transform_output: tft.TFTransformOutput,
+    export_dir: str,
+    class_names: list[str],
 ) -> None:
     """Writes the SavedModel that Evaluator, Pusher and TF Serving load."""
-    signatures = make_serving_signatures(model, tf_transform_output)
+    signatures = make_serving_signatures(model, tf_transform_output, class_names)
     model.save(export_dir, save_format="tf", signatures=signatures)
+
+
+def read_class_names(saved_model_dir: Path) -> list[str]:
+    """The class names an exported model carries, in class id order."""
+    return (saved_model_dir / "assets" / CLASS_NAMES_ASSET).read_text().splitlines()

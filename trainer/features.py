@@ -5,7 +5,8 @@ Every other module (pipeline, trainer, serving, tests) imports these facts from 
 
 # Raw tf.Example features written by ingestion.
 IMAGE_KEY = "image"  # encoded image bytes (PNG for the built-in MNIST data)
-LABEL_KEY = "label"  # int64 class id in [0, NUM_CLASSES)
+LABEL_KEY = "label"  # int64 class id, 0 .. number of classes - 1
+CLASS_NAME_KEY = "class_name"  # the label's name ("7", "cat"): the data names its classes
 
 # What the network sees after Transform.
 IMAGE_HEIGHT = 28
@@ -13,8 +14,9 @@ IMAGE_WIDTH = 28
 IMAGE_CHANNELS = 1
 IMAGE_SHAPE = (IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS)
 
-NUM_CLASSES = 10
-CLASS_NAMES = tuple(str(digit) for digit in range(NUM_CLASSES))
+# The offline MNIST sample's classes; other data sets bring their own, and the model learns
+# the number and names of classes from the data.
+MNIST_CLASS_NAMES = tuple(str(digit) for digit in range(10))
 
 # Signatures of the exported SavedModel: the public contract for TF Serving clients.
 SERVING_DEFAULT_SIGNATURE = "serving_default"  # serialized tf.Examples in
@@ -23,6 +25,8 @@ EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "images"
 PROBABILITIES_OUTPUT = "probabilities"
 CLASS_ID_OUTPUT = "class_id"
+CLASS_NAME_OUTPUT = "class_name"
+CLASS_NAMES_ASSET = "class_names.txt"  # SavedModel asset: line i names class id i
 
 
 def transformed_name(key: str) -> str:

@@ -6,7 +6,6 @@ from tf_keras import layers
 from trainer.features import (
     IMAGE_KEY,
     IMAGE_SHAPE,
-    NUM_CLASSES,
     PROBABILITIES_OUTPUT,
     transformed_name,
 )
@@ -33,7 +32,7 @@ def conv_block(x, filters: int, pool: bool = True):
 
 
 def build_model(
-    learning_rate: float, dropout: float = 0.4, jit_compile: bool = False
+    num_classes: int, learning_rate: float, dropout: float = 0.4, jit_compile: bool = False
 ) -> keras.Model:
     """28x28x1 image in [0, 1] -> class probabilities (float32 even under mixed precision)."""
     inputs = keras.Input(shape=IMAGE_SHAPE, name=transformed_name(IMAGE_KEY))
@@ -43,7 +42,7 @@ def build_model(
     x = layers.Flatten()(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(
-        NUM_CLASSES, activation="softmax", dtype="float32", name=PROBABILITIES_OUTPUT
+        num_classes, activation="softmax", dtype="float32", name=PROBABILITIES_OUTPUT
     )(x)
     model = keras.Model(inputs, outputs, name="mnist_cnn")
 

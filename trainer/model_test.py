@@ -1,13 +1,13 @@
 import numpy as np
 
-from trainer.features import IMAGE_SHAPE, NUM_CLASSES
+from trainer.features import IMAGE_SHAPE
 from trainer.model import build_augmentation, build_model
 
 
 def test_model_outputs_a_probability_per_class():
-    model = build_model(learning_rate=1e-3)
+    model = build_model(num_classes=3, learning_rate=1e-3)
     probabilities = model.predict(np.random.rand(5, *IMAGE_SHAPE).astype(np.float32), verbose=0)
-    assert probabilities.shape == (5, NUM_CLASSES)
+    assert probabilities.shape == (5, 3)
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 

@@ -7,6 +7,7 @@ so a client never has to know how images are scaled.
 import tensorflow as tf
 
 from trainer.features import (
+    CLASS_NAME_KEY,
     IMAGE_CHANNELS,
     IMAGE_HEIGHT,
     IMAGE_KEY,
@@ -39,8 +40,10 @@ def _as_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: dict) -> dict:
-    """tf.Transform entry point: decode and scale the image; the label passes through."""
+    """tf.Transform entry point: decode and scale the image; label and class name pass through
+    (the Trainer reads the class names from them)."""
     return {
         transformed_name(IMAGE_KEY): decode_images(_as_vector(inputs[IMAGE_KEY])),
         transformed_name(LABEL_KEY): _as_vector(inputs[LABEL_KEY]),
+        transformed_name(CLASS_NAME_KEY): _as_vector(inputs[CLASS_NAME_KEY]),
     }

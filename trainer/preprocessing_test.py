@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from trainer.features import IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, transformed_name
+from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, transformed_name
 from trainer.preprocessing import decode_images, preprocessing_fn
 
 
@@ -26,13 +26,16 @@ def test_rgb_jpeg_of_another_size_becomes_model_input():
 
 def test_preprocessing_fn_accepts_dense_and_sparse_features(png_digits):
     labels = tf.constant([[3], [7]], tf.int64)
-    dense = {IMAGE_KEY: tf.constant([[png_digits[0]], [png_digits[1]]]), LABEL_KEY: labels}
-    sparse = {
-        IMAGE_KEY: tf.sparse.from_dense(dense[IMAGE_KEY]),
-        LABEL_KEY: tf.sparse.from_dense(labels),
+    names = tf.constant([[b"three"], [b"seven"]])
+    dense = {
+        IMAGE_KEY: tf.constant([[png_digits[0]], [png_digits[1]]]),
+        LABEL_KEY: labels,
+        CLASS_NAME_KEY: names,
     }
+    sparse = {key: tf.sparse.from_dense(value) for key, value in dense.items()}
     for inputs in (dense, sparse):
         outputs = preprocessing_fn(inputs)
         assert outputs[transformed_name(IMAGE_KEY)].shape == (2, *IMAGE_SHAPE)
         assert outputs[transformed_name(IMAGE_KEY)].dtype == tf.float32
         assert outputs[transformed_name(LABEL_KEY)].numpy().tolist() == [3, 7]
+        assert outputs[transformed_name(CLASS_NAME_KEY)].numpy().tolist() == [b"three", b"seven"]

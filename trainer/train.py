@@ -14,12 +14,13 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from trainer.export import export_model
-from trainer.features import IMAGE_KEY, LABEL_KEY, transformed_name
+from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY, transformed_name
 from trainer.model import build_augmentation, build_model
 
 HISTORY_FILE = "history.json"  # per-epoch metrics, in the Trainer's model_run artifact
 IMAGE_XF = transformed_name(IMAGE_KEY)
 LABEL_XF = transformed_name(LABEL_KEY)
+CLASS_NAME_XF = transformed_name(CLASS_NAME_KEY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,23 @@ def distribution_strategy() -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
+def transformed_examples(
+    file_pattern: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    shuffle: bool,
+) -> tf.data.Dataset:
+    """Every transformed feature, as (features, label) batches, one pass."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size, label_key=LABEL_XF, shuffle=shuffle, num_epochs=1
+        ),
+        tf_transform_output.transformed_metadata.schema,
+    )
+
+
 def make_dataset(
     file_pattern: list[str],
     data_accessor: tfx.components.DataAccessor,
@@ -71,22 +89,30 @@ def make_dataset(
     batch_size: int,
     training: bool,
 ) -> tf.data.Dataset:
-    """Transformed examples as (features, label) batches; training batches are shuffled and
+    """The network's input as (image, label) batches; training batches are shuffled and
     augmented in parallel."""
-    dataset = data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(
-            batch_size=batch_size, label_key=LABEL_XF, shuffle=training, num_epochs=1
-        ),
-        tf_transform_output.transformed_metadata.schema,
+    dataset = transformed_examples(
+        file_pattern, data_accessor, tf_transform_output, batch_size, shuffle=training
     )
-    if training:
-        augment = build_augmentation()
-        dataset = dataset.map(
-            lambda features, label: ({IMAGE_XF: augment(features[IMAGE_XF], training=True)}, label),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+    augment = build_augmentation()
+    dataset = dataset.map(
+        lambda features, label: ({IMAGE_XF: augment(features[IMAGE_XF], training=training)}, label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def class_names_of(dataset: tf.data.Dataset) -> list[str]:
+    """The class names that ingestion recorded beside the labels, in label id order."""
+    names: dict[int, str] = {}
+    for features, labels in dataset:
+        for label, name in zip(labels.numpy(), features[CLASS_NAME_XF].numpy(), strict=True):
+            known = names.setdefault(int(label), name.decode())
+            if known != name.decode():
+                raise ValueError(f"Label {label} is named both {known!r} and {name.decode()!r}")
+    if sorted(names) != list(range(len(names))):
+        raise ValueError(f"Label ids {sorted(names)} are not 0 .. {len(names) - 1}")
+    return [names[label] for label in range(len(names))]
 
 
 def cosine_decay(initial_learning_rate: float, epochs: int):
@@ -96,6 +122,7 @@ def cosine_decay(initial_learning_rate: float, epochs: int):
 
 def train(
     config: TrainingConfig,
+    num_classes: int,
     train_dataset: tf.data.Dataset,
     eval_dataset: tf.data.Dataset,
     strategy: tf.distribute.Strategy,
@@ -103,7 +130,7 @@ def train(
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Fits a fresh network; stops early when eval accuracy stalls and keeps the best weights."""
     with strategy.scope():
-        model = build_model(config.learning_rate, jit_compile=config.jit_compile)
+        model = build_model(num_classes, config.learning_rate, jit_compile=config.jit_compile)
     callbacks = [
         keras.callbacks.LearningRateScheduler(cosine_decay(config.learning_rate, config.epochs)),
         keras.callbacks.EarlyStopping(
@@ -145,8 +172,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             files, fn_args.data_accessor, tf_transform_output, global_batch_size, training
         )
 
+    class_names = class_names_of(
+        transformed_examples(
+            fn_args.train_files, fn_args.data_accessor, tf_transform_output, 1024, shuffle=False
+        )
+    )
+    logging.info("%d classes: %s", len(class_names), class_names)
     model, history = train(
         config,
+        len(class_names),
         dataset(fn_args.train_files, training=True),
         dataset(fn_args.eval_files, training=False),
         strategy,
@@ -158,4 +192,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Every worker of a cluster must save (it is a collective op); only the chief's copy counts.
     is_chief = cluster_workers(os.environ.get("TF_CONFIG"))[1]
     export_dir = fn_args.serving_model_dir if is_chief else tempfile.mkdtemp()
-    export_model(model, tf_transform_output, export_dir)
+    export_model(model, tf_transform_output, export_dir, class_names)

@@ -28,7 +28,7 @@ MIRRORED_TRAINING = textwrap.dedent(
     dataset = tf.data.Dataset.from_tensor_slices(({IMAGE_XF: images}, labels)).batch(
         config.batch_size * strategy.num_replicas_in_sync
     )
-    model, history = train(config, dataset, dataset, strategy)
+    model, history = train(config, 10, dataset, dataset, strategy)
     print(json.dumps({
         "replicas": strategy.num_replicas_in_sync,
         "devices": list(strategy.extended.worker_devices),
