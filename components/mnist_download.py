@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 SHA256 = {
     "train-images-idx3-ubyte.gz": (
         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
@@ -43,8 +42,8 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch_mnist(
+    mirror: str,
     target: Path | None = None,
-    mirror: str = MIRROR,
     checksums: dict[str, str] = SHA256,
     timeout_s: float = 10.0,
 ) -> Path:

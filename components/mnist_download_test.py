@@ -41,11 +41,11 @@ def mirror(tmp_path):
 
 def test_downloads_verifies_and_caches(mirror, tmp_path):
     url, checksums, requests, (pixels, labels) = mirror
-    target = fetch_mnist(tmp_path / "cache", url, checksums)
+    target = fetch_mnist(url, tmp_path / "cache", checksums)
     assert (read_idx(target / NAMES[0]) == pixels).all()
     assert (read_idx(target / NAMES[1]) == labels).all()
     assert len(requests) == 2
-    fetch_mnist(tmp_path / "cache", url, checksums)
+    fetch_mnist(url, tmp_path / "cache", checksums)
     assert len(requests) == 2  # served from the cache
 
 
@@ -53,7 +53,7 @@ def test_checksum_mismatch_keeps_nothing(mirror, tmp_path):
     url, checksums, _, _ = mirror
     wrong = {**checksums, NAMES[1]: "0" * 64}
     with pytest.raises(DownloadError, match=f"{NAMES[1]} has SHA-256 .* not kept"):
-        fetch_mnist(tmp_path / "cache", url, wrong)
+        fetch_mnist(url, tmp_path / "cache", wrong)
     assert sha256_of(tmp_path / "cache" / NAMES[0]) == checksums[NAMES[0]]
     assert not list((tmp_path / "cache").glob("train-labels*"))
 
@@ -64,5 +64,5 @@ def test_server_down_fails_within_seconds_naming_the_alternatives(tmp_path):
         port = probe.getsockname()[1]
     started = time.monotonic()
     with pytest.raises(DownloadError, match="Offline\\? Use DATA=mnist-sample"):
-        fetch_mnist(tmp_path / "cache", f"http://127.0.0.1:{port}/", {NAMES[0]: "0" * 64})
+        fetch_mnist(f"http://127.0.0.1:{port}/", tmp_path / "cache", {NAMES[0]: "0" * 64})
     assert time.monotonic() - started < 10

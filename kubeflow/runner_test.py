@@ -5,7 +5,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kubeflow import runner
-from pipeline import configs, local_runner
+from pipeline import configs, data_source, local_runner
+from pipeline.data_source import DataSource
 
 IMAGE = "europe-docker.pkg.dev/test-project/pipelines/mnist-tfx:1.0"
 SETTINGS = {
@@ -53,7 +54,8 @@ def node_id(task_name: str) -> str:
 
 def test_local_and_kubeflow_pipelines_have_the_same_components_and_edges(compiled, monkeypatch):
     _, spec = compiled
-    monkeypatch.setattr(local_runner, "require_data", lambda data_root: None)
+    sample = DataSource(configs.DEFAULT_DATA_ROOT, "tfrecords", {"all": "*"})
+    monkeypatch.setattr(data_source, "resolve", lambda: sample)
     local = local_runner.create_local_pipeline()
     tasks = spec.root.dag.tasks
     assert {node_id(name) for name in tasks} == {c.id for c in local.components}

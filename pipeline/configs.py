@@ -24,7 +24,12 @@ SERVING_MODEL_DIR = OUTPUT_DIR / "serving_model" / MODEL_NAME  # <base>/<model>/
 LOG_DIR = OUTPUT_DIR / "logs"
 REPORT_DIR = OUTPUT_DIR / "report"
 
-# Input: TFRecord files of raw tf.Examples (`image` bytes, `label` int64).
+# What to train on (see pipeline/data_source.py): "mnist-sample" (offline default), "mnist"
+# (the full 70,000 digits, downloaded), or a folder of class sub-folders or of IDX files.
+DATA = _env("DATA", "mnist-sample")
+MAX_BAD_IMAGE_FRACTION = _env("MAX_BAD_IMAGE_FRACTION", 0.01)  # undecodable images tolerated
+MNIST_MIRROR = _env("MNIST_MIRROR", "https://storage.googleapis.com/cvdf-datasets/mnist/")
+# The sample: TFRecord files of raw tf.Examples (`image` bytes, `label`, `class_name`).
 DEFAULT_DATA_ROOT = OUTPUT_DIR / "data" / "mnist-sample"
 DATA_ROOT = Path(_env("DATA_ROOT", str(DEFAULT_DATA_ROOT))).resolve()
 SAMPLE_SIZE = _env("SAMPLE_SIZE", 5000)  # digits of the offline sample to write (at most 5,000)

@@ -16,30 +16,21 @@ if __name__ == "__main__":
 from absl import logging  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
-from pipeline import configs, pipeline  # noqa: E402
-
-
-def require_data(data_root: Path) -> None:
-    """Fails before any component runs when there is nothing to read."""
-    if not data_root.is_dir():
-        raise FileNotFoundError(
-            f"Data folder {data_root} does not exist. Run `make data` to write the offline "
-            "MNIST sample there, or set DATA_ROOT to a folder of TFRecord files of tf.Examples."
-        )
-    if not any(path.is_file() for path in data_root.iterdir()):
-        raise FileNotFoundError(
-            f"Data folder {data_root} is empty: expected TFRecord files of tf.Examples."
-        )
+from pipeline import configs, data_source, pipeline  # noqa: E402
 
 
 def create_local_pipeline() -> tfx.dsl.Pipeline:
-    """The pipeline with this machine's paths, metadata store and Beam settings."""
-    require_data(configs.DATA_ROOT)
+    """The pipeline with this machine's paths, metadata store and Beam settings, reading the
+    data that DATA names."""
+    source = data_source.resolve()
     configs.METADATA_PATH.parent.mkdir(parents=True, exist_ok=True)
     return pipeline.create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=str(configs.PIPELINE_ROOT),
-        data_root=str(configs.DATA_ROOT),
+        data_root=str(source.root),
+        data_kind=source.kind,
+        input_splits=source.splits,
+        max_bad_image_fraction=configs.MAX_BAD_IMAGE_FRACTION,
         serving_model_dir=str(configs.SERVING_MODEL_DIR),
         preprocessing_fn=configs.PREPROCESSING_FN,
         run_fn=configs.RUN_FN,

@@ -6,6 +6,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.baseline import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
+from components.image_example_gen import ImageExampleGen
 from trainer.features import LABEL_KEY, PROBABILITIES_OUTPUT, SERVING_DEFAULT_SIGNATURE
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
@@ -69,6 +70,9 @@ def create_pipeline(
     trainer_resources: ResourceSpec | None = None,
     vertex_training: dict | None = None,
     baseline_excludes_candidate: bool = True,
+    data_kind: str = "tfrecords",
+    input_splits: dict[str, str] | None = None,
+    max_bad_image_fraction: float = 0.01,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen, statistics, schema, validation, Transform, Trainer, Evaluator, Pusher.
 
@@ -76,18 +80,33 @@ def create_pipeline(
     `vertex_training` (train as a Vertex AI job instead: custom_config entries of TFX's Google
     Cloud Trainer extension). `baseline_excludes_candidate` picks our baseline resolver; KFP v2
     compiles only TFX's built-in LatestBlessedModelStrategy.
+
+    `data_kind` "tfrecords" reads raw tf.Examples (ImportExampleGen), "images" reads image
+    folders and IDX files (ImageExampleGen). `input_splits` maps split names to file patterns
+    under `data_root`; a single one (the default: every file) is hash-split train:eval.
     """
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=data_root,
-        output_config=tfx.proto.Output(
+    input_splits = input_splits or {"all": "*"}
+    input_config = tfx.proto.Input(
+        splits=[tfx.proto.Input.Split(name=n, pattern=p) for n, p in input_splits.items()]
+    )
+    output_config = None
+    if len(input_splits) == 1:
+        output_config = tfx.proto.Output(
             split_config=tfx.proto.SplitConfig(
                 splits=[
                     tfx.proto.SplitConfig.Split(name="train", hash_buckets=train_hash_buckets),
                     tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_hash_buckets),
                 ]
             )
-        ),
-    )
+        )
+    if data_kind == "tfrecords":
+        example_gen = tfx.components.ImportExampleGen(
+            input_base=data_root, input_config=input_config, output_config=output_config
+        )
+    else:
+        example_gen = ImageExampleGen(
+            data_root, input_config, output_config, max_bad_fraction=max_bad_image_fraction
+        )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True

@@ -32,6 +32,11 @@ class RunSummary:
     pushed_path: Path | None  # the version folder written by this run, None when not pushed
     artifact_uris: dict[str, Path]  # "<component>.<artifact type>" -> where it lies
 
+    @property
+    def examples_uri(self) -> Path:
+        """ExampleGen's output (whichever ExampleGen): Split-train/ and Split-eval/ TFRecords."""
+        return next(v for k, v in self.artifact_uris.items() if k.endswith("ExampleGen.Examples"))
+
 
 def _state_name(execution: metadata_store_pb2.Execution) -> str:
     return metadata_store_pb2.Execution.State.Name(execution.last_known_state)

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and 
 
 from absl import logging as absl_logging  # noqa: E402
 
-from components import mnist_sample  # noqa: E402
+from components.mnist_download import DownloadError  # noqa: E402
 from pipeline import (  # noqa: E402
     configs,
     local_runner,
@@ -98,7 +98,7 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
 
 
 def print_demo(summary: RunSummary) -> None:
-    images, labels = demo.read_split(summary.artifact_uris["ImportExampleGen.Examples"])
+    images, labels = demo.read_split(summary.examples_uri)
     result = demo.demonstrate(configs.SERVING_MODEL_DIR, images, labels)
     print(
         f"\nServed version {result.model_version} with the local TF Serving-compatible server on "
@@ -110,15 +110,13 @@ def print_demo(summary: RunSummary) -> None:
 
 
 def main() -> int:
-    if configs.DATA_ROOT == configs.DEFAULT_DATA_ROOT and not configs.DATA_ROOT.exists():
-        mnist_sample.write_sample(configs.DATA_ROOT, configs.SAMPLE_SIZE, configs.DATA_SEED)
     try:
         pipeline = local_runner.create_local_pipeline()
-    except FileNotFoundError as error:
+    except (FileNotFoundError, DownloadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     log_path = _log_to_file()
-    print(f"Running pipeline {configs.PIPELINE_NAME} on {configs.DATA_ROOT} (full log: {log_path})")
+    print(f"Running pipeline {configs.PIPELINE_NAME} on DATA={configs.DATA} (full log: {log_path})")
     logging.getLogger("absl").addHandler(ComponentProgress(total=len(pipeline.components)))
     started = time.monotonic()
     local_runner.run_pipeline(pipeline)

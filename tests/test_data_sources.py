@@ -1,0 +1,90 @@
+"""`make run DATA=...` on data stored the way image data sets are stored, written by the tests."""
+
+import socket
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.idx import write_idx
+from components.mnist_sample import encode_png, load_sample
+from pipeline import configs
+from pipeline.results import latest_run_summary
+from serving.demo import read_split
+from tests.pipeline_runs import run_pipeline, under
+from trainer.export import read_class_names
+from trainer.features import CLASS_NAME_OUTPUT, IMAGES_INPUT, SERVING_IMAGE_SIGNATURE
+
+# Digits 0 and 1 from the sample, as two classes with names that are not digits.
+CLASSES = {"one": 1, "zero": 0}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    pixels, labels = load_sample(5000, seed=7)
+    return pixels, labels
+
+
+def test_class_folders_train_a_model_that_names_its_classes(tmp_path, digits):
+    pixels, labels = digits
+    for name, digit in CLASSES.items():
+        folder = tmp_path / "shapes" / name
+        folder.mkdir(parents=True)
+        for index in np.flatnonzero(labels == digit)[:150]:
+            (folder / f"{index}.png").write_bytes(encode_png(pixels[index]))
+    output_dir = tmp_path / "outputs"
+    completed = run_pipeline(output_dir, DATA=str(tmp_path / "shapes"), EPOCHS="6")
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    assert summary.blessed and summary.pushed_path
+    assert read_class_names(summary.pushed_path) == sorted(CLASSES)
+    held_out = [encode_png(pixels[i]) for i in np.flatnonzero(labels == 0)[-20:]]
+    model = tf.saved_model.load(str(summary.pushed_path))
+    names = model.signatures[SERVING_IMAGE_SIGNATURE](**{IMAGES_INPUT: tf.constant(held_out)})
+    assert np.mean(names[CLASS_NAME_OUTPUT].numpy() == b"zero") >= 0.9
+
+
+def test_idx_files_with_official_names_keep_their_train_and_test_split(tmp_path, digits):
+    pixels, labels = digits
+    data = tmp_path / "idx"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte.gz", pixels[:800])
+    write_idx(data / "train-labels-idx1-ubyte.gz", labels[:800])
+    write_idx(data / "t10k-images-idx3-ubyte.gz", pixels[800:1000])
+    write_idx(data / "t10k-labels-idx1-ubyte.gz", labels[800:1000])
+    output_dir = tmp_path / "outputs"
+    completed = run_pipeline(output_dir, DATA=str(data), EPOCHS="2")
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    assert summary.eval_examples == 200
+    images, eval_labels = read_split(summary.examples_uri, "eval")
+    assert sorted(images) == sorted(encode_png(p) for p in pixels[800:1000])
+    assert sorted(eval_labels.tolist()) == sorted(labels[800:1000].tolist())
+
+
+def test_full_mnist_offline_fails_within_seconds_naming_the_alternatives(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        mirror = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+    started = time.monotonic()
+    completed = run_pipeline(
+        tmp_path / "outputs", DATA="mnist", MNIST_MIRROR=mirror, XDG_CACHE_HOME=str(tmp_path)
+    )
+    assert completed.returncode == 2
+    assert "DATA=mnist-sample" in completed.stderr and mirror in completed.stderr
+    assert time.monotonic() - started < 60  # mostly the interpreter importing TFX
+
+
+@pytest.mark.parametrize(
+    "layout", ["missing", "empty", "loose files"], ids=lambda layout: layout.replace(" ", "-")
+)
+def test_unusable_data_folder_is_named(tmp_path, layout):
+    data = tmp_path / "data"
+    if layout != "missing":
+        data.mkdir()
+    if layout == "loose files":
+        (data / "a.png").write_bytes(b"")
+    completed = run_pipeline(tmp_path / "outputs", DATA=str(data))
+    assert completed.returncode == 2
+    assert str(data) in completed.stderr
