@@ -69,6 +69,7 @@ def create_kubeflow_pipeline() -> tfx.dsl.Pipeline:
         trainer_resources=None if configs.VERTEX_TRAINING else trainer_resources(),
         vertex_training=vertex_training() if configs.VERTEX_TRAINING else None,
         baseline_excludes_candidate=False,
+        max_label_drift=configs.MAX_LABEL_DRIFT,
     )
 
 

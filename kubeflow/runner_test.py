@@ -22,7 +22,7 @@ SETTINGS = {
     "DATAFLOW_MAX_WORKERS": 7,
 }
 BEAM_COMPONENTS = ["ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"]
-RESOLVER = "latest_blessed_model_resolver"
+BASELINE_RESOLVER = "latest_blessed_model_resolver"
 
 
 def compile_spec(tmp_path, monkeypatch, **overrides):
@@ -48,8 +48,8 @@ def compiled(tmp_path, monkeypatch):
 
 
 def node_id(task_name: str) -> str:
-    """KFP splits the resolver into one task per resolved channel."""
-    return RESOLVER if task_name.startswith(RESOLVER) else task_name
+    """KFP splits a resolver into one task per resolved channel, `<resolver>-<channel>-...`."""
+    return task_name.split("-")[0]
 
 
 def test_local_and_kubeflow_pipelines_have_the_same_components_and_edges(compiled, monkeypatch):
@@ -60,7 +60,7 @@ def test_local_and_kubeflow_pipelines_have_the_same_components_and_edges(compile
     tasks = spec.root.dag.tasks
     assert {node_id(name) for name in tasks} == {c.id for c in local.components}
     for component in local.components:
-        if component.id == RESOLVER:  # locally it also waits for the candidate model
+        if component.id == BASELINE_RESOLVER:  # locally it also waits for the candidate
             continue
         kfp_upstream = {node_id(t) for t in tasks[component.id].dependent_tasks}
         assert kfp_upstream == {upstream.id for upstream in component.upstream_nodes}
@@ -71,7 +71,7 @@ def test_every_executor_runs_in_the_configured_image(compiled):
     containers = {
         name: e.container for name, e in executors(spec).items() if e.HasField("container")
     }
-    assert len(containers) == 8, containers.keys()  # all but the resolver's two queries
+    assert len(containers) == 9, containers.keys()  # all but the resolvers' three queries
     assert {c.image for c in containers.values()} == {IMAGE}
 
 

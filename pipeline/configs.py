@@ -28,6 +28,11 @@ REPORT_DIR = OUTPUT_DIR / "report"
 # (the full 70,000 digits, downloaded), or a folder of class sub-folders or of IDX files.
 DATA = _env("DATA", "mnist-sample")
 MAX_BAD_IMAGE_FRACTION = _env("MAX_BAD_IMAGE_FRACTION", 0.01)  # undecodable images tolerated
+# The validation gate: largest L-infinity change of the class distribution against the
+# previous run's statistics before the run stops.
+MAX_LABEL_DRIFT = _env("MAX_LABEL_DRIFT", 0.15)
+# A reviewed schema.pbtxt to validate the data against (ImportSchemaGen); "" infers one.
+SCHEMA = _env("SCHEMA", "")
 MNIST_MIRROR = _env("MNIST_MIRROR", "https://storage.googleapis.com/cvdf-datasets/mnist/")
 # The sample: TFRecord files of raw tf.Examples (`image` bytes, `label`, `class_name`).
 DEFAULT_DATA_ROOT = OUTPUT_DIR / "data" / "mnist-sample"

@@ -31,6 +31,8 @@ def create_local_pipeline() -> tfx.dsl.Pipeline:
         data_kind=source.kind,
         input_splits=source.splits,
         max_bad_image_fraction=configs.MAX_BAD_IMAGE_FRACTION,
+        max_label_drift=configs.MAX_LABEL_DRIFT,
+        schema_file=str(Path(configs.SCHEMA).resolve()) if configs.SCHEMA else None,
         serving_model_dir=str(configs.SERVING_MODEL_DIR),
         preprocessing_fn=configs.PREPROCESSING_FN,
         run_fn=configs.RUN_FN,

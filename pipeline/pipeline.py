@@ -7,6 +7,7 @@ from tfx import v1 as tfx
 
 from components.baseline import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
 from components.image_example_gen import ImageExampleGen
+from components.validation_gate import ValidationGate
 from trainer.features import LABEL_KEY, PROBABILITIES_OUTPUT, SERVING_DEFAULT_SIGNATURE
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
@@ -73,6 +74,8 @@ def create_pipeline(
     data_kind: str = "tfrecords",
     input_splits: dict[str, str] | None = None,
     max_bad_image_fraction: float = 0.01,
+    max_label_drift: float = 0.15,
+    schema_file: str | None = None,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen, statistics, schema, validation, Transform, Trainer, Evaluator, Pusher.
 
@@ -107,19 +110,40 @@ def create_pipeline(
         example_gen = ImageExampleGen(
             data_root, input_config, output_config, max_bad_fraction=max_bad_image_fraction
         )
+    previous_statistics = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
+    ).with_id("previous_statistics_resolver")
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
-    )
+    statistics_gen.add_upstream_node(previous_statistics)  # resolve before this run's exist
+    if schema_file:  # a reviewed schema: every run's data is checked against it
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    else:  # inferred from the train split; the eval split is checked against it
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"],
+            infer_feature_shape=True,
+            exclude_splits=["eval"],
+        )
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    validation_gate = ValidationGate(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        anomalies=example_validator.outputs["anomalies"],
+        previous_statistics=previous_statistics.outputs["statistics"],
+        max_label_drift=max_label_drift,
     )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=preprocessing_fn,
         custom_config={"code_version": training_config["code_version"]},
+        # No pre/post-transform statistics: they cost time, and StatisticsGen's must stay the
+        # only ExampleStatistics that previous_statistics_resolver can pick.
+        disable_statistics=True,
     )
+    transform.add_upstream_node(validation_gate)  # bad data stops the run here
     trainer_class = (
         tfx.extensions.google_cloud_ai_platform.Trainer
         if vertex_training
@@ -155,9 +179,11 @@ def create_pipeline(
     )
     components = [
         example_gen,
+        previous_statistics,
         statistics_gen,
         schema_gen,
         example_validator,
+        validation_gate,
         transform,
         trainer,
         model_resolver,

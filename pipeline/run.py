@@ -13,7 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and 
 
 from absl import logging as absl_logging  # noqa: E402
 
+from components.image_example_gen import BadImagesError  # noqa: E402
 from components.mnist_download import DownloadError  # noqa: E402
+from components.validation_gate import DataValidationError  # noqa: E402
 from pipeline import (  # noqa: E402
     configs,
     local_runner,
@@ -22,12 +24,18 @@ from pipeline import (  # noqa: E402
 from pipeline.results import RunSummary, latest_run_summary  # noqa: E402
 from serving import demo  # noqa: E402
 
-# Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user.
+# Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user, and the
+# resolver's complaint that a first run has no previous statistics yet.
 HARMLESS_WARNINGS = ("ArtifactQuery.property_predicate is not supported", "From ")
+FIRST_RUN = "[previous_statistics_resolver] Input resolution error"
 
 
 def _not_harmless(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith(HARMLESS_WARNINGS)
+    message = record.getMessage()
+    return not (
+        message.startswith(HARMLESS_WARNINGS)
+        or (message.startswith(FIRST_RUN) and message.endswith("returned None."))
+    )
 
 
 class ComponentProgress(logging.Handler):
@@ -119,7 +127,11 @@ def main() -> int:
     print(f"Running pipeline {configs.PIPELINE_NAME} on DATA={configs.DATA} (full log: {log_path})")
     logging.getLogger("absl").addHandler(ComponentProgress(total=len(pipeline.components)))
     started = time.monotonic()
-    local_runner.run_pipeline(pipeline)
+    try:
+        local_runner.run_pipeline(pipeline)
+    except (DataValidationError, BadImagesError) as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 3
     summary = latest_run_summary(configs.METADATA_PATH)
     print_summary(summary, time.monotonic() - started)
     print(f"Run report: {report.write_report(summary, configs.REPORT_DIR)}")

@@ -1,0 +1,82 @@
+"""ValidationGate: stops the run before Transform and Trainer when the data is bad.
+
+It fails, with a readable summary, when ExampleValidator found anomalies in any split, or when
+the distribution of class names in the train split moved further than an L-infinity bound
+from the previous statistics (TFDV's drift comparator). The run then ends with a non-zero exit
+and nothing is trained or pushed.
+"""
+
+import os
+
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+from tfx import v1 as tfx
+from tfx.components.statistics_gen import stats_artifact_utils
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+
+from trainer.features import CLASS_NAME_KEY
+
+ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's file in each Split-<name>/ folder
+
+
+class DataValidationError(RuntimeError):
+    """The data failed validation; the message lists what is wrong."""
+
+
+def describe(anomalies: anomalies_pb2.Anomalies, where: str) -> list[str]:
+    """One readable line per anomalous feature."""
+    return [
+        f"{where}: feature {name!r}: {info.short_description or info.description}"
+        + (f" ({info.description})" if info.short_description and info.description else "")
+        for name, info in sorted(anomalies.anomaly_info.items())
+    ]
+
+
+def split_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
+    problems = []
+    for split in split_names:
+        path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
+        found = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
+        problems += describe(found, f"{split} split")
+    return problems
+
+
+def class_drift(current, previous, schema: schema_pb2.Schema, threshold: float) -> list[str]:
+    """Drift of the class-name distribution (train split) beyond `threshold`, L-infinity."""
+    schema = schema_pb2.Schema.FromString(schema.SerializeToString())
+    tfdv.get_feature(schema, CLASS_NAME_KEY).drift_comparator.infinity_norm.threshold = threshold
+    found = tfdv.validate_statistics(current, schema, previous_statistics=previous)
+    drift = anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH
+    return [
+        f"train split against the previous statistics: feature {name!r}: {reason.description}"
+        for name, info in sorted(found.anomaly_info.items())
+        for reason in info.reason
+        if reason.type == drift
+    ]
+
+
+@tfx.dsl.components.component
+def ValidationGate(  # noqa: N802 (a TFX component, named like TFX's)
+    statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    max_label_drift: tfx.dsl.components.Parameter[float],
+    previous_statistics: tfx.dsl.components.InputArtifact[  # optional: None on a first run
+        tfx.types.standard_artifacts.ExampleStatistics
+    ] = None,
+) -> None:
+    problems = split_anomalies(
+        anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names)
+    )
+    if previous_statistics is not None and previous_statistics.id != statistics.id:
+        problems += class_drift(
+            stats_artifact_utils.load_statistics(statistics, "train").proto(),
+            stats_artifact_utils.load_statistics(previous_statistics, "train").proto(),
+            tfdv.load_schema_text(os.path.join(schema.uri, "schema.pbtxt")),
+            max_label_drift,
+        )
+    if problems:
+        raise DataValidationError(
+            "Data validation failed; nothing is trained or pushed:\n  " + "\n  ".join(problems)
+        )
