@@ -53,23 +53,14 @@ def vertex_training() -> dict:
 
 def create_kubeflow_pipeline() -> tfx.dsl.Pipeline:
     return pipeline.create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=configs.KUBEFLOW_PIPELINE_ROOT,
         data_root=configs.KUBEFLOW_DATA_ROOT,
         serving_model_dir=f"{configs.KUBEFLOW_SERVING_BASE}/{configs.MODEL_NAME}",
-        preprocessing_fn=configs.PREPROCESSING_FN,
-        run_fn=configs.RUN_FN,
-        training_config=configs.training_config(),
-        train_hash_buckets=configs.TRAIN_HASH_BUCKETS,
-        eval_hash_buckets=configs.EVAL_HASH_BUCKETS,
-        eval_accuracy_threshold=configs.EVAL_ACCURACY_THRESHOLD,
-        eval_max_accuracy_drop=configs.EVAL_MAX_ACCURACY_DROP,
         beam_pipeline_args=configs.dataflow_beam_pipeline_args(),
-        enable_cache=configs.ENABLE_CACHE,
         trainer_resources=None if configs.VERTEX_TRAINING else trainer_resources(),
         vertex_training=vertex_training() if configs.VERTEX_TRAINING else None,
         baseline_excludes_candidate=False,
-        max_label_drift=configs.MAX_LABEL_DRIFT,
+        **configs.pipeline_args(),
     )
 
 

@@ -115,6 +115,22 @@ def dataflow_beam_pipeline_args() -> list[str]:
     ]
 
 
+def pipeline_args() -> dict:
+    """create_pipeline's arguments that are the same for every runner."""
+    return {
+        "pipeline_name": PIPELINE_NAME,
+        "preprocessing_fn": PREPROCESSING_FN,
+        "run_fn": RUN_FN,
+        "training_config": training_config(),
+        "train_hash_buckets": TRAIN_HASH_BUCKETS,
+        "eval_hash_buckets": EVAL_HASH_BUCKETS,
+        "eval_accuracy_threshold": EVAL_ACCURACY_THRESHOLD,
+        "eval_max_accuracy_drop": EVAL_MAX_ACCURACY_DROP,
+        "max_label_drift": MAX_LABEL_DRIFT,
+        "enable_cache": ENABLE_CACHE,
+    }
+
+
 def training_config() -> dict:
     """The Trainer's custom_config: hyperparameters plus the model code's digest."""
     return {

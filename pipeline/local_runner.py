@@ -25,27 +25,18 @@ def create_local_pipeline() -> tfx.dsl.Pipeline:
     source = data_source.resolve()
     configs.METADATA_PATH.parent.mkdir(parents=True, exist_ok=True)
     return pipeline.create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=str(configs.PIPELINE_ROOT),
         data_root=str(source.root),
         data_kind=source.kind,
         input_splits=source.splits,
         max_bad_image_fraction=configs.MAX_BAD_IMAGE_FRACTION,
-        max_label_drift=configs.MAX_LABEL_DRIFT,
         schema_file=str(Path(configs.SCHEMA).resolve()) if configs.SCHEMA else None,
         serving_model_dir=str(configs.SERVING_MODEL_DIR),
-        preprocessing_fn=configs.PREPROCESSING_FN,
-        run_fn=configs.RUN_FN,
-        training_config=configs.training_config(),
-        train_hash_buckets=configs.TRAIN_HASH_BUCKETS,
-        eval_hash_buckets=configs.EVAL_HASH_BUCKETS,
-        eval_accuracy_threshold=configs.EVAL_ACCURACY_THRESHOLD,
-        eval_max_accuracy_drop=configs.EVAL_MAX_ACCURACY_DROP,
         beam_pipeline_args=configs.beam_pipeline_args(),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(configs.METADATA_PATH)
         ),
-        enable_cache=configs.ENABLE_CACHE,
+        **configs.pipeline_args(),
     )
 
 
