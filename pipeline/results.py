@@ -90,7 +90,8 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
     }
     validation = tfma.load_validation_result(evaluation.uri)
     failures = [
-        f"{f.metric_key.name} = {f.metric_value.double_value.value:.4f} fails "
+        ("change of " if f.metric_key.is_diff else "")
+        + f"{f.metric_key.name} = {f.metric_value.double_value.value:+.4f} fails "
         + text_format.MessageToString(f.metric_threshold, as_one_line=True)
         for details in validation.metric_validations_per_slice
         for f in details.failures

@@ -129,12 +129,15 @@ class ServingClient:
         self._model_spec(request.model_spec, signature_name)
         request.inputs[input_name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
         response = self._call(self._predictions.Predict, request)
+        class_ids = tf.make_ndarray(response.outputs[CLASS_ID_OUTPUT])
+        if CLASS_NAME_OUTPUT in response.outputs:
+            names = [n.decode() for n in tf.make_ndarray(response.outputs[CLASS_NAME_OUTPUT])]
+        else:  # a model exported before class names travelled with it
+            names = [str(class_id) for class_id in class_ids]
         return Prediction(
             probabilities=tf.make_ndarray(response.outputs[PROBABILITIES_OUTPUT]),
-            class_ids=tf.make_ndarray(response.outputs[CLASS_ID_OUTPUT]),
-            class_names=[
-                name.decode() for name in tf.make_ndarray(response.outputs[CLASS_NAME_OUTPUT])
-            ],
+            class_ids=class_ids,
+            class_names=names,
             model_version=response.model_spec.version.value,
         )
 

@@ -61,7 +61,7 @@ def make_serving_signatures(
     model.class_names = _class_name_table(model, class_names)
     raw_feature_spec = tf_transform_output.raw_feature_spec()
     for key in (LABEL_KEY, CLASS_NAME_KEY):  # what a client knows is the image
-        raw_feature_spec.pop(key)
+        raw_feature_spec.pop(key, None)
 
     def classify(raw_features: dict) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw_features)

@@ -41,9 +41,15 @@ def _as_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
 
 def preprocessing_fn(inputs: dict) -> dict:
     """tf.Transform entry point: decode and scale the image; label and class name pass through
-    (the Trainer reads the class names from them)."""
+    (the Trainer reads the class names from them; without a class_name feature, a class is
+    named by its id)."""
+    labels = _as_vector(inputs[LABEL_KEY])
+    if CLASS_NAME_KEY in inputs:
+        class_names = _as_vector(inputs[CLASS_NAME_KEY])
+    else:  # examples of (image, label) only: classes are named by their ids
+        class_names = tf.strings.as_string(labels)
     return {
         transformed_name(IMAGE_KEY): decode_images(_as_vector(inputs[IMAGE_KEY])),
-        transformed_name(LABEL_KEY): _as_vector(inputs[LABEL_KEY]),
-        transformed_name(CLASS_NAME_KEY): _as_vector(inputs[CLASS_NAME_KEY]),
+        transformed_name(LABEL_KEY): labels,
+        transformed_name(CLASS_NAME_KEY): class_names,
     }

@@ -39,3 +39,8 @@ def test_preprocessing_fn_accepts_dense_and_sparse_features(png_digits):
         assert outputs[transformed_name(IMAGE_KEY)].dtype == tf.float32
         assert outputs[transformed_name(LABEL_KEY)].numpy().tolist() == [3, 7]
         assert outputs[transformed_name(CLASS_NAME_KEY)].numpy().tolist() == [b"three", b"seven"]
+
+
+def test_examples_without_class_names_name_classes_by_id(png_digits):
+    inputs = {IMAGE_KEY: tf.constant([[png_digits[0]]]), LABEL_KEY: tf.constant([[4]], tf.int64)}
+    assert preprocessing_fn(inputs)[transformed_name(CLASS_NAME_KEY)].numpy().tolist() == [b"4"]
