@@ -12,12 +12,29 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx import v1 as tfx
 from tfx.components.statistics_gen import stats_artifact_utils
+from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from trainer.features import CLASS_NAME_KEY
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's file in each Split-<name>/ folder
+STATISTICS_KEY, CURRENT_KEY = "statistics", "current"
+
+
+class PreviousStatisticsStrategy(resolver.ResolverStrategy):
+    """Inputs `statistics` (all) and `current` (this run's); outputs the latest statistics
+    other than the current ones, or none. A re-run on unchanged data thus gives the gate the
+    same inputs (it stays cached), new data is compared with the data before it, and a first
+    run is not recorded as a failed resolver, as with TFX's LatestArtifactStrategy."""
+
+    def resolve_artifacts(self, store, input_dict: dict) -> dict:
+        current = {artifact.id for artifact in input_dict[CURRENT_KEY]}
+        older = [a for a in input_dict[STATISTICS_KEY] if a.id not in current]
+        return {
+            STATISTICS_KEY: [max(older, key=lambda a: a.id)] if older else [],
+            CURRENT_KEY: input_dict[CURRENT_KEY],
+        }
 
 
 class DataValidationError(RuntimeError):

@@ -59,7 +59,7 @@ def create_kubeflow_pipeline() -> tfx.dsl.Pipeline:
         beam_pipeline_args=configs.dataflow_beam_pipeline_args(),
         trainer_resources=None if configs.VERTEX_TRAINING else trainer_resources(),
         vertex_training=vertex_training() if configs.VERTEX_TRAINING else None,
-        baseline_excludes_candidate=False,
+        builtin_resolvers_only=True,
         **configs.pipeline_args(),
     )
 

@@ -7,7 +7,12 @@ from tfx import v1 as tfx
 
 from components.baseline import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
 from components.image_example_gen import ImageExampleGen
-from components.validation_gate import ValidationGate
+from components.validation_gate import (
+    CURRENT_KEY,
+    STATISTICS_KEY,
+    PreviousStatisticsStrategy,
+    ValidationGate,
+)
 from trainer.features import LABEL_KEY, PROBABILITIES_OUTPUT, SERVING_DEFAULT_SIGNATURE
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
@@ -70,7 +75,7 @@ def create_pipeline(
     enable_cache: bool = True,
     trainer_resources: ResourceSpec | None = None,
     vertex_training: dict | None = None,
-    baseline_excludes_candidate: bool = True,
+    builtin_resolvers_only: bool = False,
     data_kind: str = "tfrecords",
     input_splits: dict[str, str] | None = None,
     max_bad_image_fraction: float = 0.01,
@@ -81,8 +86,9 @@ def create_pipeline(
 
     Cluster runners add `trainer_resources` (CPU, memory, GPU of the Trainer's container) or
     `vertex_training` (train as a Vertex AI job instead: custom_config entries of TFX's Google
-    Cloud Trainer extension). `baseline_excludes_candidate` picks our baseline resolver; KFP v2
-    compiles only TFX's built-in LatestBlessedModelStrategy.
+    Cloud Trainer extension). `builtin_resolvers_only` swaps our resolver strategies (baseline:
+    latest blessed model other than the candidate; previous statistics that may be none) for
+    TFX's built-in ones, the only ones KFP v2 compiles.
 
     `data_kind` "tfrecords" reads raw tf.Examples (ImportExampleGen), "images" reads image
     folders and IDX files (ImageExampleGen). `input_splits` maps split names to file patterns
@@ -110,12 +116,20 @@ def create_pipeline(
         example_gen = ImageExampleGen(
             data_root, input_config, output_config, max_bad_fraction=max_bad_image_fraction
         )
-    previous_statistics = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics),
-    ).with_id("previous_statistics_resolver")
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    statistics_gen.add_upstream_node(previous_statistics)  # resolve before this run's exist
+    all_statistics = tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics)
+    if builtin_resolvers_only:  # the latest, resolved before this run's statistics exist
+        previous_statistics = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            **{STATISTICS_KEY: all_statistics},
+        )
+        statistics_gen.add_upstream_node(previous_statistics)
+    else:
+        previous_statistics = tfx.dsl.Resolver(
+            strategy_class=PreviousStatisticsStrategy,
+            **{STATISTICS_KEY: all_statistics, CURRENT_KEY: statistics_gen.outputs["statistics"]},
+        )
+    previous_statistics = previous_statistics.with_id("previous_statistics_resolver")
     if schema_file:  # a reviewed schema: every run's data is checked against it
         schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     else:  # inferred from the train split; the eval split is checked against it
@@ -158,7 +172,7 @@ def create_pipeline(
     )
     if trainer_resources:
         trainer.with_platform_config(trainer_resources)
-    if baseline_excludes_candidate:
+    if not builtin_resolvers_only:
         strategy, candidate = (
             LatestBlessedOtherModelStrategy,
             {CANDIDATE_KEY: trainer.outputs["model"]},
