@@ -42,9 +42,16 @@ from serving.demo import read_split
 from serving.model_store import VersionedModel
 from serving.server import create_server
 from trainer.features import IMAGE_SHAPE, IMAGES_INPUT, MNIST_CLASS_NAMES, SERVING_IMAGE_SIGNATURE
-from trainer.model import build_augmentation, build_model
+from trainer.model import build_model
 from trainer.preprocessing import decode_images
-from trainer.train import IMAGE_XF, TrainingConfig, distribution_strategy, make_dataset, train
+from trainer.train import (
+    IMAGE_XF,
+    TrainingConfig,
+    distribution_strategy,
+    make_dataset,
+    network_batches,
+    train,
+)
 
 BENCH_DIR = configs.OUTPUT_DIR / "bench"
 NUM_CLASSES = len(MNIST_CLASS_NAMES)  # the benchmarks run on the MNIST sample
@@ -151,17 +158,12 @@ def fitted(model: keras.Model, x, y, **fit_kwargs) -> keras.Model:
 
 def augmented_batches(x, y, config: TrainingConfig) -> tf.data.Dataset:
     """The Trainer's training batches, from arrays instead of TFRecords."""
-    augment = build_augmentation()
-    return (
+    dataset = (
         tf.data.Dataset.from_tensor_slices(({IMAGE_XF: x}, y))
         .shuffle(len(y), seed=config.seed)
         .batch(config.batch_size)
-        .map(
-            lambda f, label: ({IMAGE_XF: augment(f[IMAGE_XF], training=True)}, label),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        .prefetch(tf.data.AUTOTUNE)
     )
+    return network_batches(dataset, training=True)
 
 
 def bench_accuracy(summary: RunSummary) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:

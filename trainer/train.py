@@ -94,11 +94,20 @@ def make_dataset(
     dataset = transformed_examples(
         file_pattern, data_accessor, tf_transform_output, batch_size, shuffle=training
     )
-    augment = build_augmentation()
-    dataset = dataset.map(
-        lambda features, label: ({IMAGE_XF: augment(features[IMAGE_XF], training=training)}, label),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    return network_batches(dataset, training)
+
+
+def network_batches(dataset: tf.data.Dataset, training: bool) -> tf.data.Dataset:
+    """(features, label) batches reduced to the network's input; augmented (in parallel) only
+    for training."""
+    if training:
+        augment = build_augmentation()
+        dataset = dataset.map(
+            lambda features, label: ({IMAGE_XF: augment(features[IMAGE_XF], training=True)}, label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        dataset = dataset.map(lambda features, label: ({IMAGE_XF: features[IMAGE_XF]}, label))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
