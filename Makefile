@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run serve predict test bench bench-gpu lint lock clean kubeflow image
+.PHONY: venv data run schema serve predict test bench bench-gpu lint lock clean kubeflow image
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ data: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m pipeline.run
+
+# make schema DATA=<source>: a schema inferred for the data, to review and check in (SCHEMA=).
+schema: $(STAMP)
+	$(PY) -m pipeline.infer_schema
 
 # The KFP v2 / Vertex AI pipeline spec, under outputs/kubeflow/ (settings: README, Kubeflow).
 kubeflow: $(STAMP)

@@ -2,7 +2,7 @@
 
 It fails, with a readable summary, when ExampleValidator found anomalies in any split, or when
 the distribution of class names in the train split moved further than an L-infinity bound
-from the previous statistics (TFDV's drift comparator). The run then ends with a non-zero exit
+from the previous span's (TFDV's drift comparator). The run then ends with a non-zero exit
 and nothing is trained or pushed.
 """
 
@@ -23,17 +23,22 @@ STATISTICS_KEY, CURRENT_KEY = "statistics", "current"
 
 
 class PreviousStatisticsStrategy(resolver.ResolverStrategy):
-    """Inputs `statistics` (all) and `current` (this run's); outputs the latest statistics
-    other than the current ones, or none. A re-run on unchanged data thus gives the gate the
-    same inputs (it stays cached), new data is compared with the data before it, and a first
-    run is not recorded as a failed resolver, as with TFX's LatestArtifactStrategy."""
+    """Inputs `statistics` (all) and `current` (this run's); outputs the statistics to compare
+    with: the latest of the previous span when the data comes in spans, else the latest other
+    than the current ones, or none. A re-run on unchanged data thus gives the gate the same
+    inputs (it stays cached), and a first run is not recorded as a failed resolver, as with
+    TFX's LatestArtifactStrategy."""
 
     def resolve_artifacts(self, store, input_dict: dict) -> dict:
-        current = {artifact.id for artifact in input_dict[CURRENT_KEY]}
-        older = [a for a in input_dict[STATISTICS_KEY] if a.id not in current]
+        current = input_dict[CURRENT_KEY]
+        current_ids = {artifact.id for artifact in current}
+        current_span = max((artifact.span for artifact in current), default=0)
+        older = [a for a in input_dict[STATISTICS_KEY] if a.id not in current_ids]
+        earlier_spans = [a for a in older if a.span < current_span]
+        candidates = earlier_spans or older
         return {
-            STATISTICS_KEY: [max(older, key=lambda a: a.id)] if older else [],
-            CURRENT_KEY: input_dict[CURRENT_KEY],
+            STATISTICS_KEY: [max(candidates, key=lambda a: (a.span, a.id))] if candidates else [],
+            CURRENT_KEY: current,
         }
 
 
@@ -59,14 +64,17 @@ def split_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
     return problems
 
 
-def class_drift(current, previous, schema: schema_pb2.Schema, threshold: float) -> list[str]:
-    """Drift of the class-name distribution (train split) beyond `threshold`, L-infinity."""
+def class_drift(
+    current, previous, schema: schema_pb2.Schema, threshold: float, against: str
+) -> list[str]:
+    """Drift of the class-name distribution (train split) beyond `threshold`, L-infinity, from
+    the `previous` statistics (`against` names them)."""
     schema = schema_pb2.Schema.FromString(schema.SerializeToString())
     tfdv.get_feature(schema, CLASS_NAME_KEY).drift_comparator.infinity_norm.threshold = threshold
     found = tfdv.validate_statistics(current, schema, previous_statistics=previous)
     drift = anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH
     return [
-        f"train split against the previous statistics: feature {name!r}: {reason.description}"
+        f"train split against {against}: feature {name!r}: {reason.description}"
         for name, info in sorted(found.anomaly_info.items())
         for reason in info.reason
         if reason.type == drift
@@ -92,6 +100,11 @@ def ValidationGate(  # noqa: N802 (a TFX component, named like TFX's)
             stats_artifact_utils.load_statistics(previous_statistics, "train").proto(),
             tfdv.load_schema_text(os.path.join(schema.uri, "schema.pbtxt")),
             max_label_drift,
+            against=(
+                f"span {previous_statistics.span}"
+                if previous_statistics.span != statistics.span
+                else "the previous run's data"
+            ),
         )
     if problems:
         raise DataValidationError(

@@ -54,7 +54,8 @@ def vertex_training() -> dict:
 def create_kubeflow_pipeline() -> tfx.dsl.Pipeline:
     return pipeline.create_pipeline(
         pipeline_root=configs.KUBEFLOW_PIPELINE_ROOT,
-        data_root=configs.KUBEFLOW_DATA_ROOT,
+        example_gen_args=configs.example_gen_args(configs.KUBEFLOW_DATA_ROOT),
+        schema_file=configs.KUBEFLOW_SCHEMA,
         serving_model_dir=f"{configs.KUBEFLOW_SERVING_BASE}/{configs.MODEL_NAME}",
         beam_pipeline_args=configs.dataflow_beam_pipeline_args(),
         trainer_resources=None if configs.VERTEX_TRAINING else trainer_resources(),

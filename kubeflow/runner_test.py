@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
@@ -54,7 +55,7 @@ def node_id(task_name: str) -> str:
 
 def test_local_and_kubeflow_pipelines_have_the_same_components_and_edges(compiled, monkeypatch):
     _, spec = compiled
-    sample = DataSource(configs.DEFAULT_DATA_ROOT, "tfrecords", {"all": "*"})
+    sample = DataSource(configs.DEFAULT_DATA_ROOT, "tfrecords", {"all": "*"}, configs.MNIST_SCHEMA)
     monkeypatch.setattr(data_source, "resolve", lambda: sample)
     local = local_runner.create_local_pipeline()
     tasks = spec.root.dag.tasks
@@ -125,3 +126,20 @@ def test_vertex_training_runs_the_trainer_as_a_gpu_job(tmp_path, monkeypatch):
     for fragment in ("worker_pool_specs", "NVIDIA_L4", "europe-west4", IMAGE):
         assert fragment in trainer_task
     assert '\\"replica_count\\": 2' in trainer_task  # chief pool + 2 workers
+
+
+def test_the_reviewed_schema_is_imported_from_the_image(compiled):
+    document, _ = compiled
+    import_schema = json.dumps(document["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"])
+    assert configs.KUBEFLOW_SCHEMA in import_schema
+    in_image = Path("/pipeline") / configs.MNIST_SCHEMA.relative_to(configs.PROJECT_ROOT)
+    assert configs.KUBEFLOW_SCHEMA == str(in_image)  # kubeflow/Dockerfile: WORKDIR, COPY pipeline/
+
+
+def test_warm_start_compiles_with_the_built_in_blessed_model_resolver(tmp_path, monkeypatch):
+    monkeypatch.setattr(configs, "WARM_START", True)
+    document, spec = compile_spec(tmp_path, monkeypatch)
+    trainer = spec.root.dag.tasks["Trainer"]
+    assert "base_model" in trainer.inputs.artifacts
+    producer = trainer.inputs.artifacts["base_model"].task_output_artifact.producer_task
+    assert producer.startswith("warm_start_model_resolver")

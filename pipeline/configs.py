@@ -29,10 +29,21 @@ REPORT_DIR = OUTPUT_DIR / "report"
 DATA = _env("DATA", "mnist-sample")
 MAX_BAD_IMAGE_FRACTION = _env("MAX_BAD_IMAGE_FRACTION", 0.01)  # undecodable images tolerated
 # The validation gate: largest L-infinity change of the class distribution against the
-# previous run's statistics before the run stops.
+# previous span's statistics (the previous run's, when the data has no spans) before the run
+# stops.
 MAX_LABEL_DRIFT = _env("MAX_LABEL_DRIFT", 0.15)
-# A reviewed schema.pbtxt to validate the data against (ImportSchemaGen); "" infers one.
+# The reviewed schema every run's data is checked against (ImportSchemaGen). "" picks the
+# checked-in MNIST_SCHEMA for digits (the sample, full MNIST, IDX folders) and lets SchemaGen
+# infer one for class folders; "infer" always infers. `make schema DATA=...` writes one to
+# review for a new data set.
 SCHEMA = _env("SCHEMA", "")
+MNIST_SCHEMA = PROJECT_ROOT / "pipeline" / "schema" / "schema.pbtxt"
+SCHEMA_OUTPUT_DIR = OUTPUT_DIR / "schema"  # where `make schema` writes
+# Continuous training: data that arrives in spans (`<DATA>/span-<N>/...`) trains on the latest
+# TRAIN_SPANS spans; each run ingests the newest. WARM_START=1 starts the network from the
+# last blessed model's weights instead of from scratch.
+TRAIN_SPANS = _env("TRAIN_SPANS", 3)
+WARM_START = _env("WARM_START", 0) == 1
 MNIST_MIRROR = _env("MNIST_MIRROR", "https://storage.googleapis.com/cvdf-datasets/mnist/")
 # The sample: TFRecord files of raw tf.Examples (`image` bytes, `label`, `class_name`).
 DEFAULT_DATA_ROOT = OUTPUT_DIR / "data" / "mnist-sample"
@@ -72,6 +83,8 @@ GCP_REGION = _env("GOOGLE_CLOUD_REGION", "us-central1")
 GCS_BUCKET = _env("GCS_BUCKET", f"{GCP_PROJECT}-mnist-tfx")
 KUBEFLOW_PIPELINE_ROOT = _env("KUBEFLOW_PIPELINE_ROOT", f"gs://{GCS_BUCKET}/pipeline_root")
 KUBEFLOW_DATA_ROOT = _env("KUBEFLOW_DATA_ROOT", f"gs://{GCS_BUCKET}/data/mnist-sample")
+# The reviewed schema as the pipeline image holds it (kubeflow/Dockerfile copies pipeline/).
+KUBEFLOW_SCHEMA = _env("KUBEFLOW_SCHEMA", "/pipeline/pipeline/schema/schema.pbtxt")
 # Where TF Serving on Kubernetes reads models (serving/kubernetes mounts this bucket path).
 KUBEFLOW_SERVING_BASE = _env("KUBEFLOW_SERVING_BASE", f"gs://{GCS_BUCKET}/serving_model")
 KUBEFLOW_IMAGE = _env("KUBEFLOW_IMAGE", f"gcr.io/{GCP_PROJECT}/mnist-tfx-pipeline:latest")
@@ -122,12 +135,26 @@ def pipeline_args() -> dict:
         "preprocessing_fn": PREPROCESSING_FN,
         "run_fn": RUN_FN,
         "training_config": training_config(),
-        "train_hash_buckets": TRAIN_HASH_BUCKETS,
-        "eval_hash_buckets": EVAL_HASH_BUCKETS,
         "eval_accuracy_threshold": EVAL_ACCURACY_THRESHOLD,
         "eval_max_accuracy_drop": EVAL_MAX_ACCURACY_DROP,
         "max_label_drift": MAX_LABEL_DRIFT,
+        "train_spans": TRAIN_SPANS,
+        "warm_start": WARM_START,
         "enable_cache": ENABLE_CACHE,
+    }
+
+
+def example_gen_args(
+    data_root: str, data_kind: str = "tfrecords", input_splits: dict[str, str] | None = None
+) -> dict:
+    """create_example_gen's arguments: where and what the data is, and how to split it."""
+    return {
+        "data_root": data_root,
+        "data_kind": data_kind,
+        "input_splits": input_splits,
+        "train_hash_buckets": TRAIN_HASH_BUCKETS,
+        "eval_hash_buckets": EVAL_HASH_BUCKETS,
+        "max_bad_image_fraction": MAX_BAD_IMAGE_FRACTION,
     }
 
 

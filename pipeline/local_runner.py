@@ -26,11 +26,8 @@ def create_local_pipeline() -> tfx.dsl.Pipeline:
     configs.METADATA_PATH.parent.mkdir(parents=True, exist_ok=True)
     return pipeline.create_pipeline(
         pipeline_root=str(configs.PIPELINE_ROOT),
-        data_root=str(source.root),
-        data_kind=source.kind,
-        input_splits=source.splits,
-        max_bad_image_fraction=configs.MAX_BAD_IMAGE_FRACTION,
-        schema_file=str(Path(configs.SCHEMA).resolve()) if configs.SCHEMA else None,
+        example_gen_args=configs.example_gen_args(str(source.root), source.kind, source.splits),
+        schema_file=str(source.schema) if source.schema else None,
         serving_model_dir=str(configs.SERVING_MODEL_DIR),
         beam_pipeline_args=configs.beam_pipeline_args(),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -1,9 +1,11 @@
 """Wires the TFX components. One function serves every runner (local, Kubeflow, Vertex AI)."""
 
+import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from kfp.pipeline_spec.pipeline_spec_pb2 import PipelineDeploymentConfig
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
 
 from components.baseline import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
 from components.image_example_gen import ImageExampleGen
@@ -58,42 +60,18 @@ def create_eval_config(accuracy_threshold: float, max_accuracy_drop: float) -> t
     )
 
 
-def create_pipeline(
-    pipeline_name: str,
-    pipeline_root: str,
+def create_example_gen(
     data_root: str,
-    serving_model_dir: str,
-    preprocessing_fn: str,
-    run_fn: str,
-    training_config: dict,
+    data_kind: str,
+    input_splits: dict[str, str] | None,
     train_hash_buckets: int,
     eval_hash_buckets: int,
-    eval_accuracy_threshold: float,
-    eval_max_accuracy_drop: float,
-    beam_pipeline_args: list[str],
-    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
-    enable_cache: bool = True,
-    trainer_resources: ResourceSpec | None = None,
-    vertex_training: dict | None = None,
-    builtin_resolvers_only: bool = False,
-    data_kind: str = "tfrecords",
-    input_splits: dict[str, str] | None = None,
-    max_bad_image_fraction: float = 0.01,
-    max_label_drift: float = 0.15,
-    schema_file: str | None = None,
-) -> tfx.dsl.Pipeline:
-    """ExampleGen, statistics, schema, validation, Transform, Trainer, Evaluator, Pusher.
-
-    Cluster runners add `trainer_resources` (CPU, memory, GPU of the Trainer's container) or
-    `vertex_training` (train as a Vertex AI job instead: custom_config entries of TFX's Google
-    Cloud Trainer extension). `builtin_resolvers_only` swaps our resolver strategies (baseline:
-    latest blessed model other than the candidate; previous statistics that may be none) for
-    TFX's built-in ones, the only ones KFP v2 compiles.
-
-    `data_kind` "tfrecords" reads raw tf.Examples (ImportExampleGen), "images" reads image
-    folders and IDX files (ImageExampleGen). `input_splits` maps split names to file patterns
-    under `data_root`; a single one (the default: every file) is hash-split train:eval.
-    """
+    max_bad_image_fraction: float,
+):
+    """ImportExampleGen for raw tf.Examples (`data_kind` "tfrecords"), ImageExampleGen for image
+    folders and IDX files ("images"). `input_splits` maps split names to file patterns under
+    `data_root` ({SPAN} picks the newest span); a single one (default: every file) is hash-split
+    train:eval."""
     input_splits = input_splits or {"all": "*"}
     input_config = tfx.proto.Input(
         splits=[tfx.proto.Input.Split(name=n, pattern=p) for n, p in input_splits.items()]
@@ -109,14 +87,84 @@ def create_pipeline(
             )
         )
     if data_kind == "tfrecords":
-        example_gen = tfx.components.ImportExampleGen(
+        return tfx.components.ImportExampleGen(
             input_base=data_root, input_config=input_config, output_config=output_config
         )
-    else:
-        example_gen = ImageExampleGen(
-            data_root, input_config, output_config, max_bad_fraction=max_bad_image_fraction
-        )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    return ImageExampleGen(
+        data_root, input_config, output_config, max_bad_fraction=max_bad_image_fraction
+    )
+
+
+def create_statistics_gen(examples: tfx.dsl.Channel) -> tfx.components.StatisticsGen:
+    """Statistics with image formats and sizes (semantic domain statistics), which the schema's
+    image_domain checks."""
+    return tfx.components.StatisticsGen(
+        examples=examples, stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True)
+    )
+
+
+def create_inferred_schema_gen(statistics: tfx.dsl.Channel) -> tfx.components.SchemaGen:
+    """A schema inferred from the train split; the eval split is checked against it."""
+    return tfx.components.SchemaGen(
+        statistics=statistics, infer_feature_shape=True, exclude_splits=["eval"]
+    )
+
+
+def create_schema_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    example_gen_args: dict,
+    beam_pipeline_args: list[str],
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+) -> tfx.dsl.Pipeline:
+    """ExampleGen, StatisticsGen and SchemaGen alone: a new data set's schema, to review."""
+    example_gen = create_example_gen(**example_gen_args)
+    statistics_gen = create_statistics_gen(example_gen.outputs["examples"])
+    schema_gen = create_inferred_schema_gen(statistics_gen.outputs["statistics"])
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen],
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args,
+    )
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    example_gen_args: dict,
+    serving_model_dir: str,
+    preprocessing_fn: str,
+    run_fn: str,
+    training_config: dict,
+    eval_accuracy_threshold: float,
+    eval_max_accuracy_drop: float,
+    beam_pipeline_args: list[str],
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+    enable_cache: bool = True,
+    trainer_resources: ResourceSpec | None = None,
+    vertex_training: dict | None = None,
+    builtin_resolvers_only: bool = False,
+    max_label_drift: float = 0.15,
+    schema_file: str | None = None,
+    train_spans: int = 1,
+    warm_start: bool = False,
+) -> tfx.dsl.Pipeline:
+    """ExampleGen, statistics, schema, validation, Transform, Trainer, Evaluator, Pusher.
+
+    Cluster runners add `trainer_resources` (CPU, memory, GPU of the Trainer's container) or
+    `vertex_training` (train as a Vertex AI job instead: custom_config entries of TFX's Google
+    Cloud Trainer extension). `builtin_resolvers_only` swaps our resolver strategies (baseline:
+    latest blessed model other than the candidate; previous statistics that may be none) for
+    TFX's built-in ones, the only ones KFP v2 compiles, and trains on the run's own span.
+
+    Each run ingests the newest span; Transform, Trainer and Evaluator read the latest
+    `train_spans` spans (a rolling range, the latest version of each). `warm_start` starts the
+    Trainer from the last blessed model. `example_gen_args` are `create_example_gen`'s.
+    """
+    example_gen = create_example_gen(**example_gen_args)
+    statistics_gen = create_statistics_gen(example_gen.outputs["examples"])
     all_statistics = tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics)
     if builtin_resolvers_only:  # the latest, resolved before this run's statistics exist
         previous_statistics = tfx.dsl.Resolver(
@@ -132,12 +180,8 @@ def create_pipeline(
     previous_statistics = previous_statistics.with_id("previous_statistics_resolver")
     if schema_file:  # a reviewed schema: every run's data is checked against it
         schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
-    else:  # inferred from the train split; the eval split is checked against it
-        schema_gen = tfx.components.SchemaGen(
-            statistics=statistics_gen.outputs["statistics"],
-            infer_feature_shape=True,
-            exclude_splits=["eval"],
-        )
+    else:
+        schema_gen = create_inferred_schema_gen(statistics_gen.outputs["statistics"])
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
@@ -148,8 +192,17 @@ def create_pipeline(
         previous_statistics=previous_statistics.outputs["statistics"],
         max_label_drift=max_label_drift,
     )
+    if builtin_resolvers_only:  # KFP v2 compiles no resolver functions
+        training_examples = example_gen.outputs["examples"]
+    else:  # every run's Examples, not only this run's: the newest spans, each at its latest
+        all_examples = tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Examples,
+            producer_component_id=example_gen.id,
+            output_key="examples",
+        )
+        training_examples = rolling_range(all_examples, num_spans=train_spans, min_spans=1)
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=preprocessing_fn,
         custom_config={"code_version": training_config["code_version"]},
@@ -158,16 +211,29 @@ def create_pipeline(
         disable_statistics=True,
     )
     transform.add_upstream_node(validation_gate)  # bad data stops the run here
+    transform.add_upstream_node(example_gen)  # the rolling range must include this run's span
     trainer_class = (
         tfx.extensions.google_cloud_ai_platform.Trainer
         if vertex_training
         else tfx.components.Trainer
     )
+    warm_start_resolvers, base_model = [], None
+    if warm_start:
+        warm_start_resolver = tfx.dsl.Resolver(  # built in: it resolves before the Trainer runs
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("warm_start_model_resolver")
+        warm_start_resolvers, base_model = (
+            [warm_start_resolver],
+            warm_start_resolver.outputs["model"],
+        )
     trainer = trainer_class(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        base_model=base_model,
         custom_config={**training_config, **(vertex_training or {})},
     )
     if trainer_resources:
@@ -186,11 +252,12 @@ def create_pipeline(
         **candidate,
     ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,  # the eval splits of the spans trained on
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=create_eval_config(eval_accuracy_threshold, eval_max_accuracy_drop),
     )
+    evaluator.add_upstream_node(example_gen)
     components = [
         example_gen,
         previous_statistics,
@@ -199,6 +266,7 @@ def create_pipeline(
         example_validator,
         validation_gate,
         transform,
+        *warm_start_resolvers,
         trainer,
         model_resolver,
         evaluator,

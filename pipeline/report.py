@@ -110,8 +110,8 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     """Charts and index.html for the run; numbers also go to report.json."""
     report_dir.mkdir(parents=True, exist_ok=True)
     uris = summary.artifact_uris
-    eval_images, eval_labels = read_split(summary.examples_uri, "eval")
-    _, train_labels = read_split(summary.examples_uri, "train")
+    eval_images, eval_labels = read_split(summary.examples_uris, "eval")
+    _, train_labels = read_split(summary.examples_uris, "train")
     model_dir = uris["Trainer.Model"] / "Format-Serving"
     model = tf.saved_model.load(str(model_dir))
     probabilities = model.signatures[SERVING_IMAGE_SIGNATURE](

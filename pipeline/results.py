@@ -31,11 +31,9 @@ class RunSummary:
     validation_failures: list[str]
     pushed_path: Path | None  # the version folder written by this run, None when not pushed
     artifact_uris: dict[str, Path]  # "<component>.<artifact type>" -> where it lies
-
-    @property
-    def examples_uri(self) -> Path:
-        """ExampleGen's output (whichever ExampleGen): Split-train/ and Split-eval/ TFRecords."""
-        return next(v for k, v in self.artifact_uris.items() if k.endswith("ExampleGen.Examples"))
+    # The Examples trained and evaluated on (Split-train/, Split-eval/), oldest span first.
+    examples_uris: list[Path]
+    spans: list[int]
 
 
 def _state_name(execution: metadata_store_pb2.Execution) -> str:
@@ -61,6 +59,22 @@ def _run_outputs(store, executions) -> dict[str, metadata_store_pb2.Artifact]:
     }
 
 
+def _input_examples(store, execution_id: int) -> list[metadata_store_pb2.Artifact]:
+    """The Examples artifacts an execution read, oldest span first."""
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type == metadata_store_pb2.Event.INPUT
+    ]
+    examples_type = store.get_artifact_type(tfx.types.standard_artifacts.Examples.TYPE_NAME)
+    found = store.get_artifacts_by_id([e.artifact_id for e in events])
+    return sorted((a for a in found if a.type_id == examples_type.id), key=_span)
+
+
+def _span(artifact: metadata_store_pb2.Artifact) -> int:
+    return artifact.properties["span"].int_value
+
+
 def _metric(metrics: dict, name: str) -> float:
     return metrics[""][""][name]["doubleValue"]
 
@@ -79,6 +93,8 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
     components = [ComponentRun(e.type.rsplit(".", 1)[-1], _state_name(e)) for e in executions]
     outputs = _run_outputs(store, executions)
+    evaluator = next(e for e in executions if e.type.endswith(".Evaluator"))
+    evaluated = _input_examples(store, evaluator.id)
 
     evaluation = outputs["Evaluator.ModelEvaluation"]
     eval_result = tfma.load_eval_result(evaluation.uri)
@@ -119,4 +135,6 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
         validation_failures=failures,
         pushed_path=pushed_path,
         artifact_uris={key: Path(artifact.uri) for key, artifact in outputs.items()},
+        examples_uris=[Path(artifact.uri) for artifact in evaluated],
+        spans=[_span(artifact) for artifact in evaluated],
     )

@@ -106,7 +106,7 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
 
 
 def print_demo(summary: RunSummary) -> None:
-    images, labels = demo.read_split(summary.examples_uri)
+    images, labels = demo.read_split(summary.examples_uris)
     result = demo.demonstrate(configs.SERVING_MODEL_DIR, images, labels)
     print(
         f"\nServed version {result.model_version} with the local TF Serving-compatible server on "

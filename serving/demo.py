@@ -25,9 +25,11 @@ class DemoResult:
     single_p50_ms: float
 
 
-def read_split(examples_uri: Path, split: str = "eval") -> tuple[list[bytes], np.ndarray]:
-    """Encoded images and labels of one ExampleGen split."""
-    files = sorted(str(path) for path in (examples_uri / f"Split-{split}").glob("*"))
+def read_split(examples_uris: list[Path], split: str = "eval") -> tuple[list[bytes], np.ndarray]:
+    """Encoded images and labels of one split of ExampleGen outputs (one per span)."""
+    files = [
+        str(path) for uri in examples_uris for path in sorted((uri / f"Split-{split}").glob("*"))
+    ]
     spec = {
         IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
         LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),

@@ -147,7 +147,7 @@ def keras_io_convnet() -> keras.Model:
 
 
 def decoded_split(summary: RunSummary, split: str) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = read_split(summary.examples_uri, split)
+    images, labels = read_split(summary.examples_uris, split)
     return decode_images(tf.constant(images)).numpy(), labels
 
 
@@ -443,7 +443,7 @@ def main() -> None:
     results["accuracy"], (train_x, train_y) = bench_accuracy(summary)
     results["input_path"] = bench_input_path(summary, train_x, train_y)
     base_path = summary.pushed_path.parent
-    images, _ = read_split(summary.examples_uri)
+    images, _ = read_split(summary.examples_uris)
     print("Serving: latency and throughput...", flush=True)
     results["serving"] = bench_serving(base_path, images)
     print(f"Serving: {args.soak_seconds:.0f} s soak with a push halfway...", flush=True)

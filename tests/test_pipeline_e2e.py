@@ -25,7 +25,7 @@ COMPONENTS = [
     "ImportExampleGen",
     "Resolver",
     "StatisticsGen",
-    "SchemaGen",
+    "ImportSchemaGen",
     "ExampleValidator",
     "ValidationGate",
     "Transform",

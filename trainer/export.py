@@ -98,6 +98,11 @@ def export_model(
     model.save(export_dir, save_format="tf", signatures=signatures)
 
 
-def read_class_names(saved_model_dir: Path) -> list[str]:
-    """The class names an exported model carries, in class id order."""
-    return (saved_model_dir / "assets" / CLASS_NAMES_ASSET).read_text().splitlines()
+def read_class_names(saved_model_dir: Path | str) -> list[str] | None:
+    """The class names an exported model carries, in class id order; None for a model exported
+    before class names travelled with it. Reads local and cloud (gs://) paths."""
+    path = f"{saved_model_dir}/assets/{CLASS_NAMES_ASSET}"
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as names:
+        return names.read().splitlines()

@@ -13,7 +13,7 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from trainer.export import export_model
+from trainer.export import export_model, read_class_names
 from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY, transformed_name
 from trainer.model import build_augmentation, build_model
 
@@ -129,6 +129,24 @@ def cosine_decay(initial_learning_rate: float, epochs: int):
     return lambda epoch: initial_learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
 
 
+def warm_start_weights(base_model_dir: str | None, class_names: list[str]) -> list | None:
+    """The network weights of the model to warm-start from (the Trainer's `base_model`, the last
+    blessed one), when it names the same classes in the same order; None means from scratch."""
+    if not base_model_dir:
+        return None
+    base_classes = read_class_names(base_model_dir)
+    if base_classes != class_names:
+        logging.warning(
+            "Training from scratch: the last blessed model %s names the classes %s, the data %s",
+            base_model_dir,
+            base_classes,
+            class_names,
+        )
+        return None
+    logging.info("Warm-starting from the last blessed model %s", base_model_dir)
+    return keras.models.load_model(base_model_dir, compile=False).get_weights()
+
+
 def train(
     config: TrainingConfig,
     num_classes: int,
@@ -136,10 +154,18 @@ def train(
     eval_dataset: tf.data.Dataset,
     strategy: tf.distribute.Strategy,
     log_dir: str | None = None,
+    initial_weights: list | None = None,
 ) -> tuple[keras.Model, keras.callbacks.History]:
-    """Fits a fresh network; stops early when eval accuracy stalls and keeps the best weights."""
+    """Fits the network, fresh or from `initial_weights` when their shapes fit (a warm start);
+    stops early when eval accuracy stalls and keeps the best weights."""
     with strategy.scope():
         model = build_model(num_classes, config.learning_rate, jit_compile=config.jit_compile)
+        if initial_weights is not None:
+            shapes = [weight.shape for weight in model.get_weights()]
+            if [weight.shape for weight in initial_weights] == shapes:
+                model.set_weights(initial_weights)
+            else:
+                logging.warning("Training from scratch: the base model's layers differ")
     callbacks = [
         keras.callbacks.LearningRateScheduler(cosine_decay(config.learning_rate, config.epochs)),
         keras.callbacks.EarlyStopping(
@@ -194,6 +220,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         dataset(fn_args.eval_files, training=False),
         strategy,
         log_dir=fn_args.model_run_dir,
+        initial_weights=warm_start_weights(fn_args.base_model, class_names),
     )
     # Per-epoch metrics for the run report's training curves.
     with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/{HISTORY_FILE}", "w") as history_file:

@@ -1,0 +1,105 @@
+"""`make schema DATA=...`: the schema SchemaGen infers for a new data set, to review and check in.
+
+Runs ExampleGen, StatisticsGen and SchemaGen on the data, then adds what inference cannot know
+and the pipeline relies on: labels within [0, number of classes), the class names seen, and
+every image a decodable one. Use the result with `make run DATA=... SCHEMA=<the file>`.
+"""
+
+import sys
+from pathlib import Path
+
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+from tfx import v1 as tfx
+
+from components.mnist_download import DownloadError
+from pipeline import configs, data_source, pipeline
+from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY
+
+HEADER = """# Inferred by SchemaGen from {data} (`make schema`), with the label range,
+# the class names and the image domain added. Review it, check it in, and run with
+# SCHEMA=<this file>.
+"""
+
+
+def class_names(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> list[str]:
+    """Every class name in the (train split's) statistics, sorted as the label ids are."""
+    (dataset,) = statistics.datasets
+    feature = next(f for f in dataset.features if f.path.step == [CLASS_NAME_KEY])
+    names = sorted(bucket.label for bucket in feature.string_stats.rank_histogram.buckets)
+    if len(names) != feature.string_stats.unique:
+        raise ValueError(
+            f"Statistics list {len(names)} of {feature.string_stats.unique} class names"
+        )
+    return names
+
+
+def curate(schema: schema_pb2.Schema, names: list[str]) -> schema_pb2.Schema:
+    """`schema` with label ids in [0, len(names)), class names from `names`, and every image
+    required to decode."""
+    curated = schema_pb2.Schema()
+    curated.CopyFrom(schema)
+    label = tfdv.get_feature(curated, LABEL_KEY)
+    label.int_domain.min, label.int_domain.max = 0, len(names) - 1
+    class_name = tfdv.get_feature(curated, CLASS_NAME_KEY)
+    class_name.ClearField("domain_info")  # digit names are inferred as an int_domain
+    class_name.domain = CLASS_NAME_KEY
+    kept = [d for d in curated.string_domain if d.name != CLASS_NAME_KEY]
+    curated.ClearField("string_domain")
+    curated.string_domain.extend(kept)
+    curated.string_domain.add(name=CLASS_NAME_KEY, value=names)
+    image = tfdv.get_feature(curated, IMAGE_KEY)
+    image.image_domain.minimum_supported_image_fraction = 1.0
+    return curated
+
+
+def latest_output(component_root: Path) -> Path:
+    """The newest execution's output folder, `<component>/<output>/<execution id>`."""
+    return max(component_root.iterdir(), key=lambda path: int(path.name))
+
+
+def infer(source: data_source.DataSource, output_dir: Path) -> Path:
+    """Runs the schema pipeline on `source`; returns the curated schema's path."""
+    name = f"{configs.PIPELINE_NAME}-schema"
+    root = output_dir / "tfx"
+    tfx.orchestration.LocalDagRunner().run(
+        pipeline.create_schema_pipeline(
+            pipeline_name=name,
+            pipeline_root=str(root),
+            example_gen_args=configs.example_gen_args(str(source.root), source.kind, source.splits),
+            beam_pipeline_args=configs.beam_pipeline_args(),
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(output_dir / "metadata.sqlite")
+            ),
+        )
+    )
+    statistics = tfdv.load_stats_binary(
+        str(
+            latest_output(root / "StatisticsGen" / "statistics") / "Split-train" / "FeatureStats.pb"
+        )
+    )
+    inferred = tfdv.load_schema_text(
+        str(latest_output(root / "SchemaGen" / "schema") / "schema.pbtxt")
+    )
+    path = output_dir / "schema.pbtxt"
+    tfdv.write_schema_text(curate(inferred, class_names(statistics)), str(path))
+    path.write_text(HEADER.format(data=source.root) + path.read_text())
+    return path
+
+
+def main() -> int:
+    try:
+        source = data_source.resolve()
+    except (FileNotFoundError, DownloadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    path = infer(source, configs.SCHEMA_OUTPUT_DIR)
+    print(
+        f"Wrote {path}\nReview it, check it in (e.g. as pipeline/schema/<data set>.pbtxt) and "
+        f"run with: make run DATA={configs.DATA} SCHEMA=<that file>"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
