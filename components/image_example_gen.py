@@ -31,6 +31,7 @@ from tfx.types import standard_component_specs
 
 from components.idx import is_idx_images, read_idx
 from components.mnist_sample import encode_png, make_example
+from components.spans import SpanRecordingExecutor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MAX_BAD_FRACTION_KEY = "max_bad_fraction"
@@ -171,7 +172,7 @@ def _ImagesToExample(pipeline: beam.Pipeline, exec_properties: dict, split_patte
     )
 
 
-class Executor(BaseExampleGenExecutor):
+class Executor(SpanRecordingExecutor, BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802
         return _ImagesToExample
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from ml_metadata import metadata_store
 from PIL import Image
 from tfx import v1 as tfx
 
@@ -157,3 +158,13 @@ def test_the_latest_span_is_ingested(tmp_path):
     images = [image for image, _ in read_examples(examples)]
     assert len(images) == 2
     assert all(np.asarray(Image.open(io.BytesIO(image))).max() == 200 for image in images)
+    # Recorded where StatisticsGen and TFX's rolling_range read it, not only as ExampleGen's
+    # driver does (a custom property).
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(tmp_path / "metadata.sqlite")
+        )
+    )
+    (artifact,) = store.get_artifacts_by_type(tfx.types.standard_artifacts.Examples.TYPE_NAME)
+    assert artifact.properties["span"].int_value == 2
+    assert artifact.custom_properties["span"].int_value == 2

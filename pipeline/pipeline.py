@@ -5,10 +5,12 @@ import tensorflow_model_analysis as tfma
 from kfp.pipeline_spec.pipeline_spec_pb2 import PipelineDeploymentConfig
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
 
 from components.baseline import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
 from components.image_example_gen import ImageExampleGen
+from components.spans import ImportExampleGenExecutor
 from components.validation_gate import (
     CURRENT_KEY,
     STATISTICS_KEY,
@@ -88,19 +90,24 @@ def create_example_gen(
         )
     if data_kind == "tfrecords":
         return tfx.components.ImportExampleGen(
-            input_base=data_root, input_config=input_config, output_config=output_config
+            input_base=data_root,
+            input_config=input_config,
+            output_config=output_config,
+            custom_executor_spec=executor_spec.BeamExecutorSpec(ImportExampleGenExecutor),
         )
     return ImageExampleGen(
         data_root, input_config, output_config, max_bad_fraction=max_bad_image_fraction
     )
 
 
-def create_statistics_gen(examples: tfx.dsl.Channel) -> tfx.components.StatisticsGen:
+def statistics_options() -> tfdv.StatsOptions:
     """Statistics with image formats and sizes (semantic domain statistics), which the schema's
-    image_domain checks."""
-    return tfx.components.StatisticsGen(
-        examples=examples, stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True)
-    )
+    image_domain checks: the share of values that decode as images."""
+    return tfdv.StatsOptions(enable_semantic_domain_stats=True)
+
+
+def create_statistics_gen(examples: tfx.dsl.Channel) -> tfx.components.StatisticsGen:
+    return tfx.components.StatisticsGen(examples=examples, stats_options=statistics_options())
 
 
 def create_inferred_schema_gen(statistics: tfx.dsl.Channel) -> tfx.components.SchemaGen:

@@ -34,6 +34,7 @@ class RunSummary:
     # The Examples trained and evaluated on (Split-train/, Split-eval/), oldest span first.
     examples_uris: list[Path]
     spans: list[int]
+    warm_start_model: Path | None  # the blessed model the Trainer started from (WARM_START=1)
 
 
 def _state_name(execution: metadata_store_pb2.Execution) -> str:
@@ -59,20 +60,20 @@ def _run_outputs(store, executions) -> dict[str, metadata_store_pb2.Artifact]:
     }
 
 
-def _input_examples(store, execution_id: int) -> list[metadata_store_pb2.Artifact]:
-    """The Examples artifacts an execution read, oldest span first."""
+def _inputs(store, execution_id: int, type_name: str) -> list[metadata_store_pb2.Artifact]:
+    """The artifacts of one type an execution read."""
     events = [
         e
         for e in store.get_events_by_execution_ids([execution_id])
         if e.type == metadata_store_pb2.Event.INPUT
     ]
-    examples_type = store.get_artifact_type(tfx.types.standard_artifacts.Examples.TYPE_NAME)
+    artifact_type = store.get_artifact_type(type_name)
     found = store.get_artifacts_by_id([e.artifact_id for e in events])
-    return sorted((a for a in found if a.type_id == examples_type.id), key=_span)
+    return [a for a in found if a.type_id == artifact_type.id]
 
 
 def _span(artifact: metadata_store_pb2.Artifact) -> int:
-    return artifact.properties["span"].int_value
+    return artifact.custom_properties["span"].int_value  # as ExampleGen's driver records it
 
 
 def _metric(metrics: dict, name: str) -> float:
@@ -93,8 +94,12 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
     components = [ComponentRun(e.type.rsplit(".", 1)[-1], _state_name(e)) for e in executions]
     outputs = _run_outputs(store, executions)
-    evaluator = next(e for e in executions if e.type.endswith(".Evaluator"))
-    evaluated = _input_examples(store, evaluator.id)
+    executed = {e.type.rsplit(".", 1)[-1]: e.id for e in executions}
+    evaluated = sorted(
+        _inputs(store, executed["Evaluator"], tfx.types.standard_artifacts.Examples.TYPE_NAME),
+        key=_span,
+    )
+    base_models = _inputs(store, executed["Trainer"], tfx.types.standard_artifacts.Model.TYPE_NAME)
 
     evaluation = outputs["Evaluator.ModelEvaluation"]
     eval_result = tfma.load_eval_result(evaluation.uri)
@@ -137,4 +142,5 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
         artifact_uris={key: Path(artifact.uri) for key, artifact in outputs.items()},
         examples_uris=[Path(artifact.uri) for artifact in evaluated],
         spans=[_span(artifact) for artifact in evaluated],
+        warm_start_model=Path(base_models[0].uri) if base_models else None,
     )

@@ -89,6 +89,13 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
         f"\nPipeline run {summary.run_id} finished in {seconds:.0f} s "
         f"({len(summary.components)} components, {cached} from cache)."
     )
+    if summary.spans != [0]:
+        print(f"Trained and evaluated on spans {', '.join(map(str, summary.spans))}.")
+    if summary.warm_start_model:
+        print(
+            f"Warm start from {summary.warm_start_model} "
+            "(when its classes and layers match; the log says which)"
+        )
     change = summary.accuracy_change
     print(
         f"Eval accuracy: {summary.accuracy:.4f} on {summary.eval_examples} examples"

@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_data_validation as tfdv
 
 from components.idx import write_idx
 from components.mnist_sample import encode_png, load_sample
@@ -14,7 +15,14 @@ from pipeline.results import latest_run_summary
 from serving.demo import read_split
 from tests.pipeline_runs import run_pipeline, under
 from trainer.export import read_class_names
-from trainer.features import CLASS_NAME_OUTPUT, IMAGES_INPUT, SERVING_IMAGE_SIGNATURE
+from trainer.features import (
+    CLASS_NAME_KEY,
+    CLASS_NAME_OUTPUT,
+    IMAGE_KEY,
+    IMAGES_INPUT,
+    LABEL_KEY,
+    SERVING_IMAGE_SIGNATURE,
+)
 
 # Digits 0 and 1 from the sample, as two classes with names that are not digits.
 CLASSES = {"one": 1, "zero": 0}
@@ -26,17 +34,29 @@ def digits():
     return pixels, labels
 
 
-def test_class_folders_train_a_model_that_names_its_classes(tmp_path, digits):
+def test_make_schema_then_class_folders_train_a_model_that_names_its_classes(tmp_path, digits):
     pixels, labels = digits
     for name, digit in CLASSES.items():
         folder = tmp_path / "shapes" / name
         folder.mkdir(parents=True)
         for index in np.flatnonzero(labels == digit)[:150]:
             (folder / f"{index}.png").write_bytes(encode_png(pixels[index]))
-    output_dir = tmp_path / "outputs"
-    completed = run_pipeline(output_dir, DATA=str(tmp_path / "shapes"), EPOCHS="6")
+    output_dir, data = tmp_path / "outputs", str(tmp_path / "shapes")
+
+    inferred = run_pipeline(output_dir, "pipeline.infer_schema", DATA=data)  # make schema
+    assert inferred.returncode == 0, inferred.stderr[-4000:]
+    schema_path = under(output_dir, configs.SCHEMA_OUTPUT_DIR) / "schema.pbtxt"
+    assert f"Wrote {schema_path}" in inferred.stdout
+    schema = tfdv.load_schema_text(str(schema_path))
+    label = tfdv.get_feature(schema, LABEL_KEY).int_domain
+    assert (label.min, label.max) == (0, len(CLASSES) - 1)
+    assert list(tfdv.get_domain(schema, CLASS_NAME_KEY).value) == sorted(CLASSES)
+    assert tfdv.get_feature(schema, IMAGE_KEY).image_domain.minimum_supported_image_fraction == 1
+
+    completed = run_pipeline(output_dir, DATA=data, SCHEMA=str(schema_path), EPOCHS="6")
     assert completed.returncode == 0, completed.stderr[-4000:]
     summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    assert "ImportSchemaGen" in {c.name for c in summary.components}
     assert summary.blessed and summary.pushed_path
     assert read_class_names(summary.pushed_path) == sorted(CLASSES)
     held_out = [encode_png(pixels[i]) for i in np.flatnonzero(labels == 0)[-20:]]

@@ -3,18 +3,7 @@
 import numpy as np
 
 from components.mnist_sample import encode_png, load_sample
-from tests.pipeline_runs import run_pipeline, served_versions
-
-
-def write_classes(root, pixels, labels, counts: dict[str, int]) -> None:
-    """Class folders "zero" and "one" with `counts` sample digits each (replacing old ones)."""
-    for name, digit in (("zero", 0), ("one", 1)):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.iterdir():
-            old.unlink()
-        for index in np.flatnonzero(labels == digit)[: counts[name]]:
-            (folder / f"{index}.png").write_bytes(encode_png(pixels[index]))
+from tests.pipeline_runs import run_pipeline, served_versions, write_classes
 
 
 def assert_stopped_at_the_gate(completed, *expected: str) -> None:
@@ -26,18 +15,20 @@ def assert_stopped_at_the_gate(completed, *expected: str) -> None:
         assert text in completed.stderr
 
 
-def test_drift_of_the_label_distribution_stops_the_run(tmp_path):
+def test_drift_of_the_label_distribution_between_spans_stops_the_run(tmp_path):
     pixels, labels = load_sample(5000, seed=8)
     data, output_dir = tmp_path / "data", tmp_path / "outputs"
-    write_classes(data, pixels, labels, {"zero": 150, "one": 150})
+    write_classes(data / "span-1", pixels, labels, {"zero": 150, "one": 150})
     first = run_pipeline(output_dir, DATA=str(data), EPOCHS="2")
     assert first.returncode == 0, first.stderr[-3000:]
     versions = served_versions(output_dir)
     assert len(versions) == 1
 
-    write_classes(data, pixels, labels, {"zero": 270, "one": 30})  # a new drop, 90 % zeros
+    write_classes(data / "span-2", pixels, labels, {"zero": 270, "one": 30})  # 90 % zeros
     drifted = run_pipeline(output_dir, DATA=str(data), EPOCHS="2")
-    assert_stopped_at_the_gate(drifted, "feature 'class_name'", "Linfty distance")
+    assert_stopped_at_the_gate(
+        drifted, "train split against span 1: feature 'class_name'", "Linfty distance"
+    )
     assert served_versions(output_dir) == versions
 
 

@@ -3,7 +3,20 @@ import subprocess
 import sys
 import textwrap
 
-from trainer.train import cluster_workers, cosine_decay
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from components.mnist_sample import load_sample
+from trainer.features import MNIST_CLASS_NAMES
+from trainer.train import (
+    IMAGE_XF,
+    TrainingConfig,
+    cluster_workers,
+    cosine_decay,
+    train,
+    warm_start_weights,
+)
 
 # Logical devices must be configured before TensorFlow starts, hence a fresh interpreter.
 MIRRORED_TRAINING = textwrap.dedent(
@@ -75,3 +88,37 @@ def test_cluster_workers_reads_vertex_ai_tf_config():
     no_chief = {"worker": ["b:2222", "c:2222"]}
     first = json.dumps({"cluster": no_chief, "task": {"type": "worker", "index": 0}})
     assert cluster_workers(first) == (2, True)
+
+
+def test_warm_start_reads_the_blessed_models_weights_only_for_the_same_classes(trained_model_dir):
+    (version,) = trained_model_dir.iterdir()
+    weights = warm_start_weights(str(version), list(MNIST_CLASS_NAMES))
+    expected = keras.models.load_model(version, compile=False).get_weights()
+    assert len(weights) == len(expected)
+    for got, want in zip(weights, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert warm_start_weights(str(version), ["cat", "dog"]) is None
+    assert warm_start_weights(None, list(MNIST_CLASS_NAMES)) is None
+
+
+def test_training_starts_from_the_warm_start_weights(trained_model_dir):
+    (version,) = trained_model_dir.iterdir()
+    base = keras.models.load_model(version, compile=False)
+    pixels, labels = load_sample(256, seed=3)
+    images = tf.cast(pixels[..., None], tf.float32) / 255.0
+    dataset = tf.data.Dataset.from_tensor_slices(({IMAGE_XF: images}, labels)).batch(64)
+    config = TrainingConfig(
+        epochs=1,
+        batch_size=64,
+        learning_rate=0.0,
+        early_stopping_patience=1,
+        seed=0,
+        jit_compile=False,
+    )
+    strategy = tf.distribute.get_strategy()
+    warm, _ = train(config, 10, dataset, dataset, strategy, initial_weights=base.get_weights())
+    cold, _ = train(config, 10, dataset, dataset, strategy)
+    # With a learning rate of 0 nothing is learned: the trainable weights stay where they began.
+    for got, want in zip(warm.trainable_weights, base.trainable_weights, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert not np.array_equal(cold.trainable_weights[0].numpy(), base.trainable_weights[0].numpy())
