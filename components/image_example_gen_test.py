@@ -158,7 +158,7 @@ def test_the_latest_span_is_ingested(tmp_path):
     images = [image for image, _ in read_examples(examples)]
     assert len(images) == 2
     assert all(np.asarray(Image.open(io.BytesIO(image))).max() == 200 for image in images)
-    # Recorded where StatisticsGen and TFX's rolling_range read it, not only as ExampleGen's
+    # Recorded where StatisticsGen and the span resolvers read it, not only as ExampleGen's
     # driver does (a custom property).
     store = metadata_store.MetadataStore(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(

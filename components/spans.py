@@ -1,20 +1,27 @@
-"""ExampleGen executors that record the span and version they read as the Examples artifact's
-typed properties.
+"""Spans: ExampleGen executors that record them where TFX reads them, and the resolver strategy
+that picks the spans to train on.
 
-TFX 1.16's ExampleGen driver records them as custom properties only, while StatisticsGen (which
-copies `examples.span` onto its statistics) and the input-resolution ops behind TFX's
-`rolling_range` read the typed ones: without this every span reads 0, a rolling range shrinks
-to the newest artifact and statistics cannot tell one span from the next.
+TFX 1.16's ExampleGen driver records span and version as custom properties only, while
+StatisticsGen (which copies `examples.span` onto its statistics) and TFX's span-based input
+resolution read the typed ones: without the executors below every span reads 0.
 """
 
 from typing import Any
 
+from ml_metadata.proto import metadata_store_pb2
 from tfx import types
+from tfx import v1 as tfx
 from tfx.components.example_gen import utils
 from tfx.components.example_gen.import_example_gen.executor import (
     Executor as ImportExecutor,
 )
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.common import resolver
 from tfx.types import standard_component_specs
+
+from components.validation_gate import passed_statistics
+
+EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 
 
 def record_span_and_version(examples: list[types.Artifact], exec_properties: dict) -> None:
@@ -37,3 +44,56 @@ class SpanRecordingExecutor:
 
 class ImportExampleGenExecutor(SpanRecordingExecutor, ImportExecutor):
     """TFX's ImportExampleGen executor (TFRecords of tf.Examples), recording spans."""
+
+
+class ImportExampleGen(tfx.components.ImportExampleGen):
+    """TFX's ImportExampleGen, recording spans."""
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ImportExampleGenExecutor)
+
+
+def passed_examples(store, examples_ids: list[int]) -> set[int]:
+    """The Examples among `examples_ids` whose StatisticsGen statistics passed the gate."""
+    read = [
+        event
+        for event in store.get_events_by_artifact_ids(examples_ids)
+        if event.type == metadata_store_pb2.Event.INPUT
+    ]
+    statistics_gens = {
+        execution.id
+        for execution in store.get_executions_by_id({event.execution_id for event in read})
+        if execution.type.endswith("StatisticsGen")
+    }
+    examples_of = {e.execution_id: e.artifact_id for e in read if e.execution_id in statistics_gens}
+    written = [
+        event
+        for event in store.get_events_by_execution_ids(list(examples_of))
+        if event.type == metadata_store_pb2.Event.OUTPUT
+    ]
+    passed = (
+        passed_statistics(store, [event.artifact_id for event in written]) if written else set()
+    )
+    return {examples_of[e.execution_id] for e in written if e.artifact_id in passed}
+
+
+class LatestValidatedSpansStrategy(resolver.ResolverStrategy):
+    """Input `examples` (every ExampleGen output); outputs the latest `num_spans` spans among
+    the Examples that passed the validation gate, the latest version of each (by version, then
+    artifact id), oldest span first. Unlike TFX's `rolling_range`, a span the gate stopped
+    never reaches the Trainer, also in later runs."""
+
+    def __init__(self, num_spans: int):
+        self._num_spans = num_spans
+
+    def resolve_artifacts(self, store, input_dict: dict) -> dict:
+        examples = input_dict[EXAMPLES_KEY]
+        passed = passed_examples(store, [a.id for a in examples]) if examples else set()
+        latest: dict[int, types.Artifact] = {}
+        for artifact in examples:
+            known = latest.get(artifact.span)
+            if artifact.id in passed and (
+                known is None or (artifact.version, artifact.id) > (known.version, known.id)
+            ):
+                latest[artifact.span] = artifact
+        spans = sorted(latest)[-self._num_spans :]
+        return {EXAMPLES_KEY: [latest[span] for span in spans]}

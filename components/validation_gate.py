@@ -9,6 +9,7 @@ and nothing is trained or pushed.
 import os
 
 import tensorflow_data_validation as tfdv
+from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx import v1 as tfx
 from tfx.components.statistics_gen import stats_artifact_utils
@@ -20,20 +21,42 @@ from trainer.features import CLASS_NAME_KEY
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's file in each Split-<name>/ folder
 STATISTICS_KEY, CURRENT_KEY = "statistics", "current"
+PASSED_STATES = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+
+
+def passed_statistics(store, statistics_ids: list[int]) -> set[int]:
+    """The statistics among `statistics_ids` that a ValidationGate execution passed (its
+    `statistics` input, and it completed or was reused from the cache)."""
+    events = [
+        event
+        for event in store.get_events_by_artifact_ids(statistics_ids)
+        if event.type == metadata_store_pb2.Event.INPUT
+        and event.path.steps
+        and event.path.steps[0].key == STATISTICS_KEY
+    ]
+    passed = {
+        execution.id
+        for execution in store.get_executions_by_id({event.execution_id for event in events})
+        if execution.type.endswith(ValidationGate.__name__)
+        and execution.last_known_state in PASSED_STATES
+    }
+    return {event.artifact_id for event in events if event.execution_id in passed}
 
 
 class PreviousStatisticsStrategy(resolver.ResolverStrategy):
     """Inputs `statistics` (all) and `current` (this run's); outputs the statistics to compare
-    with: the latest of the previous span when the data comes in spans, else the latest other
-    than the current ones, or none. A re-run on unchanged data thus gives the gate the same
-    inputs (it stays cached), and a first run is not recorded as a failed resolver, as with
-    TFX's LatestArtifactStrategy."""
+    with, among those that passed the gate: the latest of the previous span when the data comes
+    in spans, else the latest other than the current ones, or none. A re-run on unchanged data
+    thus gives the gate the same inputs (it stays cached), and a first run is not recorded as a
+    failed resolver, as with TFX's LatestArtifactStrategy."""
 
     def resolve_artifacts(self, store, input_dict: dict) -> dict:
         current = input_dict[CURRENT_KEY]
         current_ids = {artifact.id for artifact in current}
         current_span = max((artifact.span for artifact in current), default=0)
-        older = [a for a in input_dict[STATISTICS_KEY] if a.id not in current_ids]
+        others = [a for a in input_dict[STATISTICS_KEY] if a.id not in current_ids]
+        passed = passed_statistics(store, [a.id for a in others]) if others else set()
+        older = [a for a in others if a.id in passed]
         earlier_spans = [a for a in older if a.span < current_span]
         candidates = earlier_spans or older
         return {

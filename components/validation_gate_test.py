@@ -1,34 +1,39 @@
 """Which statistics the drift check compares with."""
 
-from tfx.types.standard_artifacts import ExampleStatistics
-
 from components.validation_gate import CURRENT_KEY, STATISTICS_KEY, PreviousStatisticsStrategy
+from tests.lineage import FAILED, Lineage
 
 
-def statistics(artifact_id: int, span: int) -> ExampleStatistics:
-    artifact = ExampleStatistics()
-    artifact.id, artifact.span = artifact_id, span
-    return artifact
-
-
-def previous(all_ids_spans: list[tuple[int, int]], current: tuple[int, int]) -> list[int]:
+def previous(lineage: Lineage, statistics: list, current) -> list[int]:
     resolved = PreviousStatisticsStrategy().resolve_artifacts(
-        None,
-        {
-            STATISTICS_KEY: [statistics(*pair) for pair in all_ids_spans],
-            CURRENT_KEY: [statistics(*current)],
-        },
+        lineage.store, {STATISTICS_KEY: statistics, CURRENT_KEY: [current]}
     )
     return [artifact.id for artifact in resolved[STATISTICS_KEY]]
 
 
-def test_a_new_span_is_compared_with_the_latest_statistics_of_the_span_before():
-    # span 1 ingested twice (ids 1, 2), span 2 (id 3), span 2 again with new files (id 4)
-    assert previous([(1, 1), (2, 1), (3, 2)], current=(3, 2)) == [2]
-    assert previous([(1, 1), (2, 1), (3, 2), (4, 2)], current=(4, 2)) == [2]
+def test_a_new_span_is_compared_with_the_latest_passed_statistics_of_an_earlier_span():
+    lineage = Lineage()
+    _, one = lineage.ingest(span=1)
+    _, one_again = lineage.ingest(span=1)
+    _, two = lineage.ingest(span=2)
+    _, two_again = lineage.ingest(span=2)  # re-ingested with new files: still against span 1
+    everything = [one, one_again, two, two_again]
+    assert previous(lineage, everything[:3], current=two) == [one_again.id]
+    assert previous(lineage, everything, current=two_again) == [one_again.id]
+
+
+def test_statistics_the_gate_stopped_are_no_reference():
+    lineage = Lineage()
+    _, one = lineage.ingest(span=1)
+    _, drifted = lineage.ingest(span=2, gate=FAILED)
+    _, three = lineage.ingest(span=3, gate=None)  # being judged now
+    assert previous(lineage, [one, drifted, three], current=three) == [one.id]
 
 
 def test_without_spans_the_previous_run_is_the_reference_and_a_first_run_has_none():
-    assert previous([(1, 0), (2, 0), (3, 0)], current=(3, 0)) == [2]
-    assert previous([(5, 0)], current=(5, 0)) == []
-    assert previous([(5, 1)], current=(5, 1)) == []
+    lineage = Lineage()
+    _, first = lineage.ingest(span=0)
+    _, second = lineage.ingest(span=0)
+    _, third = lineage.ingest(span=0, gate=None)
+    assert previous(lineage, [first, second, third], current=third) == [second.id]
+    assert previous(lineage, [first], current=first) == []

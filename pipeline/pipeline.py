@@ -5,12 +5,10 @@ import tensorflow_model_analysis as tfma
 from kfp.pipeline_spec.pipeline_spec_pb2 import PipelineDeploymentConfig
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
-from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
 
 from components.baseline import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
 from components.image_example_gen import ImageExampleGen
-from components.spans import ImportExampleGenExecutor
+from components.spans import ImportExampleGen, LatestValidatedSpansStrategy
 from components.validation_gate import (
     CURRENT_KEY,
     STATISTICS_KEY,
@@ -89,11 +87,8 @@ def create_example_gen(
             )
         )
     if data_kind == "tfrecords":
-        return tfx.components.ImportExampleGen(
-            input_base=data_root,
-            input_config=input_config,
-            output_config=output_config,
-            custom_executor_spec=executor_spec.BeamExecutorSpec(ImportExampleGenExecutor),
+        return ImportExampleGen(
+            input_base=data_root, input_config=input_config, output_config=output_config
         )
     return ImageExampleGen(
         data_root, input_config, output_config, max_bad_fraction=max_bad_image_fraction
@@ -167,7 +162,7 @@ def create_pipeline(
     TFX's built-in ones, the only ones KFP v2 compiles, and trains on the run's own span.
 
     Each run ingests the newest span; Transform, Trainer and Evaluator read the latest
-    `train_spans` spans (a rolling range, the latest version of each). `warm_start` starts the
+    `train_spans` spans that passed the gate (the latest version of each). `warm_start` starts the
     Trainer from the last blessed model. `example_gen_args` are `create_example_gen`'s.
     """
     example_gen = create_example_gen(**example_gen_args)
@@ -199,15 +194,20 @@ def create_pipeline(
         previous_statistics=previous_statistics.outputs["statistics"],
         max_label_drift=max_label_drift,
     )
-    if builtin_resolvers_only:  # KFP v2 compiles no resolver functions
-        training_examples = example_gen.outputs["examples"]
-    else:  # every run's Examples, not only this run's: the newest spans, each at its latest
-        all_examples = tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.Examples,
-            producer_component_id=example_gen.id,
-            output_key="examples",
-        )
-        training_examples = rolling_range(all_examples, num_spans=train_spans, min_spans=1)
+    if builtin_resolvers_only:  # this run's span, which the gate passed
+        span_resolvers, training_examples = [], example_gen.outputs["examples"]
+    else:  # from every run's Examples, the latest spans that passed the gate
+        spans_resolver = tfx.dsl.Resolver(
+            strategy_class=LatestValidatedSpansStrategy,
+            config={"num_spans": train_spans},
+            examples=tfx.dsl.Channel(
+                type=tfx.types.standard_artifacts.Examples,
+                producer_component_id=example_gen.id,
+                output_key="examples",
+            ),
+        ).with_id("latest_spans_resolver")
+        spans_resolver.add_upstream_node(validation_gate)  # this run's span is judged first
+        span_resolvers, training_examples = [spans_resolver], spans_resolver.outputs["examples"]
     transform = tfx.components.Transform(
         examples=training_examples,
         schema=schema_gen.outputs["schema"],
@@ -218,7 +218,7 @@ def create_pipeline(
         disable_statistics=True,
     )
     transform.add_upstream_node(validation_gate)  # bad data stops the run here
-    transform.add_upstream_node(example_gen)  # the rolling range must include this run's span
+    transform.add_upstream_node(example_gen)
     trainer_class = (
         tfx.extensions.google_cloud_ai_platform.Trainer
         if vertex_training
@@ -272,6 +272,7 @@ def create_pipeline(
         schema_gen,
         example_validator,
         validation_gate,
+        *span_resolvers,
         transform,
         *warm_start_resolvers,
         trainer,
