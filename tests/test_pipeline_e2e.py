@@ -28,6 +28,7 @@ COMPONENTS = [
     "ImportSchemaGen",
     "ExampleValidator",
     "ValidationGate",
+    "Resolver",
     "Transform",
     "Trainer",
     "Resolver",
