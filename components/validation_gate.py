@@ -130,6 +130,8 @@ def ValidationGate(  # noqa: N802 (a TFX component, named like TFX's)
             ),
         )
     if problems:
+        which = f" for span {statistics.span}" if statistics.span else ""
         raise DataValidationError(
-            "Data validation failed; nothing is trained or pushed:\n  " + "\n  ".join(problems)
+            f"Data validation failed{which}; nothing is trained or pushed:\n  "
+            + "\n  ".join(problems)
         )

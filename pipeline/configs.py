@@ -145,10 +145,15 @@ def pipeline_args() -> dict:
 
 
 def example_gen_args(
-    data_root: str, data_kind: str = "tfrecords", input_splits: dict[str, str] | None = None
+    data_root: str,
+    data_kind: str = "tfrecords",
+    input_splits: dict[str, str] | None = None,
+    span: int | None = None,
 ) -> dict:
-    """create_example_gen's arguments: where and what the data is, and how to split it."""
+    """create_example_gen's arguments: where and what the data is, how to split it, and which
+    span to read (None: the newest)."""
     return {
+        "span": span,
         "data_root": data_root,
         "data_kind": data_kind,
         "input_splits": input_splits,

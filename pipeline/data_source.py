@@ -31,6 +31,7 @@ class DataSource:
     kind: str  # "tfrecords" (raw tf.Examples) or "images" (image folders, IDX files)
     splits: dict[str, str]  # split name -> file pattern; a single split is hash-split
     schema: Path | None = None  # the reviewed schema to import; None: SchemaGen infers one
+    spans: tuple[int, ...] = ()  # the span numbers of `span-<N>` folders, if any
 
     @property
     def example_gen_id(self) -> str:
@@ -47,14 +48,21 @@ def _nonempty_folder(root: Path, expected: str) -> None:
 SPAN_FOLDER = re.compile(r"span-(\d+)")
 
 
+def span_folders(root: Path) -> dict[int, Path]:
+    """The `span-<N>` folders in `root`, by N, in order."""
+    found = {
+        int(m[1]): p for p in root.iterdir() if p.is_dir() and (m := SPAN_FOLDER.fullmatch(p.name))
+    }
+    return dict(sorted(found.items()))
+
+
 def latest_span_folder(root: Path) -> tuple[Path, str]:
     """(the folder whose layout decides the splits, the pattern prefix that leads to it): the
     newest `span-<N>` sub-folder and "span-{SPAN}/" when `root` has span folders, else `root`."""
-    spans = [p for p in root.iterdir() if p.is_dir() and SPAN_FOLDER.fullmatch(p.name)]
+    spans = span_folders(root)
     if not spans:
         return root, ""
-    newest = max(spans, key=lambda p: int(SPAN_FOLDER.fullmatch(p.name)[1]))
-    return newest, "span-{SPAN}/"
+    return list(spans.values())[-1], "span-{SPAN}/"
 
 
 def schema_for(digits: bool) -> Path | None:
@@ -77,7 +85,7 @@ def idx_source(root: Path) -> DataSource:
         splits = {"train": f"{prefix}train-*", "eval": f"{prefix}t10k-*"}
     else:
         splits = {"all": f"{prefix}*"}
-    return DataSource(root, "images", splits, schema_for(digits=True))
+    return DataSource(root, "images", splits, schema_for(digits=True), tuple(span_folders(root)))
 
 
 def resolve(data: str = configs.DATA) -> DataSource:
@@ -88,7 +96,13 @@ def resolve(data: str = configs.DATA) -> DataSource:
             mnist_sample.write_sample(root, configs.SAMPLE_SIZE, configs.DATA_SEED)
         _nonempty_folder(root, "TFRecord files of tf.Examples (`make data` writes the sample)")
         _, prefix = latest_span_folder(root)
-        return DataSource(root, "tfrecords", {"all": f"{prefix}*"}, schema_for(digits=True))
+        return DataSource(
+            root,
+            "tfrecords",
+            {"all": f"{prefix}*"},
+            schema_for(digits=True),
+            tuple(span_folders(root)),
+        )
     if data == FULL_MNIST:
         return idx_source(mnist_download.fetch_mnist(configs.MNIST_MIRROR))
     root = Path(data).expanduser().resolve()
@@ -103,4 +117,6 @@ def resolve(data: str = configs.DATA) -> DataSource:
             f"Data folder {folder} has no class sub-folders (<root>/<class>/<image>) "
             "and no IDX image files."
         )
-    return DataSource(root, "images", {"all": f"{prefix}*/*"}, schema_for(digits=False))
+    return DataSource(
+        root, "images", {"all": f"{prefix}*/*"}, schema_for(digits=False), tuple(span_folders(root))
+    )

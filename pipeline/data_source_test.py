@@ -37,7 +37,7 @@ def test_span_folders_give_span_patterns_laid_out_like_the_newest(tmp_path, digi
     class_folders(tmp_path / "span-1", digits)
     official_idx(tmp_path / "span-12", digits)  # the newest decides: IDX, official names
     source = data_source.resolve(str(tmp_path))
-    assert source.root == tmp_path
+    assert source.root == tmp_path and source.spans == (1, 12)
     assert source.splits == {"train": "span-{SPAN}/train-*", "eval": "span-{SPAN}/t10k-*"}
     assert source.schema == configs.MNIST_SCHEMA  # digits: the reviewed schema
 

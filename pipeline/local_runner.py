@@ -19,14 +19,20 @@ from tfx import v1 as tfx  # noqa: E402
 from pipeline import configs, data_source, pipeline  # noqa: E402
 
 
-def create_local_pipeline() -> tfx.dsl.Pipeline:
-    """The pipeline with this machine's paths, metadata store and Beam settings, reading the
-    data that DATA names."""
-    source = data_source.resolve()
+def create_local_pipeline(
+    source: data_source.DataSource | None = None, ingest_span: int | None = None
+) -> tfx.dsl.Pipeline:
+    """The pipeline with this machine's paths, metadata store and Beam settings, reading
+    `source` (default: the data that DATA names). With `ingest_span`, only that span is read
+    and the pipeline stops after the validation gate."""
+    source = source or data_source.resolve()
     configs.METADATA_PATH.parent.mkdir(parents=True, exist_ok=True)
     return pipeline.create_pipeline(
         pipeline_root=str(configs.PIPELINE_ROOT),
-        example_gen_args=configs.example_gen_args(str(source.root), source.kind, source.splits),
+        example_gen_args=configs.example_gen_args(
+            str(source.root), source.kind, source.splits, span=ingest_span
+        ),
+        validate_only=ingest_span is not None,
         schema_file=str(source.schema) if source.schema else None,
         serving_model_dir=str(configs.SERVING_MODEL_DIR),
         beam_pipeline_args=configs.beam_pipeline_args(),

@@ -67,11 +67,17 @@ def create_example_gen(
     train_hash_buckets: int,
     eval_hash_buckets: int,
     max_bad_image_fraction: float,
+    span: int | None = None,
 ):
     """ImportExampleGen for raw tf.Examples (`data_kind` "tfrecords"), ImageExampleGen for image
     folders and IDX files ("images"). `input_splits` maps split names to file patterns under
-    `data_root` ({SPAN} picks the newest span); a single one (default: every file) is hash-split
-    train:eval."""
+    `data_root` ({SPAN} picks the newest span, or `span`); a single one (default: every file)
+    is hash-split train:eval."""
+    range_config = None
+    if span is not None:
+        range_config = tfx.proto.RangeConfig(
+            static_range=tfx.proto.StaticRange(start_span_number=span, end_span_number=span)
+        )
     input_splits = input_splits or {"all": "*"}
     input_config = tfx.proto.Input(
         splits=[tfx.proto.Input.Split(name=n, pattern=p) for n, p in input_splits.items()]
@@ -88,10 +94,17 @@ def create_example_gen(
         )
     if data_kind == "tfrecords":
         return ImportExampleGen(
-            input_base=data_root, input_config=input_config, output_config=output_config
+            input_base=data_root,
+            input_config=input_config,
+            output_config=output_config,
+            range_config=range_config,
         )
     return ImageExampleGen(
-        data_root, input_config, output_config, max_bad_fraction=max_bad_image_fraction
+        data_root,
+        input_config,
+        output_config,
+        range_config=range_config,
+        max_bad_fraction=max_bad_image_fraction,
     )
 
 
@@ -152,6 +165,7 @@ def create_pipeline(
     schema_file: str | None = None,
     train_spans: int = 1,
     warm_start: bool = False,
+    validate_only: bool = False,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen, statistics, schema, validation, Transform, Trainer, Evaluator, Pusher.
 
@@ -163,8 +177,20 @@ def create_pipeline(
 
     Each run ingests the newest span; Transform, Trainer and Evaluator read the latest
     `train_spans` spans that passed the gate (the latest version of each). `warm_start` starts the
-    Trainer from the last blessed model. `example_gen_args` are `create_example_gen`'s.
+    Trainer from the last blessed model. `validate_only` stops after the validation gate (to
+    ingest a span that training should read). `example_gen_args` are `create_example_gen`'s.
     """
+
+    def pipeline(components: list) -> tfx.dsl.Pipeline:
+        return tfx.dsl.Pipeline(
+            pipeline_name=pipeline_name,
+            pipeline_root=pipeline_root,
+            components=components,
+            enable_cache=enable_cache,
+            metadata_connection_config=metadata_connection_config,
+            beam_pipeline_args=beam_pipeline_args,
+        )
+
     example_gen = create_example_gen(**example_gen_args)
     statistics_gen = create_statistics_gen(example_gen.outputs["examples"])
     all_statistics = tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics)
@@ -194,6 +220,16 @@ def create_pipeline(
         previous_statistics=previous_statistics.outputs["statistics"],
         max_label_drift=max_label_drift,
     )
+    validation = [
+        example_gen,
+        previous_statistics,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        validation_gate,
+    ]
+    if validate_only:
+        return pipeline(validation)
     if builtin_resolvers_only:  # this run's span, which the gate passed
         span_resolvers, training_examples = [], example_gen.outputs["examples"]
     else:  # from every run's Examples, the latest spans that passed the gate
@@ -265,20 +301,6 @@ def create_pipeline(
         eval_config=create_eval_config(eval_accuracy_threshold, eval_max_accuracy_drop),
     )
     evaluator.add_upstream_node(example_gen)
-    components = [
-        example_gen,
-        previous_statistics,
-        statistics_gen,
-        schema_gen,
-        example_validator,
-        validation_gate,
-        *span_resolvers,
-        transform,
-        *warm_start_resolvers,
-        trainer,
-        model_resolver,
-        evaluator,
-    ]
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -286,11 +308,15 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
-    return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
-        components=[*components, pusher],
-        enable_cache=enable_cache,
-        metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args,
+    return pipeline(
+        [
+            *validation,
+            *span_resolvers,
+            transform,
+            *warm_start_resolvers,
+            trainer,
+            model_resolver,
+            evaluator,
+            pusher,
+        ]
     )

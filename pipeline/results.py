@@ -80,6 +80,24 @@ def _metric(metrics: dict, name: str) -> float:
     return metrics[""][""][name]["doubleValue"]
 
 
+def ingested_spans(metadata_path: Path, pipeline_name: str, example_gen_id: str) -> set[int]:
+    """The spans that the pipeline's ExampleGen has read so far."""
+    if not metadata_path.exists():
+        return set()
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path))
+    )
+    node = store.get_context_by_type_and_name("node", f"{pipeline_name}.{example_gen_id}")
+    if node is None:
+        return set()
+    examples_type = store.get_artifact_type(tfx.types.standard_artifacts.Examples.TYPE_NAME)
+    return {
+        _span(artifact)
+        for artifact in store.get_artifacts_by_context(node.id)
+        if artifact.type_id == examples_type.id
+    }
+
+
 def latest_run_summary(metadata_path: Path) -> RunSummary:
     """Summary of the most recent run recorded in the pipeline's SQLite metadata store."""
     if not metadata_path.exists():

@@ -16,12 +16,8 @@ from absl import logging as absl_logging  # noqa: E402
 from components.image_example_gen import BadImagesError  # noqa: E402
 from components.mnist_download import DownloadError  # noqa: E402
 from components.validation_gate import DataValidationError  # noqa: E402
-from pipeline import (  # noqa: E402
-    configs,
-    local_runner,
-    report,  # noqa: E402
-)
-from pipeline.results import RunSummary, latest_run_summary  # noqa: E402
+from pipeline import configs, data_source, local_runner, report  # noqa: E402
+from pipeline.results import RunSummary, ingested_spans, latest_run_summary  # noqa: E402
 from serving import demo  # noqa: E402
 
 # Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user, and the
@@ -124,18 +120,38 @@ def print_demo(summary: RunSummary) -> None:
     )
 
 
+def spans_to_ingest_first(source: data_source.DataSource) -> list[int]:
+    """Spans that training should read (the latest TRAIN_SPANS) but no run has ingested yet,
+    oldest first; the run itself ingests the newest."""
+    window = source.spans[-configs.TRAIN_SPANS :][:-1]
+    ingested = ingested_spans(configs.METADATA_PATH, configs.PIPELINE_NAME, source.example_gen_id)
+    return [span for span in window if span not in ingested]
+
+
+def run_with_progress(pipeline) -> None:
+    progress = ComponentProgress(total=len(pipeline.components))
+    logging.getLogger("absl").addHandler(progress)
+    try:
+        local_runner.run_pipeline(pipeline)
+    finally:
+        logging.getLogger("absl").removeHandler(progress)
+
+
 def main() -> int:
     try:
-        pipeline = local_runner.create_local_pipeline()
+        source = data_source.resolve()
+        pipeline = local_runner.create_local_pipeline(source)
     except (FileNotFoundError, DownloadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     log_path = _log_to_file()
     print(f"Running pipeline {configs.PIPELINE_NAME} on DATA={configs.DATA} (full log: {log_path})")
-    logging.getLogger("absl").addHandler(ComponentProgress(total=len(pipeline.components)))
     started = time.monotonic()
     try:
-        local_runner.run_pipeline(pipeline)
+        for span in spans_to_ingest_first(source):
+            print(f"Ingesting and validating span {span} first (training reads it too):")
+            run_with_progress(local_runner.create_local_pipeline(source, ingest_span=span))
+        run_with_progress(pipeline)
     except (DataValidationError, BadImagesError) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         return 3
