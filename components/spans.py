@@ -38,7 +38,7 @@ class SpanRecordingExecutor:
         self, input_dict: dict, output_dict: dict[str, list[types.Artifact]], exec_properties: dict
     ) -> Any:
         result = super().Do(input_dict, output_dict, exec_properties)
-        record_span_and_version(output_dict[standard_component_specs.EXAMPLES_KEY], exec_properties)
+        record_span_and_version(output_dict[EXAMPLES_KEY], exec_properties)
         return result
 
 
