@@ -13,7 +13,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx import v1 as tfx
 
 from components.mnist_download import DownloadError
-from pipeline import configs, data_source, pipeline
+from pipeline import configs, data_source, local_runner, pipeline
 from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY
 
 HEADER = """# Inferred by SchemaGen from {data} (`make schema`), with the label range,
@@ -102,4 +102,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    local_runner.exit_now(main())

@@ -5,6 +5,8 @@ Works with the TFX CLI:
     tfx run create --engine local --pipeline_name mnist-cnn-pipeline
 """
 
+import logging as std_logging
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +47,17 @@ def create_local_pipeline(
 
 def run_pipeline(local_pipeline: tfx.dsl.Pipeline) -> None:
     tfx.orchestration.LocalDagRunner().run(local_pipeline)
+
+
+def exit_now(status: int) -> None:
+    """Ends the process once output is flushed, skipping interpreter shutdown: there, objects
+    that TensorFlow functions left in Beam's and TFDV's caches finalize after TensorFlow's
+    module state is gone and print "Exception ignored in AtomicFunction.__del__" tracebacks."""
+    logging.flush()
+    std_logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
