@@ -69,12 +69,18 @@ class DataValidationError(RuntimeError):
     """The data failed validation; the message lists what is wrong."""
 
 
+# Not a problem with the data: TFDV suggesting a semantic domain (e.g. image_domain, from the
+# image statistics) that the schema does not declare.
+SUGGESTIONS = {anomalies_pb2.AnomalyInfo.SEMANTIC_DOMAIN_UPDATE}
+
+
 def describe(anomalies: anomalies_pb2.Anomalies, where: str) -> list[str]:
-    """One readable line per anomalous feature."""
+    """One readable line per feature with a problem."""
     return [
         f"{where}: feature {name!r}: {info.short_description or info.description}"
         + (f" ({info.description})" if info.short_description and info.description else "")
         for name, info in sorted(anomalies.anomaly_info.items())
+        if {reason.type for reason in info.reason} - SUGGESTIONS
     ]
 
 

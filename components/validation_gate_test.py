@@ -1,6 +1,13 @@
-"""Which statistics the drift check compares with."""
+"""Which statistics the drift check compares with, and what the gate reports."""
 
-from components.validation_gate import CURRENT_KEY, STATISTICS_KEY, PreviousStatisticsStrategy
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from components.validation_gate import (
+    CURRENT_KEY,
+    STATISTICS_KEY,
+    PreviousStatisticsStrategy,
+    describe,
+)
 from tests.lineage import FAILED, Lineage
 
 
@@ -37,3 +44,19 @@ def test_without_spans_the_previous_run_is_the_reference_and_a_first_run_has_non
     _, third = lineage.ingest(span=0, gate=None)
     assert previous(lineage, [first, second, third], current=third) == [second.id]
     assert previous(lineage, [first], current=first) == []
+
+
+def test_the_gate_names_data_problems_and_passes_over_schema_suggestions():
+    found = anomalies_pb2.Anomalies()
+    suggestion = found.anomaly_info["image"]
+    suggestion.short_description = "Updated semantic domain"
+    suggestion.reason.add(type=anomalies_pb2.AnomalyInfo.SEMANTIC_DOMAIN_UPDATE)
+    problem = found.anomaly_info["label"]
+    problem.short_description, problem.description = (
+        "Out-of-range values",
+        "Unexpectedly large value: 10.",
+    )
+    problem.reason.add(type=anomalies_pb2.AnomalyInfo.INT_TYPE_BIG_INT)
+    assert describe(found, "eval split") == [
+        "eval split: feature 'label': Out-of-range values (Unexpectedly large value: 10.)"
+    ]

@@ -1,5 +1,7 @@
 """Bad data stops the run before Transform and Trainer; the served model stays in place."""
 
+import shutil
+
 import numpy as np
 
 from components.mnist_sample import encode_png, load_sample
@@ -16,40 +18,57 @@ def assert_stopped_at_the_gate(completed, *expected: str) -> None:
         assert text in completed.stderr
 
 
-def test_drift_of_the_label_distribution_between_spans_stops_the_run(tmp_path):
+def test_each_kind_of_bad_span_stops_the_run_and_the_served_model_stays(tmp_path):
     pixels, labels = load_sample(5000, seed=8)
     data, output_dir = tmp_path / "data", tmp_path / "outputs"
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(REVIEWED_SCHEMA)
+
+    def run():
+        return run_pipeline(output_dir, DATA=str(data), SCHEMA=str(schema), EPOCHS="2")
+
     write_classes(data / "span-1", pixels, labels, {"zero": 150, "one": 150})
-    first = run_pipeline(output_dir, DATA=str(data), EPOCHS="2")
+    first = run()
     assert first.returncode == 0, first.stderr[-3000:]
     versions = served_versions(output_dir)
     assert len(versions) == 1
 
-    write_classes(data / "span-2", pixels, labels, {"zero": 270, "one": 30})  # 90 % zeros
-    drifted = run_pipeline(output_dir, DATA=str(data), EPOCHS="2")
+    # Undecodable files beyond MAX_BAD_IMAGE_FRACTION (1 %): ExampleGen fails, naming them.
+    write_classes(data / "span-2", pixels, labels, {"zero": 150, "one": 150})
+    corrupt = {
+        "truncated.png": encode_png(pixels[0])[:40],
+        "text.png": b"hello",
+        "empty.jpg": b"",
+        "short.png": encode_png(pixels[1])[:60],
+    }
+    for name, content in corrupt.items():
+        (data / "span-2" / "zero" / name).write_bytes(content)
+    bad_images = run()
+    assert bad_images.returncode == 3, bad_images.stderr[-3000:]
+    assert "4 of 304 input files are not decodable images" in bad_images.stderr
+    assert all(str(data / "span-2" / "zero" / name) in bad_images.stderr for name in corrupt)
+    assert "ValidationGate running" not in bad_images.stdout
+    assert served_versions(output_dir) == versions
+    shutil.rmtree(data / "span-2")  # the bad drop is taken back
+
+    write_classes(data / "span-3", pixels, labels, {"zero": 270, "one": 30})  # 90 % zeros
     assert_stopped_at_the_gate(
-        drifted,
-        "Data validation failed for span 2",
+        run(),
+        "Data validation failed for span 3",
         "train split against span 1: feature 'class_name'",
         "Linfty distance",
     )
     assert served_versions(output_dir) == versions
+    shutil.rmtree(data / "span-3")
 
-
-def test_anomalies_against_a_reviewed_schema_stop_the_run(tmp_path):
-    pixels, labels = load_sample(5000, seed=8)
-    data = tmp_path / "data"
-    write_classes(data, pixels, labels, {"zero": 60, "one": 60})
-    (data / "two").mkdir()  # a class the reviewed schema does not know
+    write_classes(data / "span-4", pixels, labels, {"zero": 150, "one": 150})
+    (data / "span-4" / "two").mkdir()  # a class the reviewed schema does not know
     for index in np.flatnonzero(labels == 2)[:60]:
-        (data / "two" / f"{index}.png").write_bytes(encode_png(pixels[index]))
-    schema = tmp_path / "schema.pbtxt"
-    schema.write_text(REVIEWED_SCHEMA)
-    completed = run_pipeline(tmp_path / "outputs", DATA=str(data), SCHEMA=str(schema))
+        (data / "span-4" / "two" / f"{index}.png").write_bytes(encode_png(pixels[index]))
     assert_stopped_at_the_gate(
-        completed, "train split: feature 'class_name'", "Unexpected string values", "two"
+        run(), "train split: feature 'class_name'", "Unexpected string values", "two"
     )
-    assert not served_versions(tmp_path / "outputs")
+    assert served_versions(output_dir) == versions
 
 
 REVIEWED_SCHEMA = """
