@@ -31,7 +31,11 @@ class DataSource:
     kind: str  # "tfrecords" (raw tf.Examples) or "images" (image folders, IDX files)
     splits: dict[str, str]  # split name -> file pattern; a single split is hash-split
     schema: Path | None = None  # the reviewed schema to import; None: SchemaGen infers one
-    spans: tuple[int, ...] = ()  # the span numbers of `span-<N>` folders, if any
+
+    @property
+    def spans(self) -> tuple[int, ...]:
+        """The N of each `span-<N>` folder, in order; empty for data without spans."""
+        return tuple(span_folders(self.root))
 
     @property
     def example_gen_id(self) -> str:
@@ -85,7 +89,7 @@ def idx_source(root: Path) -> DataSource:
         splits = {"train": f"{prefix}train-*", "eval": f"{prefix}t10k-*"}
     else:
         splits = {"all": f"{prefix}*"}
-    return DataSource(root, "images", splits, schema_for(digits=True), tuple(span_folders(root)))
+    return DataSource(root, "images", splits, schema_for(digits=True))
 
 
 def resolve(data: str = configs.DATA) -> DataSource:
@@ -96,13 +100,7 @@ def resolve(data: str = configs.DATA) -> DataSource:
             mnist_sample.write_sample(root, configs.SAMPLE_SIZE, configs.DATA_SEED)
         _nonempty_folder(root, "TFRecord files of tf.Examples (`make data` writes the sample)")
         _, prefix = latest_span_folder(root)
-        return DataSource(
-            root,
-            "tfrecords",
-            {"all": f"{prefix}*"},
-            schema_for(digits=True),
-            tuple(span_folders(root)),
-        )
+        return DataSource(root, "tfrecords", {"all": f"{prefix}*"}, schema_for(digits=True))
     if data == FULL_MNIST:
         return idx_source(mnist_download.fetch_mnist(configs.MNIST_MIRROR))
     root = Path(data).expanduser().resolve()
@@ -117,6 +115,4 @@ def resolve(data: str = configs.DATA) -> DataSource:
             f"Data folder {folder} has no class sub-folders (<root>/<class>/<image>) "
             "and no IDX image files."
         )
-    return DataSource(
-        root, "images", {"all": f"{prefix}*/*"}, schema_for(digits=False), tuple(span_folders(root))
-    )
+    return DataSource(root, "images", {"all": f"{prefix}*/*"}, schema_for(digits=False))

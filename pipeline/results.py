@@ -80,13 +80,17 @@ def _metric(metrics: dict, name: str) -> float:
     return metrics[""][""][name]["doubleValue"]
 
 
+def _open_store(metadata_path: Path) -> metadata_store.MetadataStore:
+    return metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path))
+    )
+
+
 def ingested_spans(metadata_path: Path, pipeline_name: str, example_gen_id: str) -> set[int]:
     """The spans that the pipeline's ExampleGen has read so far."""
     if not metadata_path.exists():
         return set()
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path))
-    )
+    store = _open_store(metadata_path)
     node = store.get_context_by_type_and_name("node", f"{pipeline_name}.{example_gen_id}")
     if node is None:
         return set()
@@ -102,9 +106,7 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
     """Summary of the most recent run recorded in the pipeline's SQLite metadata store."""
     if not metadata_path.exists():
         raise FileNotFoundError(f"No metadata store at {metadata_path}: run the pipeline first.")
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path))
-    )
+    store = _open_store(metadata_path)
     runs = store.get_contexts_by_type("pipeline_run")
     if not runs:
         raise LookupError(f"No pipeline run recorded in {metadata_path}")
