@@ -5,9 +5,12 @@ data sets are stored, into the project's raw format (`image` bytes, `label` int6
   (PNG, JPEG, BMP, GIF): the file's own bytes; label ids are the sorted class folder names.
 - MNIST IDX files (`*-images-idx3-ubyte` with `*-labels-idx1-ubyte`, gzipped or not): each image
   encoded as PNG.
+- TFRecord files of raw tf.Examples (a name containing "tfrecord", gzipped when it ends in .gz),
+  as they are: so that one ExampleGen reads a TEST_DATA set stored unlike the training data.
 
 Being a FileBasedExampleGen, it honours `input_config` (given splits), `output_config` (hash
-split) and `{SPAN}`/`{VERSION}` in split patterns. Files that do not decode as images are skipped,
+split; validation is carved out of a train split given without one, see components/splits.py)
+and `{SPAN}`/`{VERSION}` in split patterns. Files that do not decode as images are skipped,
 counted and logged with their paths; the component fails when their share exceeds
 `max_bad_fraction`.
 """
@@ -32,6 +35,7 @@ from tfx.types import standard_component_specs
 from components.idx import is_idx_images, read_idx
 from components.mnist_sample import encode_png, make_example
 from components.spans import SpanRecordingExecutor
+from components.splits import ValidationCarvingExecutor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MAX_BAD_FRACTION_KEY = "max_bad_fraction"
@@ -104,6 +108,30 @@ def read_image_file(path: str, label: int, class_name: str) -> Record:
     return Record(path, data, label, class_name, image_problem(data))
 
 
+def is_tfrecords(path: str) -> bool:
+    return "tfrecord" in os.path.basename(path).lower()
+
+
+def split_files(exec_properties: dict, split_pattern: str) -> list[str]:
+    """The files one split pattern names, under the input base (or absolute, as TEST_DATA's)."""
+    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+    return sorted(fileio.glob(pattern))
+
+
+def class_ids(exec_properties: dict) -> dict[str, int]:
+    """Class folder name -> label id, from the class folders of every split, so that a class
+    has the same id in train and test even when one split lacks it."""
+    config = example_gen_pb2.Input()
+    json_format.Parse(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], config)
+    files = [
+        path
+        for split in config.splits
+        for path in split_files(exec_properties, split.pattern)
+        if path.lower().endswith(IMAGE_SUFFIXES)
+    ]
+    return {name: i for i, name in enumerate(class_names_of(files))}
+
+
 def _max_bad_fraction(exec_properties: dict) -> float:
     custom_config = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
     if not custom_config:
@@ -127,27 +155,30 @@ def _check_bad_share(counts: tuple[int, int], bad: list[str], max_bad_fraction: 
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(tf.train.Example)
 def _ImagesToExample(pipeline: beam.Pipeline, exec_properties: dict, split_pattern: str):  # noqa: N802
-    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
-    paths = sorted(fileio.glob(pattern))
+    paths = split_files(exec_properties, split_pattern)
     idx_images = [p for p in paths if is_idx_images(PurePath(p))]
     image_files = [p for p in paths if p.lower().endswith(IMAGE_SUFFIXES)]  # others are ignored
-    if not idx_images and not image_files:
-        raise FileNotFoundError(f"No image files or IDX image files match {pattern}")
+    tfrecords = [p for p in paths if is_tfrecords(p) and not is_idx_images(PurePath(p))]
+    if not idx_images and not image_files and not tfrecords:
+        raise FileNotFoundError(
+            f"No image, IDX or TFRecord files match {split_pattern} under "
+            f"{exec_properties[standard_component_specs.INPUT_BASE_KEY]}"
+        )
     sources = []
     if idx_images:
         sources.append(
             pipeline | "IdxFiles" >> beam.Create(idx_images) | beam.FlatMap(read_idx_pair)
         )
     if image_files:
-        class_ids = {name: i for i, name in enumerate(class_names_of(image_files))}
-        logging.info("Classes of %s: %s", pattern, list(class_ids))
+        ids = class_ids(exec_properties)
+        logging.info("Classes of %s: %s", split_pattern, list(ids))
         folders = [os.path.basename(os.path.dirname(path)) for path in image_files]
-        labelled = [
-            (p, class_ids[name], name) for p, name in zip(image_files, folders, strict=True)
-        ]
+        labelled = [(p, ids[name], name) for p, name in zip(image_files, folders, strict=True)]
         sources.append(
             pipeline | "ImageFiles" >> beam.Create(labelled) | beam.MapTuple(read_image_file)
         )
+    if not sources:  # TFRecords only
+        sources.append(pipeline | "NoImages" >> beam.Create([]))
     records = sources | beam.Flatten()
     bad = (
         records
@@ -165,14 +196,23 @@ def _ImagesToExample(pipeline: beam.Pipeline, exec_properties: dict, split_patte
         bad=beam.pvalue.AsList(bad),
         max_bad_fraction=_max_bad_fraction(exec_properties),
     )
-    return (
+    examples = (
         records
         | "Good" >> beam.Filter(lambda r: r.problem is None)
         | beam.Map(lambda r: make_example(r.image, r.label, r.class_name))
     )
+    if not tfrecords:
+        return examples
+    stored = (
+        pipeline
+        | "TFRecordFiles" >> beam.Create(tfrecords)
+        | beam.io.ReadAllFromTFRecord()
+        | beam.Map(tf.train.Example.FromString)
+    )
+    return (examples, stored) | "WithTFRecords" >> beam.Flatten()
 
 
-class Executor(SpanRecordingExecutor, BaseExampleGenExecutor):
+class Executor(SpanRecordingExecutor, ValidationCarvingExecutor, BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802
         return _ImagesToExample
 

@@ -112,23 +112,28 @@ def test_too_many_undecodable_images_fail_the_run_naming_them(tmp_path):
 
 
 def test_idx_files_gzipped_and_raw_become_png_examples(tmp_path):
-    pixels, labels = load_sample(30, seed=4)
+    pixels, labels = load_sample(110, seed=4)
     (tmp_path / "idx").mkdir()
-    write_idx(tmp_path / "idx" / "train-images-idx3-ubyte.gz", pixels[:20])
-    write_idx(tmp_path / "idx" / "train-labels-idx1-ubyte.gz", labels[:20])
-    write_idx(tmp_path / "idx" / "t10k-images-idx3-ubyte", pixels[20:])
-    write_idx(tmp_path / "idx" / "t10k-labels-idx1-ubyte", labels[20:])
+    write_idx(tmp_path / "idx" / "train-images-idx3-ubyte.gz", pixels[:100])
+    write_idx(tmp_path / "idx" / "train-labels-idx1-ubyte.gz", labels[:100])
+    write_idx(tmp_path / "idx" / "t10k-images-idx3-ubyte", pixels[100:])
+    write_idx(tmp_path / "idx" / "t10k-labels-idx1-ubyte", labels[100:])
     examples = run_example_gen(
         tmp_path,
         ImageExampleGen(
             str(tmp_path / "idx"),
-            input_config=single_split([("train", "train-*"), ("eval", "t10k-*")]),
+            input_config=single_split([("train", "train-*"), ("test", "t10k-*")]),
         ),
     )
-    for split, part in (("train", slice(0, 20)), ("eval", slice(20, 30))):
-        records = read_examples(examples, split)
-        assert sorted(label for _, label in records) == sorted(labels[part].tolist())
-        assert sorted(image for image, _ in records) == sorted(map(encode_png, pixels[part]))
+    # t10k is the test split as it is; validation is carved out of train, nothing in both.
+    train, validation = read_examples(examples, "train"), read_examples(examples, "validation")
+    assert 0.05 < len(validation) / 100 < 0.2
+    assert sorted(train + validation) == sorted(
+        zip(map(encode_png, pixels[:100]), labels[:100].tolist(), strict=True)
+    )
+    test = read_examples(examples, "test")
+    assert sorted(label for _, label in test) == sorted(labels[100:].tolist())
+    assert sorted(image for image, _ in test) == sorted(map(encode_png, pixels[100:]))
 
 
 def test_idx_files_whose_counts_disagree_are_refused(tmp_path):

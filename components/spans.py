@@ -19,6 +19,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.common import resolver
 from tfx.types import standard_component_specs
 
+from components.splits import ValidationCarvingExecutor
 from components.validation_gate import passed_statistics
 
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
@@ -42,8 +43,9 @@ class SpanRecordingExecutor:
         return result
 
 
-class ImportExampleGenExecutor(SpanRecordingExecutor, ImportExecutor):
-    """TFX's ImportExampleGen executor (TFRecords of tf.Examples), recording spans."""
+class ImportExampleGenExecutor(SpanRecordingExecutor, ValidationCarvingExecutor, ImportExecutor):
+    """TFX's ImportExampleGen executor (TFRecords of tf.Examples), recording spans and carving
+    validation out of a train split given without one."""
 
 
 class ImportExampleGen(tfx.components.ImportExampleGen):

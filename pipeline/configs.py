@@ -27,6 +27,9 @@ REPORT_DIR = OUTPUT_DIR / "report"
 # What to train on (see pipeline/data_source.py): "mnist-sample" (offline default), "mnist"
 # (the full 70,000 digits, downloaded), or a folder of class sub-folders or of IDX files.
 DATA = _env("DATA", "mnist-sample")
+# An external labelled test set (IDX folder, class-folder tree or TFRecord files) that replaces
+# the data's own test split: the Evaluator's gate and every printed accuracy read it.
+TEST_DATA = _env("TEST_DATA", "")
 MAX_BAD_IMAGE_FRACTION = _env("MAX_BAD_IMAGE_FRACTION", 0.01)  # undecodable images tolerated
 # The validation gate: largest L-infinity change of the class distribution against the
 # previous span's statistics (the previous run's, when the data has no spans) before the run
@@ -51,10 +54,6 @@ DATA_ROOT = Path(_env("DATA_ROOT", str(DEFAULT_DATA_ROOT))).resolve()
 SAMPLE_SIZE = _env("SAMPLE_SIZE", 5000)  # digits of the offline sample to write (at most 5,000)
 DATA_SEED = _env("DATA_SEED", 0)  # shuffles the class-sorted sample
 
-# ExampleGen hash split, train:eval.
-TRAIN_HASH_BUCKETS = _env("TRAIN_HASH_BUCKETS", 4)
-EVAL_HASH_BUCKETS = _env("EVAL_HASH_BUCKETS", 1)
-
 # Trainer hyperparameters (see trainer.train.TrainingConfig).
 EPOCHS = _env("EPOCHS", 20)
 BATCH_SIZE = _env("BATCH_SIZE", 64)  # per replica
@@ -63,9 +62,11 @@ EARLY_STOPPING_PATIENCE = _env("EARLY_STOPPING_PATIENCE", 5)
 TRAINING_SEED = _env("TRAINING_SEED", 42)
 JIT_COMPILE = _env("JIT_COMPILE", 0) == 1  # XLA for the training step; for GPUs
 
-# Evaluator gate: absolute accuracy floor, and no regression against the last blessed model.
+# Evaluator gate, on the test split: an absolute accuracy floor, and no significant regression
+# against the last blessed model (paired one-sided McNemar test on the same test examples,
+# refused when p < EVAL_REGRESSION_ALPHA; components/paired_regression.py).
 EVAL_ACCURACY_THRESHOLD = _env("EVAL_ACCURACY_THRESHOLD", 0.97)
-EVAL_MAX_ACCURACY_DROP = _env("EVAL_MAX_ACCURACY_DROP", 0.0)
+EVAL_REGRESSION_ALPHA = _env("EVAL_REGRESSION_ALPHA", 0.05)
 
 # Beam. The DirectRunner in `in_memory` mode beats `multi_processing` on the 5,000-image
 # sample (worker start-up outweighs the parallelism); `multi_processing` pays off on big data.
@@ -136,7 +137,7 @@ def pipeline_args() -> dict:
         "run_fn": RUN_FN,
         "training_config": training_config(),
         "eval_accuracy_threshold": EVAL_ACCURACY_THRESHOLD,
-        "eval_max_accuracy_drop": EVAL_MAX_ACCURACY_DROP,
+        "eval_regression_alpha": EVAL_REGRESSION_ALPHA,
         "max_label_drift": MAX_LABEL_DRIFT,
         "train_spans": TRAIN_SPANS,
         "warm_start": WARM_START,
@@ -150,15 +151,13 @@ def example_gen_args(
     input_splits: dict[str, str] | None = None,
     span: int | None = None,
 ) -> dict:
-    """create_example_gen's arguments: where and what the data is, how to split it, and which
-    span to read (None: the newest)."""
+    """create_example_gen's arguments: where and what the data is, its splits, and which span
+    to read (None: the newest)."""
     return {
         "span": span,
         "data_root": data_root,
         "data_kind": data_kind,
         "input_splits": input_splits,
-        "train_hash_buckets": TRAIN_HASH_BUCKETS,
-        "eval_hash_buckets": EVAL_HASH_BUCKETS,
         "max_bad_image_fraction": MAX_BAD_IMAGE_FRACTION,
     }
 

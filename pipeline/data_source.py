@@ -2,10 +2,17 @@
 
 - `mnist-sample` (default): the 5,000 offline digits, written as TFRecords on first use.
 - `mnist`: the full 70,000 digits, downloaded once and verified; MNIST's official 10,000-image
-  test set is the eval split.
-- a folder of class sub-folders of images (`<root>/<class>/<file>`), hash-split train:eval.
-- a folder of MNIST IDX files: `train-*` and `t10k-*` become the train and eval splits; other
+  test set is the test split.
+- a folder of class sub-folders of images (`<root>/<class>/<file>`), hash-split; or one with
+  `train/`, `validation/` (or `val/`) and `test/` folders of class sub-folders, kept.
+- a folder of MNIST IDX files: `train-*` and `t10k-*` become the train and test splits; other
   IDX files are hash-split.
+
+Every source ends in three splits, train, validation and test (components/splits.py): a
+validation split the data lacks is carved out of its train split.
+
+`TEST_DATA=<IDX folder | class-folder tree | TFRecord files>` is an external labelled test set:
+it replaces the data's own test split, and the same ExampleGen, schema and gate check it.
 
 Data that keeps arriving goes in span folders, `<DATA>/span-1/`, `<DATA>/span-2/`, ..., each laid
 out as above: every run ingests the newest span and trains on the latest TRAIN_SPANS.
@@ -18,11 +25,21 @@ import dataclasses
 import re
 from pathlib import Path
 
+import tensorflow as tf
+
 from components import mnist_download, mnist_sample
-from components.idx import is_idx_images
+from components.idx import is_idx_images, read_idx
+from components.image_example_gen import IMAGE_SUFFIXES, is_tfrecords, labels_file_for
+from components.splits import TEST, TRAIN, VALIDATION
 from pipeline import configs
+from trainer.features import CLASS_NAME_KEY, LABEL_KEY
 
 SAMPLE, FULL_MNIST = "mnist-sample", "mnist"
+VALIDATION_FOLDERS = ("validation", "val")
+
+
+class DataSourceError(ValueError):
+    """DATA or TEST_DATA names data the pipeline cannot use; raised before any component runs."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,14 +103,27 @@ def idx_source(root: Path) -> DataSource:
     folder, prefix = latest_span_folder(root)
     names = [path.name for path in folder.iterdir() if is_idx_images(path)]
     if any(n.startswith("train-") for n in names) and any(n.startswith("t10k-") for n in names):
-        splits = {"train": f"{prefix}train-*", "eval": f"{prefix}t10k-*"}
+        splits = {TRAIN: f"{prefix}train-*", TEST: f"{prefix}t10k-*"}
     else:
         splits = {"all": f"{prefix}*"}
     return DataSource(root, "images", splits, schema_for(digits=True))
 
 
-def resolve(data: str = configs.DATA) -> DataSource:
-    """The source `data` names; fails, before any component runs, when it has nothing to read."""
+def class_folder_splits(folder: Path, prefix: str) -> dict[str, str]:
+    """`train/`, `validation/` (or `val/`) and `test/` folders of class folders keep their
+    splits (validation carved out of train when missing); plain class folders are hash-split."""
+    names = {path.name for path in folder.iterdir() if path.is_dir()}
+    if not {TRAIN, TEST} <= names:
+        return {"all": f"{prefix}*/*"}
+    splits = {TRAIN: f"{prefix}{TRAIN}/*/*", TEST: f"{prefix}{TEST}/*/*"}
+    for name in VALIDATION_FOLDERS:
+        if name in names:
+            splits[VALIDATION] = f"{prefix}{name}/*/*"
+            break
+    return splits
+
+
+def _data_source(data: str) -> DataSource:
     if data == SAMPLE:
         root = configs.DATA_ROOT
         if root == configs.DEFAULT_DATA_ROOT and not root.exists():
@@ -115,4 +145,103 @@ def resolve(data: str = configs.DATA) -> DataSource:
             f"Data folder {folder} has no class sub-folders (<root>/<class>/<image>) "
             "and no IDX image files."
         )
-    return DataSource(root, "images", {"all": f"{prefix}*/*"}, schema_for(digits=False))
+    return DataSource(root, "images", class_folder_splits(folder, prefix), schema_for(digits=False))
+
+
+def resolve(data: str = configs.DATA, test_data: str = configs.TEST_DATA) -> DataSource:
+    """The source `data` names, with `test_data` (if any) as its test split; fails, before any
+    component runs, when either has nothing to read or the test set names classes the training
+    data lacks."""
+    source = _data_source(data)
+    if not test_data:
+        return source
+    if source.spans:
+        raise DataSourceError(
+            f"TEST_DATA={test_data} with DATA in span folders ({source.root}): put the test "
+            "set in each span's own test split instead (e.g. span-<N>/t10k-* or span-<N>/test/)."
+        )
+    test_pattern, test_classes = external_test_set(Path(test_data).expanduser().resolve())
+    missing = sorted(test_classes - training_classes(source))
+    if missing:
+        raise DataSourceError(
+            f"TEST_DATA={test_data} names classes the training data ({source.root}) lacks: "
+            + ", ".join(missing)
+        )
+    splits = {
+        (TRAIN if name == "all" else name): pattern
+        for name, pattern in source.splits.items()
+        if name != TEST
+    }
+    return dataclasses.replace(source, kind="images", splits={**splits, TEST: test_pattern})
+
+
+def _unreadable(path: Path, error: Exception) -> DataSourceError:
+    return DataSourceError(f"TEST_DATA: cannot read {path}: {error}")
+
+
+def idx_classes(folder: Path) -> set[str]:
+    """The labels of every IDX image file's labels file in `folder`, as class names."""
+    classes: set[str] = set()
+    for images in sorted(p for p in folder.iterdir() if is_idx_images(p)):
+        labels = Path(labels_file_for(str(images)))
+        try:
+            classes |= {str(label) for label in set(read_idx(labels).tolist())}
+        except (OSError, ValueError) as error:
+            raise _unreadable(labels, error) from error
+    return classes
+
+
+def tfrecord_classes(files: list[Path]) -> set[str]:
+    """The class names (else the labels) of raw tf.Examples in TFRecord files, streamed."""
+    spec = {
+        CLASS_NAME_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    }
+    classes: set[str] = set()
+    for path in files:
+        compression = "GZIP" if path.suffix == ".gz" else ""
+        try:
+            for record in tf.data.TFRecordDataset(str(path), compression_type=compression):
+                example = tf.io.parse_single_example(record, spec)
+                name = example[CLASS_NAME_KEY].numpy().decode()
+                classes.add(name or str(int(example[LABEL_KEY])))
+        except tf.errors.OpError as error:
+            raise _unreadable(path, error.message) from error
+    return classes
+
+
+def external_test_set(path: Path) -> tuple[str, set[str]]:
+    """(the absolute file pattern ExampleGen reads, the class names) of a TEST_DATA set."""
+    if path.is_file() and is_tfrecords(str(path)):
+        return str(path), tfrecord_classes([path])
+    expected = "IDX files, class sub-folders of images, or TFRecord files (*tfrecord*)"
+    if not path.exists():
+        raise DataSourceError(f"TEST_DATA: {path} does not exist: expected {expected}.")
+    if not path.is_dir() or not any(path.iterdir()):
+        raise DataSourceError(f"TEST_DATA: {path} is empty: expected {expected}.")
+    files = sorted(path.iterdir())
+    if any(is_idx_images(p) for p in files):
+        return f"{path}/*", idx_classes(path)
+    classes = {
+        p.name
+        for p in files
+        if p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())
+    }
+    if classes:
+        return f"{path}/*/*", classes
+    tfrecords = [p for p in files if p.is_file() and is_tfrecords(p.name)]
+    if tfrecords:
+        return f"{path}/*tfrecord*", tfrecord_classes(tfrecords)
+    raise DataSourceError(f"TEST_DATA: {path} holds no {expected}.")
+
+
+def training_classes(source: DataSource) -> set[str]:
+    """The class names of the training data (its newest span): class folder names, IDX labels,
+    or the class names recorded in TFRecords."""
+    folder, _ = latest_span_folder(source.root)
+    if all(pattern.endswith("*/*") for pattern in source.splits.values()):
+        roots = [folder / name for name in (TRAIN, *VALIDATION_FOLDERS) if (folder / name).is_dir()]
+        return {p.name for root in roots or [folder] for p in root.iterdir() if p.is_dir()}
+    if source.kind == "images":
+        return idx_classes(folder)
+    return tfrecord_classes(sorted(p for p in folder.iterdir() if p.is_file()))

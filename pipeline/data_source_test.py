@@ -1,10 +1,12 @@
 """Which files ExampleGen reads for each DATA layout, and which schema checks them."""
 
 import pytest
+import tensorflow as tf
 
 from components.idx import write_idx
-from components.mnist_sample import encode_png, load_sample
+from components.mnist_sample import encode_png, load_sample, make_example
 from pipeline import configs, data_source
+from pipeline.data_source import DataSourceError
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def test_span_folders_give_span_patterns_laid_out_like_the_newest(tmp_path, digi
     official_idx(tmp_path / "span-12", digits)  # the newest decides: IDX, official names
     source = data_source.resolve(str(tmp_path))
     assert source.root == tmp_path and source.spans == (1, 12)
-    assert source.splits == {"train": "span-{SPAN}/train-*", "eval": "span-{SPAN}/t10k-*"}
+    assert source.splits == {"train": "span-{SPAN}/train-*", "test": "span-{SPAN}/t10k-*"}
     assert source.schema == configs.MNIST_SCHEMA  # digits: the reviewed schema
 
 
@@ -66,3 +68,87 @@ def test_empty_newest_span_is_named(tmp_path, digits):
     (tmp_path / "span-2").mkdir()
     with pytest.raises(FileNotFoundError, match="span-2 is empty"):
         data_source.resolve(str(tmp_path))
+
+
+def test_class_folders_with_their_own_splits_keep_them(tmp_path, digits):
+    for split in ("train", "val", "test"):
+        class_folders(tmp_path / split, digits)
+    assert data_source.resolve(str(tmp_path)).splits == {
+        "train": "train/*/*",
+        "validation": "val/*/*",
+        "test": "test/*/*",
+    }
+    (tmp_path / "val").rename(tmp_path / "other")  # no validation: carved out of train
+    assert data_source.resolve(str(tmp_path)).splits == {"train": "train/*/*", "test": "test/*/*"}
+
+
+def write_tfrecords(path, digits, class_name=None) -> None:
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for image, label in zip(*digits, strict=True):
+            name = class_name or str(label)
+            writer.write(make_example(encode_png(image), int(label), name).SerializeToString())
+
+
+def test_test_data_replaces_the_test_split_in_any_layout(tmp_path, digits):
+    official_idx(tmp_path / "data", digits)
+    official_idx(tmp_path / "dev", digits)
+    class_folders(tmp_path / "tree", digits)
+    (tmp_path / "records").mkdir()
+    write_tfrecords(tmp_path / "records" / "part.tfrecord", digits)
+    data = str(tmp_path / "data")
+    for test_data, pattern in (
+        ("dev", "dev/*"),
+        ("records", "records/*tfrecord*"),
+        ("records/part.tfrecord", "records/part.tfrecord"),
+    ):
+        source = data_source.resolve(data, str(tmp_path / test_data))
+        assert source.kind == "images"
+        assert source.splits == {"train": "train-*", "test": str(tmp_path / pattern)}
+    # Data in one piece: everything trains (validation carved out), TEST_DATA tests.
+    class_folders(tmp_path / "digit-folders", (digits[0], digits[1]))
+    for folder in (tmp_path / "digit-folders").iterdir():
+        folder.rename(folder.with_name(folder.name.removeprefix("class-")))
+    source = data_source.resolve(str(tmp_path / "digit-folders"), str(tmp_path / "dev"))
+    assert source.splits == {"train": "*/*", "test": f"{tmp_path}/dev/*"}
+
+
+def test_unusable_test_data_is_named_before_any_component_runs(tmp_path, digits):
+    official_idx(tmp_path / "data", digits)
+    data = str(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("no data here")
+    for test_data, message in (
+        ("missing", "does not exist"),
+        ("empty", "is empty"),
+        ("junk", "holds no IDX files"),
+    ):
+        with pytest.raises(DataSourceError, match=f"{tmp_path / test_data}.*{message}"):
+            data_source.resolve(data, str(tmp_path / test_data))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "t10k-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03")
+    (tmp_path / "broken" / "t10k-labels-idx1-ubyte").write_bytes(b"not idx")
+    with pytest.raises(DataSourceError, match="cannot read .*t10k-labels-idx1-ubyte"):
+        data_source.resolve(data, str(tmp_path / "broken"))
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "bad.tfrecord").write_bytes(b"not a tfrecord file at all")
+    with pytest.raises(DataSourceError, match="cannot read .*bad.tfrecord"):
+        data_source.resolve(data, str(tmp_path / "records"))
+
+
+def test_test_data_with_classes_the_training_data_lacks_is_refused(tmp_path, digits):
+    class_folders(tmp_path / "data", digits)  # classes class-0 .. class-9
+    (tmp_path / "records").mkdir()
+    write_tfrecords(tmp_path / "records" / "a.tfrecord", digits, class_name="zebra")
+    with pytest.raises(DataSourceError, match="lacks: zebra"):
+        data_source.resolve(str(tmp_path / "data"), str(tmp_path / "records"))
+    official_idx(tmp_path / "dev", digits)
+    with pytest.raises(DataSourceError, match="lacks: 0, 1"):
+        data_source.resolve(str(tmp_path / "data"), str(tmp_path / "dev"))
+
+
+def test_test_data_with_spans_is_refused(tmp_path, digits):
+    class_folders(tmp_path / "span-1", digits)
+    official_idx(tmp_path / "dev", digits)
+    with pytest.raises(DataSourceError, match="span folders"):
+        data_source.resolve(str(tmp_path), str(tmp_path / "dev"))

@@ -6,8 +6,10 @@ from kfp.pipeline_spec.pipeline_spec_pb2 import PipelineDeploymentConfig
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components import splits
 from components.baseline import CANDIDATE_KEY, LatestBlessedOtherModelStrategy
 from components.image_example_gen import ImageExampleGen
+from components.paired_regression import PairedRegression
 from components.spans import ImportExampleGen, LatestValidatedSpansStrategy
 from components.validation_gate import (
     CURRENT_KEY,
@@ -21,9 +23,11 @@ ACCURACY_METRIC = "sparse_categorical_accuracy"
 ResourceSpec = PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 
 
-def create_eval_config(accuracy_threshold: float, max_accuracy_drop: float) -> tfma.EvalConfig:
-    """Accuracy overall and per class (sliced by label), gated by an absolute floor and by
-    no regression beyond `max_accuracy_drop` against the last blessed model."""
+def create_eval_config(accuracy_threshold: float, regression_alpha: float) -> tfma.EvalConfig:
+    """Accuracy overall and per class (sliced by label) on the test split, gated by an absolute
+    floor and, against the last blessed model, by a paired test on the same examples: refused
+    when the candidate is worse with p < `regression_alpha` (components/paired_regression.py)."""
+    overall = [tfma.SlicingSpec()]  # the gate is overall only
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -40,20 +44,31 @@ def create_eval_config(accuracy_threshold: float, max_accuracy_drop: float) -> t
                         class_name="SparseCategoricalAccuracy",
                         per_slice_thresholds=[
                             tfma.PerSliceMetricThreshold(
-                                slicing_specs=[tfma.SlicingSpec()],  # the gate is overall only
+                                slicing_specs=overall,
                                 threshold=tfma.MetricThreshold(
                                     value_threshold=tfma.GenericValueThreshold(
                                         lower_bound={"value": accuracy_threshold}
-                                    ),
-                                    change_threshold=tfma.GenericChangeThreshold(
-                                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                        absolute={"value": -max_accuracy_drop - 1e-10},
-                                    ),
+                                    )
                                 ),
                             )
                         ],
                     ),
                     tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(
+                        class_name=PairedRegression.__name__,
+                        module=PairedRegression.__module__,
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(
+                                slicing_specs=overall,
+                                threshold=tfma.MetricThreshold(
+                                    change_threshold=tfma.GenericChangeThreshold(
+                                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                        absolute={"value": regression_alpha},
+                                    )
+                                ),
+                            )
+                        ],
+                    ),
                 ]
             )
         ],
@@ -64,15 +79,13 @@ def create_example_gen(
     data_root: str,
     data_kind: str,
     input_splits: dict[str, str] | None,
-    train_hash_buckets: int,
-    eval_hash_buckets: int,
     max_bad_image_fraction: float,
     span: int | None = None,
 ):
     """ImportExampleGen for raw tf.Examples (`data_kind` "tfrecords"), ImageExampleGen for image
     folders and IDX files ("images"). `input_splits` maps split names to file patterns under
     `data_root` ({SPAN} picks the newest span, or `span`); a single one (default: every file)
-    is hash-split train:eval."""
+    is hash-split into train, validation and test (components/splits.py)."""
     range_config = None
     if span is not None:
         range_config = tfx.proto.RangeConfig(
@@ -82,16 +95,7 @@ def create_example_gen(
     input_config = tfx.proto.Input(
         splits=[tfx.proto.Input.Split(name=n, pattern=p) for n, p in input_splits.items()]
     )
-    output_config = None
-    if len(input_splits) == 1:
-        output_config = tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
-                splits=[
-                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=train_hash_buckets),
-                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_hash_buckets),
-                ]
-            )
-        )
+    output_config = splits.output_config() if len(input_splits) == 1 else None
     if data_kind == "tfrecords":
         return ImportExampleGen(
             input_base=data_root,
@@ -119,9 +123,11 @@ def create_statistics_gen(examples: tfx.dsl.Channel) -> tfx.components.Statistic
 
 
 def create_inferred_schema_gen(statistics: tfx.dsl.Channel) -> tfx.components.SchemaGen:
-    """A schema inferred from the train split; the eval split is checked against it."""
+    """A schema inferred from the train split; the other splits are checked against it."""
     return tfx.components.SchemaGen(
-        statistics=statistics, infer_feature_shape=True, exclude_splits=["eval"]
+        statistics=statistics,
+        infer_feature_shape=True,
+        exclude_splits=[splits.VALIDATION, splits.TEST],
     )
 
 
@@ -154,7 +160,7 @@ def create_pipeline(
     run_fn: str,
     training_config: dict,
     eval_accuracy_threshold: float,
-    eval_max_accuracy_drop: float,
+    eval_regression_alpha: float,
     beam_pipeline_args: list[str],
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
     enable_cache: bool = True,
@@ -248,6 +254,10 @@ def create_pipeline(
         examples=training_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=preprocessing_fn,
+        # The test split is not even transformed: the Trainer cannot read it.
+        splits_config=tfx.proto.SplitsConfig(
+            analyze=[splits.TRAIN], transform=[splits.TRAIN, splits.VALIDATION]
+        ),
         custom_config={"code_version": training_config["code_version"]},
         # No pre/post-transform statistics: they cost time, and StatisticsGen's must stay the
         # only ExampleStatistics that previous_statistics_resolver can pick.
@@ -277,6 +287,8 @@ def create_pipeline(
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         base_model=base_model,
+        train_args=tfx.proto.TrainArgs(splits=[splits.TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[splits.VALIDATION]),  # early stopping reads it
         custom_config={**training_config, **(vertex_training or {})},
     )
     if trainer_resources:
@@ -295,10 +307,11 @@ def create_pipeline(
         **candidate,
     ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
-        examples=training_examples,  # the eval splits of the spans trained on
+        examples=training_examples,  # the test splits of the spans trained on
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=create_eval_config(eval_accuracy_threshold, eval_max_accuracy_drop),
+        example_splits=[splits.TEST],
+        eval_config=create_eval_config(eval_accuracy_threshold, eval_regression_alpha),
     )
     evaluator.add_upstream_node(example_gen)
     pusher = tfx.components.Pusher(

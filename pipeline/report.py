@@ -14,7 +14,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from components.splits import TEST, TRAIN, VALIDATION  # noqa: E402
 from pipeline.results import RunSummary  # noqa: E402
+from pipeline.stats import accuracy_text, reliability, wilson_interval  # noqa: E402
 from serving.demo import read_split  # noqa: E402
 from trainer.export import read_class_names  # noqa: E402
 from trainer.features import (  # noqa: E402
@@ -39,7 +41,7 @@ def _curves(history: dict, path: Path) -> str:
     epochs = range(1, len(history["loss"]) + 1)
     for axes, metric in ((loss, "loss"), (accuracy, "accuracy")):
         axes.plot(epochs, history[metric], label="training")
-        axes.plot(epochs, history[f"val_{metric}"], label="validation (eval split)")
+        axes.plot(epochs, history[f"val_{metric}"], label="validation split")
         axes.set_xlabel("epoch")
         axes.set_title(metric)
         axes.legend()
@@ -58,10 +60,40 @@ def _confusion(matrix: np.ndarray, class_names: list[str], path: Path) -> str:
         yticks=range(len(class_names)),
         xlabel="predicted",
         ylabel="true",
-        title="Confusion matrix (eval split)",
+        title="Confusion matrix (test split)",
     )
     axes.set_xticklabels(class_names)
     axes.set_yticklabels(class_names)
+    return _save(figure, path)
+
+
+def _reliability(rows: list[dict], ece: float, path: Path) -> str:
+    """Accuracy against confidence per bin: a calibrated model's bars sit on the diagonal."""
+    figure, axes = plt.subplots(figsize=(5, 4.5))
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    for row in rows:
+        axes.bar(
+            (row["low"] + row["high"]) / 2,
+            row["accuracy"],
+            width=row["high"] - row["low"],
+            edgecolor="black",
+            color="tab:blue",
+            alpha=0.7,
+        )
+        axes.annotate(
+            str(row["count"]),
+            ((row["low"] + row["high"]) / 2, row["accuracy"] + 0.01),
+            ha="center",
+            fontsize=7,
+        )
+    axes.set(
+        xlim=(0, 1),
+        ylim=(0, 1.05),
+        xlabel="confidence (top-class probability)",
+        ylabel="accuracy",
+        title=f"Reliability on the test split (ECE {ece:.4f})",
+    )
+    axes.legend(loc="upper left")
     return _save(figure, path)
 
 
@@ -110,8 +142,10 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     """Charts and index.html for the run; numbers also go to report.json."""
     report_dir.mkdir(parents=True, exist_ok=True)
     uris = summary.artifact_uris
-    eval_images, eval_labels = read_split(summary.examples_uris, "eval")
-    _, train_labels = read_split(summary.examples_uris, "train")
+    eval_images, eval_labels = read_split(summary.examples_uris, TEST)
+    labels_by_split = {TRAIN: read_split(summary.examples_uris, TRAIN)[1]}
+    labels_by_split[VALIDATION] = read_split(summary.examples_uris, VALIDATION)[1]
+    labels_by_split[TEST] = eval_labels
     model_dir = uris["Trainer.Model"] / "Format-Serving"
     model = tf.saved_model.load(str(model_dir))
     probabilities = model.signatures[SERVING_IMAGE_SIGNATURE](
@@ -124,11 +158,17 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     wrong = np.flatnonzero(predicted != eval_labels)[:MAX_MISCLASSIFIED]
     samples = [int(np.flatnonzero(eval_labels == c)[0]) for c in np.unique(eval_labels)]
     history = json.loads((uris["Trainer.ModelRun"] / HISTORY_FILE).read_text())
+    bins, ece = reliability(probabilities, eval_labels)
     facts = {
         "run_id": summary.run_id,
-        "eval_accuracy": summary.accuracy,
+        "test_accuracy": summary.accuracy,
+        "test_accuracy_interval_95": wilson_interval(
+            round(summary.accuracy * summary.test_examples), summary.test_examples
+        ),
+        "expected_calibration_error": ece,
+        "reliability_bins": bins,
         "accuracy_change_vs_baseline": summary.accuracy_change,
-        "eval_examples": summary.eval_examples,
+        "test_examples": summary.test_examples,
         "blessed": summary.blessed,
         "validation_failures": summary.validation_failures,
         "pushed_path": str(summary.pushed_path) if summary.pushed_path else None,
@@ -149,7 +189,8 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
             report_dir / "per_class.png",
             ylim=(min(summary.per_class_accuracy.values()) - 0.05, 1),
         ),
-        "Misclassified eval digits": _gallery(
+        "Reliability diagram": _reliability(bins, ece, report_dir / "reliability.png"),
+        "Misclassified test digits": _gallery(
             [eval_images[i] for i in wrong],
             [
                 f"true {eval_labels[i]} / {predicted[i]} ({probabilities[i].max():.2f})"
@@ -160,12 +201,12 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
             report_dir / "misclassified.png",
         ),
         "Label distribution": _label_distribution(
-            {"train": train_labels, "eval": eval_labels}, class_names, report_dir / "labels.png"
+            labels_by_split, class_names, report_dir / "labels.png"
         ),
         "Sample per class": _gallery(
             [eval_images[i] for i in samples],
             [class_names[eval_labels[i]] for i in samples],
-            "One eval digit per class",
+            "One test digit per class",
             report_dir / "samples.png",
         ),
     }
@@ -173,7 +214,8 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     change = summary.accuracy_change
     rows = {
         "Run": summary.run_id,
-        "Eval accuracy": f"{summary.accuracy:.4f} on {summary.eval_examples} examples",
+        "Test accuracy": accuracy_text(summary.accuracy, summary.test_examples),
+        "Expected calibration error": f"{ece:.4f} (test split, 10 confidence bins)",
         "Against the last blessed model": "no baseline yet" if change is None else f"{change:+.4f}",
         "Blessing": "BLESSED"
         if summary.blessed

@@ -9,8 +9,19 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.paired_regression import BASELINE_ONLY_CORRECT, CANDIDATE_ONLY_CORRECT, P_VALUE
 from pipeline.pipeline import ACCURACY_METRIC
+from trainer.export import read_class_names
 from trainer.features import LABEL_KEY
+
+
+@dataclasses.dataclass
+class PairedComparison:
+    """The regression gate's numbers: test examples only one of the two models gets right."""
+
+    baseline_only_correct: int
+    candidate_only_correct: int
+    p_value: float  # one-sided McNemar: the candidate is worse
 
 
 @dataclasses.dataclass
@@ -25,16 +36,24 @@ class RunSummary:
     components: list[ComponentRun]
     accuracy: float
     accuracy_change: float | None  # against the baseline (last blessed model), when there was one
+    paired: PairedComparison | None  # against the same baseline
     per_class_accuracy: dict[int, float]
-    eval_examples: int
+    test_examples: int
     blessed: bool
     validation_failures: list[str]
     pushed_path: Path | None  # the version folder written by this run, None when not pushed
     artifact_uris: dict[str, Path]  # "<component>.<artifact type>" -> where it lies
-    # The Examples trained and evaluated on (Split-train/, Split-eval/), oldest span first.
+    # The Examples trained and tested on (Split-train/, Split-validation/, Split-test/), oldest
+    # span first.
     examples_uris: list[Path]
     spans: list[int]
     warm_start_model: Path | None  # the blessed model the Trainer started from (WARM_START=1)
+    class_names: list[str]  # the trained model's, in class id order
+
+    @property
+    def classes_without_test_examples(self) -> list[str]:
+        """Classes the model knows that the test split has no example of (no per-class slice)."""
+        return [n for i, n in enumerate(self.class_names) if i not in self.per_class_accuracy]
 
 
 def _state_name(execution: metadata_store_pb2.Execution) -> str:
@@ -78,6 +97,14 @@ def _span(artifact: metadata_store_pb2.Artifact) -> int:
 
 def _metric(metrics: dict, name: str) -> float:
     return metrics[""][""][name]["doubleValue"]
+
+
+def _paired(metrics: dict) -> PairedComparison | None:
+    names = [f"{name}_diff" for name in (BASELINE_ONLY_CORRECT, CANDIDATE_ONLY_CORRECT, P_VALUE)]
+    if names[-1] not in metrics[""][""]:
+        return None
+    baseline_only, candidate_only, p_value = (_metric(metrics, name) for name in names)
+    return PairedComparison(int(baseline_only), int(candidate_only), p_value)
 
 
 def _open_store(metadata_path: Path) -> metadata_store.MetadataStore:
@@ -154,8 +181,9 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
             if f"{ACCURACY_METRIC}_diff" in overall[""][""]
             else None
         ),
+        paired=_paired(overall),
         per_class_accuracy=dict(sorted(per_class.items())),
-        eval_examples=int(_metric(overall, "example_count")),
+        test_examples=int(_metric(overall, "example_count")),
         blessed=bool(blessing.custom_properties["blessed"].int_value),
         validation_failures=failures,
         pushed_path=pushed_path,
@@ -163,4 +191,5 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
         examples_uris=[Path(artifact.uri) for artifact in evaluated],
         spans=[_span(artifact) for artifact in evaluated],
         warm_start_model=Path(base_models[0].uri) if base_models else None,
+        class_names=read_class_names(Path(outputs["Trainer.Model"].uri) / "Format-Serving") or [],
     )

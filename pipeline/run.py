@@ -15,9 +15,11 @@ from absl import logging as absl_logging  # noqa: E402
 
 from components.image_example_gen import BadImagesError  # noqa: E402
 from components.mnist_download import DownloadError  # noqa: E402
+from components.splits import TEST  # noqa: E402
 from components.validation_gate import DataValidationError  # noqa: E402
 from pipeline import configs, data_source, local_runner, report  # noqa: E402
 from pipeline.results import RunSummary, ingested_spans, latest_run_summary  # noqa: E402
+from pipeline.stats import accuracy_text  # noqa: E402
 from serving import demo  # noqa: E402
 
 # Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user, and the
@@ -92,14 +94,27 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
             f"Warm start from {summary.warm_start_model} "
             "(when its classes and layers match; the log says which)"
         )
-    change = summary.accuracy_change
-    print(
-        f"Eval accuracy: {summary.accuracy:.4f} on {summary.eval_examples} examples"
-        + ("" if change is None else f" ({change:+.4f} against the last blessed model)")
-    )
+    print(f"Test accuracy: {accuracy_text(summary.accuracy, summary.test_examples)}")
     print("Per class: " + ", ".join(f"{k}: {v:.3f}" for k, v in summary.per_class_accuracy.items()))
+    missing = summary.classes_without_test_examples
+    if missing:
+        print(
+            f"warning: the test split has no example of class(es) {', '.join(missing)}: "
+            "the gate judged the model without them"
+        )
+    paired = summary.paired
+    if paired:
+        print(
+            f"Against the last blessed model: {summary.accuracy_change:+.4f} accuracy; "
+            f"{paired.baseline_only_correct} test examples only it gets right, "
+            f"{paired.candidate_only_correct} only the candidate; one-sided McNemar "
+            f"p = {paired.p_value:.3f} (a regression when below {configs.EVAL_REGRESSION_ALPHA})"
+        )
     if summary.blessed:
-        print("Blessing: BLESSED (above the floor, no regression against the last blessed model)")
+        print(
+            f"Blessing: BLESSED (test accuracy at least {configs.EVAL_ACCURACY_THRESHOLD}"
+            + (", no significant regression)" if paired else "; no blessed model to compare)")
+        )
     else:
         print("Blessing: NOT BLESSED - " + "; ".join(summary.validation_failures))
     if summary.pushed_path:
@@ -109,12 +124,12 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
 
 
 def print_demo(summary: RunSummary) -> None:
-    images, labels = demo.read_split(summary.examples_uris)
+    images, labels = demo.read_split(summary.examples_uris, TEST)
     result = demo.demonstrate(configs.SERVING_MODEL_DIR, images, labels)
     print(
         f"\nServed version {result.model_version} with the local TF Serving-compatible server on "
         f"{result.address} (gRPC), stopped again:\n"
-        f"  accuracy {result.accuracy:.4f} on the {result.images} eval digits\n"
+        f"  test accuracy {accuracy_text(result.accuracy, result.images)}\n"
         f"  latency p50: {result.batch_p50_ms:.1f} ms per request of {result.batch_size} images, "
         f"{result.single_p50_ms:.1f} ms for one image"
     )
@@ -141,7 +156,7 @@ def main() -> int:
     try:
         source = data_source.resolve()
         pipeline = local_runner.create_local_pipeline(source)
-    except (FileNotFoundError, DownloadError) as error:
+    except (FileNotFoundError, DownloadError, data_source.DataSourceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     log_path = _log_to_file()

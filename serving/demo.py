@@ -1,4 +1,4 @@
-"""The end of `make run`: serve the pushed model over gRPC and classify the eval digits."""
+"""The end of `make run`: serve the pushed model over gRPC and classify the test digits."""
 
 import dataclasses
 import time
@@ -25,7 +25,7 @@ class DemoResult:
     single_p50_ms: float
 
 
-def read_split(examples_uris: list[Path], split: str = "eval") -> tuple[list[bytes], np.ndarray]:
+def read_split(examples_uris: list[Path], split: str) -> tuple[list[bytes], np.ndarray]:
     """Encoded images and labels of one split of ExampleGen outputs (one per span)."""
     files = [
         str(path) for uri in examples_uris for path in sorted((uri / f"Split-{split}").glob("*"))

@@ -77,7 +77,7 @@ def test_idx_files_with_official_names_keep_their_train_and_test_split(tmp_path,
     completed = run_pipeline(output_dir, DATA=str(data), EPOCHS="2")
     assert completed.returncode == 0, completed.stderr[-4000:]
     summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
-    assert summary.eval_examples == 200
+    assert summary.test_examples == 200
     images, eval_labels = read_split(summary.examples_uris, "eval")
     assert sorted(images) == sorted(encode_png(p) for p in pixels[800:1000])
     assert sorted(eval_labels.tolist()) == sorted(labels[800:1000].tolist())

@@ -63,18 +63,18 @@ def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, out
     assert f"[{len(COMPONENTS)}/{len(COMPONENTS)}] Pusher done" in completed.stdout
     assert f"Pushed model: {summary.pushed_path}" in completed.stdout
     assert "Served version" in completed.stdout
-    assert f"on the {summary.eval_examples} eval digits" in completed.stdout
+    assert f"on the {summary.test_examples} eval digits" in completed.stdout
 
 
 def test_run_report_shows_the_runs_numbers(first_run, output_dir):
     _, summary = first_run
     report_dir = under(output_dir, configs.REPORT_DIR)
     page = (report_dir / "index.html").read_text()
-    assert f"{summary.accuracy:.4f} on {summary.eval_examples} examples" in page
+    assert f"{summary.accuracy:.4f} on {summary.test_examples} examples" in page
     assert "BLESSED" in page and str(summary.pushed_path) in page
     facts = json.loads((report_dir / "report.json").read_text())
     matrix = np.array(facts["confusion_matrix"])
-    assert matrix.sum() == summary.eval_examples
+    assert matrix.sum() == summary.test_examples
     assert abs(np.trace(matrix) / matrix.sum() - summary.accuracy) < 1e-6  # same model, split
     assert facts["epochs_trained"] == int(SMALL_RUN["EPOCHS"])
     model = tf.saved_model.load(str(summary.pushed_path))
