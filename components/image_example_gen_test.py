@@ -13,7 +13,7 @@ from tfx import v1 as tfx
 
 from components.idx import write_idx
 from components.image_example_gen import ImageExampleGen
-from components.mnist_sample import encode_png, load_sample
+from components.mnist_sample import encode_png, load_sample, make_example
 from trainer.features import IMAGE_KEY, LABEL_KEY
 
 
@@ -173,3 +173,37 @@ def test_the_latest_span_is_ingested(tmp_path):
     (artifact,) = store.get_artifacts_by_type(tfx.types.standard_artifacts.Examples.TYPE_NAME)
     assert artifact.properties["span"].int_value == 2
     assert artifact.custom_properties["span"].int_value == 2
+
+
+def test_own_splits_share_class_ids_and_an_external_tfrecord_test_set_passes_through(tmp_path):
+    pixels, labels = load_sample(40, seed=6)
+    for split, names, count in (("train", ("cat", "dog"), 30), ("test", ("dog",), 1)):
+        for name in names:  # the test split lacks "cat": "dog" must keep id 1 there
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                (folder / f"{index}.png").write_bytes(encode_png(pixels[index]))
+    external = tmp_path / "external" / "digits.tfrecord.gz"
+    external.parent.mkdir()
+    with tf.io.TFRecordWriter(str(external), "GZIP") as writer:
+        for image, label in zip(pixels, labels, strict=True):
+            example = make_example(encode_png(image), int(label), str(label))
+            writer.write(example.SerializeToString())
+
+    def ingest(run: str, test_pattern: str) -> Path:
+        return run_example_gen(
+            tmp_path / run,
+            ImageExampleGen(
+                str(tmp_path / "data"),
+                input_config=single_split([("train", "train/*/*"), ("test", test_pattern)]),
+            ),
+        )
+
+    own = ingest("own", "test/*/*")
+    train = read_examples(own, "train") + read_examples(own, "validation")
+    assert sorted(label for _, label in train) == [0] * 30 + [1] * 30  # cat 0, dog 1
+    assert [label for _, label in read_examples(own, "test")] == [1]
+    with_external = ingest("external", str(external))  # an absolute pattern, as TEST_DATA's
+    assert sorted(read_examples(with_external, "test")) == sorted(
+        zip(map(encode_png, pixels), labels.tolist(), strict=True)
+    )
