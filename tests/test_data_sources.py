@@ -10,8 +10,10 @@ import tensorflow_data_validation as tfdv
 
 from components.idx import write_idx
 from components.mnist_sample import encode_png, load_sample
+from components.splits import TEST, TRAIN, VALIDATION
 from pipeline import configs
 from pipeline.results import latest_run_summary
+from pipeline.stats import accuracy_text
 from serving.demo import read_split
 from tests.pipeline_runs import run_pipeline, under
 from trainer.export import read_class_names
@@ -65,22 +67,38 @@ def test_make_schema_then_class_folders_train_a_model_that_names_its_classes(tmp
     assert np.mean(names[CLASS_NAME_OUTPUT].numpy() == b"zero") >= 0.9
 
 
-def test_idx_files_with_official_names_keep_their_train_and_test_split(tmp_path, digits):
+def test_test_data_replaces_the_idx_files_own_test_split(tmp_path, digits):
+    """IDX files with official names keep their train split (validation carved out of it);
+    TEST_DATA, another IDX folder like ../shared/mnist-dev, is the test split instead of t10k."""
     pixels, labels = digits
-    data = tmp_path / "idx"
+    data, dev = tmp_path / "idx", tmp_path / "dev"
     data.mkdir()
+    dev.mkdir()
     write_idx(data / "train-images-idx3-ubyte.gz", pixels[:800])
     write_idx(data / "train-labels-idx1-ubyte.gz", labels[:800])
     write_idx(data / "t10k-images-idx3-ubyte.gz", pixels[800:1000])
     write_idx(data / "t10k-labels-idx1-ubyte.gz", labels[800:1000])
+    write_idx(dev / "dev-images-idx3-ubyte.gz", pixels[1000:1300])
+    write_idx(dev / "dev-labels-idx1-ubyte.gz", labels[1000:1300])
     output_dir = tmp_path / "outputs"
-    completed = run_pipeline(output_dir, DATA=str(data), EPOCHS="2")
+    completed = run_pipeline(output_dir, DATA=str(data), TEST_DATA=str(dev), EPOCHS="2")
     assert completed.returncode == 0, completed.stderr[-4000:]
     summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
-    assert summary.test_examples == 200
-    images, eval_labels = read_split(summary.examples_uris, "eval")
-    assert sorted(images) == sorted(encode_png(p) for p in pixels[800:1000])
-    assert sorted(eval_labels.tolist()) == sorted(labels[800:1000].tolist())
+    assert summary.test_examples == 300
+    images, test_labels = read_split(summary.examples_uris, TEST)
+    assert sorted(images) == sorted(encode_png(p) for p in pixels[1000:1300])
+    assert sorted(test_labels.tolist()) == sorted(labels[1000:1300].tolist())
+    trained = [read_split(summary.examples_uris, split)[0] for split in (TRAIN, VALIDATION)]
+    assert all(trained) and sorted(trained[0] + trained[1]) == sorted(map(encode_png, pixels[:800]))
+    assert f"Test accuracy: {accuracy_text(summary.accuracy, 300)}" in completed.stdout
+
+
+def test_unusable_test_data_fails_before_any_component(tmp_path):
+    missing = tmp_path / "no-such-test-set"
+    completed = run_pipeline(tmp_path / "outputs", TEST_DATA=str(missing))
+    assert completed.returncode == 2
+    assert f"TEST_DATA: {missing} does not exist" in completed.stderr
+    assert not under(tmp_path / "outputs", configs.METADATA_PATH).exists()
 
 
 def test_full_mnist_offline_fails_within_seconds_naming_the_alternatives(tmp_path):

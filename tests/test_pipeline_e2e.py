@@ -1,16 +1,22 @@
 """The whole pipeline on a slice of the offline sample, through `make run`'s entry point."""
 
+import itertools
 import json
 import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from ml_metadata import metadata_store
 from PIL import Image
+from tfx import v1 as tfx
 
 from components.mnist_sample import encode_png, load_sample, make_example
+from components.splits import SPLITS, TEST, TRAIN, VALIDATION
 from pipeline import configs
 from pipeline.results import latest_run_summary
+from pipeline.stats import accuracy_text
+from serving.demo import read_split
 from tests.pipeline_runs import SMALL_RUN, run_pipeline, served_versions, under
 from trainer.features import (
     CLASS_ID_OUTPUT,
@@ -62,20 +68,60 @@ def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, out
     assert (summary.pushed_path / "saved_model.pb").is_file()
     assert f"[{len(COMPONENTS)}/{len(COMPONENTS)}] Pusher done" in completed.stdout
     assert f"Pushed model: {summary.pushed_path}" in completed.stdout
+    assert f"Test accuracy: {accuracy_text(summary.accuracy, summary.test_examples)}" in (
+        completed.stdout
+    )
     assert "Served version" in completed.stdout
-    assert f"on the {summary.test_examples} eval digits" in completed.stdout
+    assert f"test accuracy {accuracy_text(summary.accuracy, summary.test_examples)}" in (
+        completed.stdout
+    )  # the served model answers the test digits as the Evaluator scored them
+
+
+def executions(output_dir, component: str) -> dict[str, str]:
+    """The exec properties of the latest execution of `component`, from ML Metadata."""
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(under(output_dir, configs.METADATA_PATH))
+        )
+    )
+    latest = max(
+        (e for e in store.get_executions() if e.type.endswith(f".{component}")),
+        key=lambda e: e.id,
+    )
+    return {name: value.string_value for name, value in latest.custom_properties.items()}
+
+
+def test_no_example_is_in_two_splits_and_the_trainer_cannot_read_the_test_split(
+    first_run, output_dir
+):
+    _, summary = first_run
+    splits = {split: read_split(summary.examples_uris, split)[0] for split in SPLITS}
+    assert all(splits.values())
+    assert sum(map(len, splits.values())) == int(SMALL_RUN["SAMPLE_SIZE"])
+    for first, second in itertools.combinations(SPLITS, 2):
+        assert not set(splits[first]) & set(splits[second]), (first, second)
+    # Transform wrote no transformed test split, and the Trainer was given train and validation.
+    transformed = summary.artifact_uris["Transform.Examples"]
+    assert sorted(p.name for p in transformed.iterdir()) == ["Split-train", "Split-validation"]
+    trainer = executions(output_dir, "Trainer")
+    assert json.loads(trainer["train_args"]) == {"splits": [TRAIN]}
+    assert json.loads(trainer["eval_args"]) == {"splits": [VALIDATION]}
+    assert json.loads(executions(output_dir, "Evaluator")["example_splits"]) == [TEST]
 
 
 def test_run_report_shows_the_runs_numbers(first_run, output_dir):
     _, summary = first_run
     report_dir = under(output_dir, configs.REPORT_DIR)
     page = (report_dir / "index.html").read_text()
-    assert f"{summary.accuracy:.4f} on {summary.test_examples} examples" in page
+    assert accuracy_text(summary.accuracy, summary.test_examples) in page
+    assert '<img src="reliability.png"' in page
     assert "BLESSED" in page and str(summary.pushed_path) in page
     facts = json.loads((report_dir / "report.json").read_text())
     matrix = np.array(facts["confusion_matrix"])
     assert matrix.sum() == summary.test_examples
     assert abs(np.trace(matrix) / matrix.sum() - summary.accuracy) < 1e-6  # same model, split
+    assert sum(row["count"] for row in facts["reliability_bins"]) == summary.test_examples
+    assert 0 <= facts["expected_calibration_error"] < 1
     assert facts["epochs_trained"] == int(SMALL_RUN["EPOCHS"])
     model = tf.saved_model.load(str(summary.pushed_path))
     assert facts["parameters"] == sum(np.prod(v.shape) for v in model.trainable_variables)
