@@ -59,6 +59,8 @@ EPOCHS = _env("EPOCHS", 20)
 BATCH_SIZE = _env("BATCH_SIZE", 64)  # per replica
 LEARNING_RATE = _env("LEARNING_RATE", 2e-3)
 EARLY_STOPPING_PATIENCE = _env("EARLY_STOPPING_PATIENCE", 5)
+ENSEMBLE_MEMBERS = _env("ENSEMBLE_MEMBERS", 3)  # networks averaged inside the model
+LABEL_SMOOTHING = _env("LABEL_SMOOTHING", 0.1)
 TRAINING_SEED = _env("TRAINING_SEED", 42)
 JIT_COMPILE = _env("JIT_COMPILE", 0) == 1  # XLA for the training step; for GPUs
 
@@ -170,6 +172,8 @@ def training_config() -> dict:
         "learning_rate": LEARNING_RATE,
         "early_stopping_patience": EARLY_STOPPING_PATIENCE,
         "seed": TRAINING_SEED,
+        "ensemble_members": ENSEMBLE_MEMBERS,
+        "label_smoothing": LABEL_SMOOTHING,
         "jit_compile": JIT_COMPILE,
         "code_version": trainer_code_version(),
     }

@@ -18,3 +18,27 @@ def test_augmentation_changes_training_batches_only():
     assert augment(images, training=True).shape == images.shape
     assert not np.allclose(augment(images, training=True), images)
     np.testing.assert_array_equal(augment(images, training=False), images)
+
+
+def test_the_ensemble_answers_with_the_mean_of_its_members():
+    model = build_model(num_classes=4, learning_rate=1e-3, members=3)
+    images = np.random.rand(6, *IMAGE_SHAPE).astype(np.float32)
+    members = [
+        layer.predict(images, verbose=0)
+        for layer in model.layers
+        if layer.name.startswith("member_")
+    ]
+    assert len(members) == 3 and not np.allclose(members[0], members[1])
+    np.testing.assert_allclose(
+        model.predict(images, verbose=0), np.mean(members, axis=0), rtol=1e-5
+    )
+
+
+def test_training_lowers_the_loss_and_the_members_stay_distinct():
+    model = build_model(num_classes=2, learning_rate=1e-2, members=2, label_smoothing=0.0)
+    images = np.random.rand(64, *IMAGE_SHAPE).astype(np.float32)
+    labels = (images.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64)
+    history = model.fit(images, labels, epochs=3, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    kernels = [m.get_weights()[0] for m in model.layers if m.name.startswith("member_")]
+    assert not np.allclose(kernels[0], kernels[1])  # trained apart, from different starts

@@ -30,8 +30,10 @@ class TrainingConfig:
     epochs: int
     batch_size: int  # per replica: the global batch grows with the number of devices
     learning_rate: float  # initial; decays to zero along a cosine over the epochs
-    early_stopping_patience: int  # epochs without a better eval accuracy before stopping
+    early_stopping_patience: int  # epochs without a better validation accuracy before stopping
     seed: int
+    ensemble_members: int  # networks whose probabilities the model averages
+    label_smoothing: float
     jit_compile: bool  # XLA-compile the training step (pays off on GPUs)
 
     @classmethod
@@ -157,9 +159,15 @@ def train(
     initial_weights: list | None = None,
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Fits the network, fresh or from `initial_weights` when their shapes fit (a warm start);
-    stops early when eval accuracy stalls and keeps the best weights."""
+    stops early when validation accuracy stalls and keeps the best weights."""
     with strategy.scope():
-        model = build_model(num_classes, config.learning_rate, jit_compile=config.jit_compile)
+        model = build_model(
+            num_classes,
+            config.learning_rate,
+            members=config.ensemble_members,
+            label_smoothing=config.label_smoothing,
+            jit_compile=config.jit_compile,
+        )
         if initial_weights is not None:
             shapes = [weight.shape for weight in model.get_weights()]
             if [weight.shape for weight in initial_weights] == shapes:
@@ -187,8 +195,8 @@ def train(
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """Called by the TFX Trainer: trains on the transformed train split, validates on eval,
-    exports the serving SavedModel."""
+    """Called by the TFX Trainer: trains on the transformed train split, selects on the
+    validation split (the Trainer's eval_args), exports the serving SavedModel."""
     config = TrainingConfig.from_custom_config(fn_args.custom_config)
     keras.utils.set_random_seed(config.seed)
     strategy = distribution_strategy()

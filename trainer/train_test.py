@@ -34,7 +34,7 @@ MIRRORED_TRAINING = textwrap.dedent(
     strategy = distribution_strategy()
     config = TrainingConfig(
         epochs=2, batch_size=16, learning_rate=1e-3, early_stopping_patience=5, seed=0,
-        jit_compile=False,
+        jit_compile=False, ensemble_members=2, label_smoothing=0.1,
     )
     pixels, labels = load_sample(256, seed=0)
     images = tf.cast(pixels[..., None], tf.float32) / 255.0
@@ -114,6 +114,8 @@ def test_training_starts_from_the_warm_start_weights(trained_model_dir):
         early_stopping_patience=1,
         seed=0,
         jit_compile=False,
+        ensemble_members=1,  # as the fixture's model
+        label_smoothing=0.1,
     )
     strategy = tf.distribute.get_strategy()
     warm, _ = train(config, 10, dataset, dataset, strategy, initial_weights=base.get_weights())
