@@ -56,7 +56,7 @@ DATA_SEED = _env("DATA_SEED", 0)  # shuffles the class-sorted sample
 
 # Trainer hyperparameters (see trainer.train.TrainingConfig).
 EPOCHS = _env("EPOCHS", 20)
-BATCH_SIZE = _env("BATCH_SIZE", 64)  # per replica
+BATCH_SIZE = _env("BATCH_SIZE", 32)  # per replica
 LEARNING_RATE = _env("LEARNING_RATE", 2e-3)
 EARLY_STOPPING_PATIENCE = _env("EARLY_STOPPING_PATIENCE", 5)
 ENSEMBLE_MEMBERS = _env("ENSEMBLE_MEMBERS", 3)  # networks averaged inside the model
