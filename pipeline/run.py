@@ -8,8 +8,13 @@ import logging
 import os
 import sys
 import time
+import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warning lines
+# Before TensorFlow loads: its C++ lines at start-up (CUDA stubs, "Unable to register cuDNN
+# factory") and the Google Cloud libraries' FutureWarnings about Python 3.10 ask nothing of a
+# user; errors that matter surface as Python exceptions, which the console shows.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+warnings.filterwarnings("ignore", category=FutureWarning)
 
 from absl import logging as absl_logging  # noqa: E402
 
