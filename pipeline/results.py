@@ -38,6 +38,7 @@ class RunSummary:
     accuracy_change: float | None  # against the baseline (last blessed model), when there was one
     paired: PairedComparison | None  # against the same baseline
     per_class_accuracy: dict[int, float]
+    per_class_examples: dict[int, int]  # test examples of each class
     test_examples: int
     blessed: bool
     validation_failures: list[str]
@@ -151,8 +152,8 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
     evaluation = outputs["Evaluator.ModelEvaluation"]
     eval_result = tfma.load_eval_result(evaluation.uri)
     overall = next(m for key, m in eval_result.slicing_metrics if key == ())
-    per_class = {
-        key[0][1]: _metric(m, ACCURACY_METRIC)
+    per_class_metrics = {
+        key[0][1]: m
         for key, m in eval_result.slicing_metrics
         if len(key) == 1 and key[0][0] == LABEL_KEY
     }
@@ -182,7 +183,13 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
             else None
         ),
         paired=_paired(overall),
-        per_class_accuracy=dict(sorted(per_class.items())),
+        per_class_accuracy={
+            label: _metric(m, ACCURACY_METRIC) for label, m in sorted(per_class_metrics.items())
+        },
+        per_class_examples={
+            label: int(_metric(m, "example_count"))
+            for label, m in sorted(per_class_metrics.items())
+        },
         test_examples=int(_metric(overall, "example_count")),
         blessed=bool(blessing.custom_properties["blessed"].int_value),
         validation_failures=failures,

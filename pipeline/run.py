@@ -100,7 +100,13 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
             "(when its classes and layers match; the log says which)"
         )
     print(f"Test accuracy: {accuracy_text(summary.accuracy, summary.test_examples)}")
-    print("Per class: " + ", ".join(f"{k}: {v:.3f}" for k, v in summary.per_class_accuracy.items()))
+    print(
+        "Per class (accuracy, test examples): "
+        + ", ".join(
+            f"{label}: {accuracy:.3f} ({summary.per_class_examples[label]})"
+            for label, accuracy in summary.per_class_accuracy.items()
+        )
+    )
     missing = summary.classes_without_test_examples
     if missing:
         print(

@@ -1,0 +1,50 @@
+"""`make run`'s closing summary, from constructed results."""
+
+from pathlib import Path
+
+from pipeline.results import PairedComparison, RunSummary
+from pipeline.run import print_summary
+
+
+def summary(**changes) -> RunSummary:
+    facts = {
+        "run_id": "run-1",
+        "components": [],
+        "accuracy": 0.99,
+        "accuracy_change": None,
+        "paired": None,
+        "per_class_accuracy": {0: 1.0, 1: 0.98},
+        "per_class_examples": {0: 250, 1: 250},
+        "test_examples": 500,
+        "blessed": True,
+        "validation_failures": [],
+        "pushed_path": Path("/served/1"),
+        "artifact_uris": {},
+        "examples_uris": [],
+        "spans": [0],
+        "warm_start_model": None,
+        "class_names": ["zero", "one"],
+    }
+    return RunSummary(**{**facts, **changes})
+
+
+def test_accuracy_with_count_and_interval_and_the_regression_numbers(capsys):
+    paired = PairedComparison(baseline_only_correct=3, candidate_only_correct=4, p_value=0.773)
+    print_summary(summary(accuracy_change=0.002, paired=paired), seconds=10)
+    out = capsys.readouterr().out
+    assert "Test accuracy: 0.9900 on 500 examples (95 % interval 0.9768-0.9957)" in out
+    assert "Per class (accuracy, test examples): 0: 1.000 (250), 1: 0.980 (250)" in out
+    assert "+0.0020 accuracy; 3 test examples only it gets right, 4 only the candidate" in out
+    assert "p = 0.773" in out and "no significant regression" in out
+
+
+def test_a_class_without_test_examples_is_named(capsys):
+    print_summary(
+        summary(
+            class_names=["zero", "one", "two"],
+            per_class_accuracy={0: 1.0, 2: 0.98},
+            per_class_examples={0: 250, 2: 250},
+        ),
+        seconds=10,
+    )
+    assert "the test split has no example of class(es) one" in capsys.readouterr().out
