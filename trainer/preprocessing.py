@@ -9,27 +9,31 @@ import tensorflow as tf
 from trainer.features import (
     CLASS_NAME_KEY,
     IMAGE_CHANNELS,
-    IMAGE_HEIGHT,
     IMAGE_KEY,
-    IMAGE_SHAPE,
-    IMAGE_WIDTH,
     LABEL_KEY,
     transformed_name,
 )
+from trainer.normalisation import CANVAS, to_canvas, to_mnist_form
 
 
 def decode_images(encoded: tf.Tensor) -> tf.Tensor:
-    """Encoded images (PNG, JPEG, BMP or GIF; any size; grayscale or RGB), shape [N],
-    to float32 [N, 28, 28, 1] scaled to [0, 1]."""
+    """Encoded images (PNG, JPEG, BMP or GIF; any size; grayscale or RGB), shape [N], to
+    float32 [N, 28, 28, 1] in [0, 1] in MNIST's form (trainer/normalisation.py): white ink on
+    black, the digit 20 pixels on its longer side, centred by its centre of mass."""
 
-    def decode_one(data: tf.Tensor) -> tf.Tensor:
+    def decode_one(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.io.decode_image(data, channels=IMAGE_CHANNELS, expand_animations=False)
-        image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 -> [0, 1]
-        return tf.image.resize(image, [IMAGE_HEIGHT, IMAGE_WIDTH])
+        return to_canvas(tf.image.convert_image_dtype(image, tf.float32))  # uint8 -> [0, 1]
 
-    return tf.map_fn(
-        decode_one, encoded, fn_output_signature=tf.TensorSpec(IMAGE_SHAPE, tf.float32)
+    canvases, paper_and_noise = tf.map_fn(
+        decode_one,
+        encoded,
+        fn_output_signature=(
+            tf.TensorSpec([CANVAS, CANVAS, IMAGE_CHANNELS], tf.float32),
+            tf.TensorSpec([2], tf.float32),
+        ),
     )
+    return to_mnist_form(canvases, paper_and_noise)
 
 
 def _as_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
