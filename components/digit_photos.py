@@ -71,7 +71,8 @@ def drawing_pad(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """White on black, drawn large on a 300x300 pad."""
     side, size = 300, int(rng.integers(180, 261))
     top, left = (int(rng.integers(0, side - size + 1)) for _ in range(2))
-    return _encode(Image.fromarray(_place(np.zeros((side, side)), _ink(digit, size), top, left, 255)))
+    pad = _place(np.zeros((side, side)), _ink(digit, size), top, left, 255)
+    return _encode(Image.fromarray(pad))
 
 
 def _stroke(digit: np.ndarray, image_filter) -> np.ndarray:

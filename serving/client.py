@@ -40,6 +40,8 @@ from pipeline import configs
 from trainer.features import (
     CLASS_ID_OUTPUT,
     CLASS_NAME_OUTPUT,
+    CONFIDENCE_OUTPUT,
+    CONFIDENCE_THRESHOLD,
     EXAMPLES_INPUT,
     IMAGES_INPUT,
     PROBABILITIES_OUTPUT,
@@ -57,6 +59,7 @@ class Prediction:
     probabilities: np.ndarray  # float32 [N, classes]
     class_ids: np.ndarray  # int64 [N]
     class_names: list[str]  # the model's names for class_ids
+    confidences: np.ndarray  # float32 [N]: 0 for pictures without ink
     model_version: int
 
 
@@ -66,6 +69,8 @@ class FileResult:
     class_id: int
     class_name: str
     probability: float
+    confidence: float
+    not_sure: bool  # confidence below the model's CONFIDENCE_THRESHOLD (or no digit at all)
     latency_ms: float  # of the request that carried this image
     model_version: int
 
@@ -134,10 +139,16 @@ class ServingClient:
             names = [n.decode() for n in tf.make_ndarray(response.outputs[CLASS_NAME_OUTPUT])]
         else:  # a model exported before class names travelled with it
             names = [str(class_id) for class_id in class_ids]
+        probabilities = tf.make_ndarray(response.outputs[PROBABILITIES_OUTPUT])
+        if CONFIDENCE_OUTPUT in response.outputs:
+            confidences = tf.make_ndarray(response.outputs[CONFIDENCE_OUTPUT])
+        else:  # a model exported before it said how sure it is
+            confidences = probabilities.max(axis=-1)
         return Prediction(
-            probabilities=tf.make_ndarray(response.outputs[PROBABILITIES_OUTPUT]),
+            probabilities=probabilities,
             class_ids=class_ids,
             class_names=names,
+            confidences=confidences,
             model_version=response.model_spec.version.value,
         )
 
@@ -196,11 +207,12 @@ class ServingClient:
         started = time.perf_counter()
         prediction = self.predict_images([image for _, image in batch])
         latency_ms = (time.perf_counter() - started) * 1000
-        for (source, _), class_id, class_name, probabilities in zip(
+        for (source, _), class_id, class_name, probabilities, confidence in zip(
             batch,
             prediction.class_ids,
             prediction.class_names,
             prediction.probabilities,
+            prediction.confidences,
             strict=True,
         ):
             yield FileResult(
@@ -208,6 +220,8 @@ class ServingClient:
                 int(class_id),
                 class_name,
                 float(probabilities[class_id]),
+                float(confidence),
+                bool(confidence < CONFIDENCE_THRESHOLD),
                 latency_ms,
                 prediction.model_version,
             )
@@ -265,9 +279,14 @@ def main(argv: list[str] | None = None) -> int:
                     if args.json:
                         print(json.dumps(dataclasses.asdict(result)))
                     else:
+                        answer = f"class {result.class_name} (id {result.class_id})"
+                        if result.not_sure:
+                            answer = f"not sure (perhaps {result.class_name})"
+                            if result.confidence == 0:
+                                answer = "not a digit (no ink found)"
                         print(
-                            f"{result.source}\tclass {result.class_name} (id {result.class_id})\t"
-                            f"p={result.probability:.4f}\t{result.latency_ms:.1f} ms"
+                            f"{result.source}\t{answer}\tp={result.probability:.4f}\t"
+                            f"{result.latency_ms:.1f} ms"
                         )
         except grpc.RpcError as error:
             print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)

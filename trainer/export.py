@@ -17,6 +17,7 @@ from trainer.features import (
     CLASS_NAME_KEY,
     CLASS_NAME_OUTPUT,
     CLASS_NAMES_ASSET,
+    CONFIDENCE_OUTPUT,
     EXAMPLES_INPUT,
     IMAGE_KEY,
     IMAGES_INPUT,
@@ -55,8 +56,8 @@ def _class_name_table(model: keras.Model, class_names: list[str]) -> tf.lookup.S
 def make_serving_signatures(
     model: keras.Model, tf_transform_output: tft.TFTransformOutput, class_names: list[str]
 ) -> dict[str, tf.types.experimental.ConcreteFunction]:
-    """Both serving signatures; they output `probabilities` [N, classes], `class_id` [N] and
-    `class_name` [N]."""
+    """Both serving signatures; they output `probabilities` [N, classes], `class_id` [N],
+    `class_name` [N] and `confidence` [N]."""
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
     model.class_names = _class_name_table(model, class_names)
     raw_feature_spec = tf_transform_output.raw_feature_spec()
@@ -64,13 +65,15 @@ def make_serving_signatures(
         raw_feature_spec.pop(key, None)
 
     def classify(raw_features: dict) -> dict[str, tf.Tensor]:
-        transformed = model.tft_layer(raw_features)
-        probabilities = model(transformed[transformed_name(IMAGE_KEY)])
+        images = model.tft_layer(raw_features)[transformed_name(IMAGE_KEY)]
+        probabilities = model(images)
         class_ids = tf.argmax(probabilities, axis=-1)
+        has_ink = tf.reduce_max(images, axis=[1, 2, 3]) > 0  # normalisation found a digit
         return {
             PROBABILITIES_OUTPUT: probabilities,
             CLASS_ID_OUTPUT: class_ids,
             CLASS_NAME_OUTPUT: model.class_names.lookup(class_ids),
+            CONFIDENCE_OUTPUT: tf.where(has_ink, tf.reduce_max(probabilities, axis=-1), 0.0),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])

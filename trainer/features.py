@@ -26,6 +26,12 @@ IMAGES_INPUT = "images"
 PROBABILITIES_OUTPUT = "probabilities"
 CLASS_ID_OUTPUT = "class_id"
 CLASS_NAME_OUTPUT = "class_name"
+# float32 [N]: the top class's probability, 0 when the picture holds no ink at all (a blank
+# page, an empty photo). Below CONFIDENCE_THRESHOLD the client says "not sure": on the
+# real-world benchmark most wrong answers fall below it and few right ones (README,
+# Performance).
+CONFIDENCE_OUTPUT = "confidence"
+CONFIDENCE_THRESHOLD = 0.5
 CLASS_NAMES_ASSET = "class_names.txt"  # SavedModel asset: line i names class id i
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from trainer.features import IMAGE_SHAPE
-from trainer.model import build_augmentation, build_model
+from trainer.model import RandomStrokes, build_augmentation, build_model
 
 
 def test_model_outputs_a_probability_per_class():
@@ -42,3 +42,13 @@ def test_training_lowers_the_loss_and_the_members_stay_distinct():
     assert history.history["loss"][-1] < history.history["loss"][0]
     kernels = [m.get_weights()[0] for m in model.layers if m.name.startswith("member_")]
     assert not np.allclose(kernels[0], kernels[1])  # trained apart, from different starts
+
+
+def test_stroke_variations_stay_images_and_only_in_training():
+    images = np.random.rand(64, *IMAGE_SHAPE).astype(np.float32)
+    varied = RandomStrokes()(images, training=True).numpy()
+    assert varied.shape == images.shape and 0 <= varied.min() and varied.max() <= 1
+    strokes_only = RandomStrokes(max_gamma=1.0)(images, training=True).numpy()
+    changed = np.abs(strokes_only - images).max(axis=(1, 2, 3)) > 1e-6
+    assert 0.2 < changed.mean() < 0.8  # about half keep MNIST's own strokes
+    np.testing.assert_array_equal(RandomStrokes()(images, training=False), images)

@@ -13,15 +13,17 @@ def test_png_digits_decode_to_scaled_float_images(digits, png_digits):
     assert images.shape == (8, *IMAGE_SHAPE)
     assert images.dtype == np.float32
     assert images.min() >= 0.0 and images.max() <= 1.0
-    np.testing.assert_allclose(images[..., 0], digits[0][:8] / 255.0, atol=1e-6)
+    # MNIST digits are already in the form the normalisation brings pictures to.
+    assert np.abs(images[..., 0] - digits[0][:8] / 255.0).mean() < 0.002
 
 
-def test_rgb_jpeg_of_another_size_becomes_model_input():
+def test_rgb_jpeg_of_another_size_becomes_model_input(digits):
     buffer = io.BytesIO()
-    Image.new("RGB", (40, 56), color=(255, 255, 255)).save(buffer, format="JPEG")
+    dark_on_white = Image.fromarray(255 - digits[0][0]).resize((40, 56)).convert("RGB")
+    dark_on_white.save(buffer, format="JPEG", quality=95)
     images = decode_images(tf.constant([buffer.getvalue()])).numpy()
     assert images.shape == (1, *IMAGE_SHAPE)
-    np.testing.assert_allclose(images, 1.0, atol=0.02)
+    assert np.corrcoef(images.ravel(), digits[0][0].ravel())[0, 1] > 0.7
 
 
 def test_preprocessing_fn_accepts_dense_and_sparse_features(png_digits):
