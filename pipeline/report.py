@@ -14,12 +14,16 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from components.digit_photos import KINDS, render  # noqa: E402
 from components.splits import TEST, TRAIN, VALIDATION  # noqa: E402
 from pipeline.results import RunSummary  # noqa: E402
 from pipeline.stats import accuracy_text, reliability, wilson_interval  # noqa: E402
 from serving.demo import read_split  # noqa: E402
 from trainer.export import read_class_names  # noqa: E402
 from trainer.features import (  # noqa: E402
+    CLASS_ID_OUTPUT,
+    CONFIDENCE_OUTPUT,
+    CONFIDENCE_THRESHOLD,
     IMAGES_INPUT,
     PROBABILITIES_OUTPUT,
     SERVING_IMAGE_SIGNATURE,
@@ -132,10 +136,36 @@ def _gallery(images: list[bytes], captions: list[str], title: str, path: Path) -
     for axes in grid.flat:
         axes.axis("off")
     for axes, image, caption in zip(grid.flat, images, captions, strict=False):
-        axes.imshow(np.array(Image.open(io.BytesIO(image)).convert("L")), cmap="gray")
+        axes.imshow(np.array(Image.open(io.BytesIO(image)).convert("RGB")))
         axes.set_title(caption, fontsize=8)
     figure.suptitle(title)
     return _save(figure, path)
+
+
+def _as_people_send_them(
+    signature, images: list[bytes], labels: np.ndarray, class_names: list[str], path: Path
+) -> str:
+    """Two test digits rendered as each kind of picture people send, with the model's answers."""
+    digits = [np.asarray(Image.open(io.BytesIO(image)).convert("L")) for image in images[:2]]
+    pictures, captions = [], []
+    for name, variant in KINDS.items():
+        rendered = render(np.stack(digits), variant, seed=0)
+        outputs = signature(**{IMAGES_INPUT: tf.constant(rendered)})
+        for picture, label, class_id, confidence in zip(
+            rendered,
+            labels[:2],
+            outputs[CLASS_ID_OUTPUT].numpy(),
+            outputs[CONFIDENCE_OUTPUT].numpy(),
+            strict=True,
+        ):
+            answer = class_names[class_id] if confidence >= CONFIDENCE_THRESHOLD else "not sure"
+            pictures.append(picture)
+            captions.append(
+                f"{name.split(' (')[0]}\ntrue {class_names[label]} / {answer} ({confidence:.2f})"
+            )
+    return _gallery(
+        pictures, captions, "Digits as people send them: true / answer (confidence)", path
+    )
 
 
 def write_report(summary: RunSummary, report_dir: Path) -> Path:
@@ -148,9 +178,10 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     labels_by_split[TEST] = eval_labels
     model_dir = uris["Trainer.Model"] / "Format-Serving"
     model = tf.saved_model.load(str(model_dir))
-    probabilities = model.signatures[SERVING_IMAGE_SIGNATURE](
-        **{IMAGES_INPUT: tf.constant(eval_images)}
-    )[PROBABILITIES_OUTPUT].numpy()
+    signature = model.signatures[SERVING_IMAGE_SIGNATURE]
+    probabilities = signature(**{IMAGES_INPUT: tf.constant(eval_images)})[
+        PROBABILITIES_OUTPUT
+    ].numpy()
     predicted = probabilities.argmax(axis=1)
     class_names = read_class_names(model_dir)
     matrix = np.zeros((len(class_names), len(class_names)), dtype=int)
@@ -202,6 +233,9 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
         ),
         "Label distribution": _label_distribution(
             labels_by_split, class_names, report_dir / "labels.png"
+        ),
+        "Digits as people send them": _as_people_send_them(
+            signature, eval_images, eval_labels, class_names, report_dir / "people.png"
         ),
         "Sample per class": _gallery(
             [eval_images[i] for i in samples],

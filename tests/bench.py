@@ -8,6 +8,8 @@ this machine, written to outputs/bench/results.json and results.md.
    the TensorFlow tutorial's MLP, keras.io's mnist_convnet, this project's network in-process,
    and the pushed model of three cold `make run`s (three training seeds). Then an ablation: each
    change to the network and training, three seeds each, with its training and serving cost.
+   And the dev digits rendered as people send them (components/digit_photos.py): accuracy per
+   kind of picture and how often the confidence flags the wrong answers.
 3. The Trainer's real input path (transformed TFRecords through tf_dataset_factory) against the
    same model fed from in-memory NumPy arrays.
 4. Serving: batch-1 latency and batch-64 throughput over gRPC against the in-process signature,
@@ -40,6 +42,7 @@ from tfx.components.trainer.fn_args_utils import DataAccessor
 from tfx.components.util import tfxio_utils
 from tfx.types import standard_artifacts
 
+from components.digit_photos import KINDS, OTHERS, render
 from components.idx import read_idx
 from components.mnist_sample import encode_png
 from components.splits import TEST, TRAIN, VALIDATION
@@ -52,6 +55,8 @@ from serving.model_store import VersionedModel
 from serving.server import create_server
 from trainer.features import (
     CLASS_ID_OUTPUT,
+    CONFIDENCE_OUTPUT,
+    CONFIDENCE_THRESHOLD,
     IMAGE_SHAPE,
     IMAGES_INPUT,
     MNIST_CLASS_NAMES,
@@ -376,6 +381,65 @@ def bench_ablation(context: dict, accuracy: dict, pipeline: dict, summaries: dic
     return results
 
 
+# Real-world digits ---------------------------------------------------------------------------
+
+
+def blank_pictures() -> list[bytes]:
+    """Pictures without a digit: empty, blank pages, a photo of no ink, slivers."""
+    rng = np.random.default_rng(5)
+    arrays = [
+        np.zeros((1, 1)),
+        np.full((280, 280), 255),
+        np.zeros((64, 64)),
+        rng.normal(200, 3, (240, 320)),
+        np.full((1, 2000), 128),
+        np.full((900, 2), 30),
+    ]
+    return [encode_png(np.clip(a, 0, 255)) for a in arrays]
+
+
+def bench_real_world(summary: RunSummary, dev: tuple[np.ndarray, np.ndarray] | None) -> dict:
+    """The pushed model on the dev digits rendered as people send them, beside plain MNIST,
+    through `serving_image`; how often its confidence flags wrong (and right) answers."""
+    if dev is None:
+        return {}
+    signature = tf.saved_model.load(str(summary.pushed_path)).signatures[SERVING_IMAGE_SIGNATURE]
+
+    def answers(pictures: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        outputs = [
+            signature(**{IMAGES_INPUT: tf.constant(pictures[i : i + 250])})
+            for i in range(0, len(pictures), 250)
+        ]
+        return tuple(
+            np.concatenate([o[key].numpy() for o in outputs])
+            for key in (CLASS_ID_OUTPUT, CONFIDENCE_OUTPUT)
+        )
+
+    digits, labels = dev
+    variants = {"plain MNIST": None, **KINDS, **OTHERS}
+    results, kinds_right = {}, []
+    for name, variant in variants.items():
+        print(f"Real-world digits: {name}...", flush=True)
+        pictures = (
+            [encode_png(d) for d in digits] if variant is None else render(digits, variant, 11)
+        )
+        class_ids, confidence = answers(pictures)
+        right, flagged = class_ids == labels, confidence < CONFIDENCE_THRESHOLD
+        results[name] = {
+            **Measured.figure(right),
+            "wrong_flagged": round(float(flagged[~right].mean()), 3) if (~right).any() else None,
+            "right_flagged": round(float(flagged[right].mean()), 3),
+        }
+        if name in KINDS:
+            kinds_right.append(right)
+    results["the four kinds, equal shares"] = Measured.figure(np.concatenate(kinds_right))
+    _, blank_confidence = answers(blank_pictures())
+    results["pictures without a digit: flagged"] = float(
+        np.mean(blank_confidence < CONFIDENCE_THRESHOLD)
+    )
+    return results
+
+
 # 3. Trainer input path ----------------------------------------------------------------------
 
 
@@ -589,6 +653,27 @@ def markdown(results: dict) -> str:
                 f"| {name} | {d['mean']} +- {d['std']} | {d['values']} | {train_s} | "
                 f"{f['forward_batch_1_p50_ms']} |"
             )
+    if results.get("real_world"):
+        r = results["real_world"]
+        lines += [
+            "",
+            "## Digits as people send them (dev set, pushed model, `serving_image`)",
+            "",
+            f"Confidence threshold {CONFIDENCE_THRESHOLD}: the share of wrong and of right "
+            'answers below it (flagged "not sure").',
+            "",
+            "| picture | accuracy (95 % interval, n) | wrong flagged | right flagged |",
+            "|---|---|---|---|",
+        ]
+        for name, f in r.items():
+            if isinstance(f, dict):
+                lines.append(
+                    f"| {name} | {f['accuracy']} ({f['interval_95'][0]}-{f['interval_95'][1]}, "
+                    f"n={f['n']}) | {f.get('wrong_flagged', '')} | {f.get('right_flagged', '')} |"
+                )
+        lines.append(
+            f"\nPictures without a digit flagged: {r['pictures without a digit: flagged']:.0%}."
+        )
     if "input_path" in results:
         i = results["input_path"]
         lines += [
@@ -644,6 +729,7 @@ def main() -> None:
     results["ablation"] = bench_ablation(
         context, results["accuracy"], results["pipeline"], summaries
     )
+    results["real_world"] = bench_real_world(summary, context["measured"].dev)
     results["input_path"] = bench_input_path(summary, *context["splits"][TRAIN])
     base_path = summary.pushed_path.parent
     images, _ = read_split(summary.examples_uris, TEST)
