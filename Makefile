@@ -48,14 +48,18 @@ image:
 	docker build -f kubeflow/Dockerfile -t $(KUBEFLOW_IMAGE) .
 	docker push $(KUBEFLOW_IMAGE)
 
+# Console for people: without TensorFlow's C++ start-up lines and the Google Cloud libraries'
+# FutureWarnings about Python 3.10 (errors that matter still surface).
+QUIET := TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::FutureWarning
+
 # The local TF Serving-compatible server on 127.0.0.1:8500, serving what the Pusher wrote.
 serve: $(STAMP)
-	$(PY) -m serving.server
+	$(QUIET) $(PY) -m serving.server
 
 # make predict FILES="digit.png some/folder t10k-images-idx3-ubyte.gz" [TARGET=host:port]
 TARGET ?= 127.0.0.1:8500
 predict: $(STAMP)
-	$(PY) -m serving.client predict $(FILES) --target $(TARGET)
+	@$(QUIET) $(PY) -m serving.client predict $(FILES) --target $(TARGET)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

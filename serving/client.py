@@ -282,10 +282,10 @@ def main(argv: list[str] | None = None) -> int:
                         answer = f"class {result.class_name} (id {result.class_id})"
                         if result.not_sure:
                             answer = f"not sure (perhaps {result.class_name})"
-                            if result.confidence == 0:
-                                answer = "not a digit (no ink found)"
+                        if result.confidence == 0:
+                            answer = "not a digit (no ink found)"
                         print(
-                            f"{result.source}\t{answer}\tp={result.probability:.4f}\t"
+                            f"{result.source}\t{answer}\tconfidence {result.confidence:.4f}\t"
                             f"{result.latency_ms:.1f} ms"
                         )
         except grpc.RpcError as error:
