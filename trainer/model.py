@@ -3,6 +3,7 @@ probabilities are averaged inside the one exported model."""
 
 import tensorflow as tf
 import tf_keras as keras
+from tensorflow.python.autograph.core import config as autograph_config
 from tf_keras import layers
 
 from trainer.features import (
@@ -11,6 +12,18 @@ from trainer.features import (
     PROBABILITIES_OUTPUT,
     transformed_name,
 )
+
+# AutoGraph leaves the `keras` package alone (its code runs in graphs as written) but not Keras 2
+# under its new name `tf_keras`: it rewrote tf_keras' whole training engine and preprocessing
+# layers on first use, about 20 s of the Trainer's start-up on 2 cores. The same rule for the
+# new name.
+if not any(
+    getattr(rule, "_prefix", None) == "tf_keras" for rule in autograph_config.CONVERSION_RULES
+):
+    autograph_config.CONVERSION_RULES = (
+        autograph_config.DoNotConvert("tf_keras"),
+        *autograph_config.CONVERSION_RULES,
+    )
 
 
 class RandomStrokes(layers.Layer):

@@ -90,27 +90,26 @@ def to_mnist_form(canvas: tf.Tensor, paper_and_noise: tf.Tensor) -> tf.Tensor:
     # As MNIST did: the scaled digit moved by whole output pixels to put its centre at 14, 14.
     shift_y = tf.round(IMAGE_HEIGHT / 2 - (centre_y - tf.cast(top, tf.float32) + 0.5) * scale + 0.5)
     shift_x = tf.round(IMAGE_WIDTH / 2 - (centre_x - tf.cast(left, tf.float32) + 0.5) * scale + 0.5)
-    # Output pixel i samples the canvas at top + (i - shift + 0.5) / scale - 0.5.
-    start_y = tf.cast(top, tf.float32) + (0.5 - shift_y) / scale - 0.5
-    start_x = tf.cast(left, tf.float32) + (0.5 - shift_x) / scale - 0.5
-    end_y = start_y + (IMAGE_HEIGHT - 1) / scale
-    end_x = start_x + (IMAGE_WIDTH - 1) / scale
-    boxes = tf.stack([start_y, start_x, end_y, end_x], axis=1) / (CANVAS - 1)
-    batch = tf.shape(canvas)[0]
-    digits = tf.image.crop_and_resize(
-        ink, boxes, tf.range(batch), [IMAGE_HEIGHT, IMAGE_WIDTH], extrapolation_value=0.0
-    )
-    # Only the ink's box is kept, as in MNIST: not the paper's noise or marks around it.
+    # Output pixel i samples the canvas at top + (i - shift + 0.5) / scale - 0.5, bilinearly,
+    # and only inside the ink's box (as in MNIST: not the paper's noise or marks around it):
+    # one interpolation matrix per axis, so the whole batch is two matrix products.
     steps = tf.cast(tf.range(IMAGE_HEIGHT), tf.float32)[None, :] / scale[:, None]
-    inside_y = _within(start_y[:, None] + steps, top, height)
-    inside_x = _within(start_x[:, None] + steps, left, width)
-    inside = inside_y[:, :, None, None] & inside_x[:, None, :, None]
-    return tf.where(inside, tf.clip_by_value(digits, 0.0, 1.0), 0.0)
+    rows = _sampling(tf.cast(top, tf.float32) + (0.5 - shift_y) / scale - 0.5, steps, top, height)
+    cols = _sampling(tf.cast(left, tf.float32) + (0.5 - shift_x) / scale - 0.5, steps, left, width)
+    digits = tf.einsum("nih,nhw,njw->nij", rows, ink[..., 0], cols)
+    return tf.clip_by_value(digits, 0.0, 1.0)[..., None]
 
 
-def _within(coordinates: tf.Tensor, start: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
-    """Whether canvas coordinates [N, K] fall on the pixels start .. start + length - 1."""
-    start = tf.cast(start, tf.float32)[:, None]
-    return (coordinates > start - 0.5) & (
-        coordinates < start + tf.cast(length, tf.float32)[:, None] - 0.5
-    )
+def _sampling(start: tf.Tensor, steps: tf.Tensor, first: tf.Tensor, length: tf.Tensor):
+    """[N, 28, CANVAS] weights: output pixel i takes canvas pixels around start + steps[i],
+    linearly interpolated, and nothing outside pixels first .. first + length - 1."""
+    position = start[:, None] + steps
+    below = tf.floor(position)
+    fraction = (position - below)[..., None]
+    below = tf.cast(below, tf.int32)
+    weights = tf.one_hot(below, CANVAS) * (1 - fraction) + tf.one_hot(below + 1, CANVAS) * fraction
+    pixels = tf.range(CANVAS)[None, None, :]
+    inside = (pixels >= first[:, None, None]) & (pixels < (first + length)[:, None, None])
+    lower, upper = tf.cast(first, tf.float32) - 0.5, tf.cast(first + length, tf.float32) - 0.5
+    on_box = (position > lower[:, None]) & (position < upper[:, None])
+    return tf.where(inside & on_box[..., None], weights, 0.0)
