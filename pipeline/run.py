@@ -27,9 +27,14 @@ from pipeline.results import RunSummary, ingested_spans, latest_run_summary  # n
 from pipeline.stats import accuracy_text  # noqa: E402
 from serving import demo  # noqa: E402
 
-# Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user, and the
-# resolver's complaint that a first run has no previous statistics yet.
-HARMLESS_WARNINGS = ("ArtifactQuery.property_predicate is not supported", "From ")
+# Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user (Transform writes
+# its examples without the payload_format property its readers look for), and the resolver's
+# complaint that a first run has no previous statistics yet.
+HARMLESS_WARNINGS = (
+    "ArtifactQuery.property_predicate is not supported",
+    "From ",
+    "Examples artifact does not have payload_format custom property",
+)
 FIRST_RUN = "[previous_statistics_resolver] Input resolution error"
 
 

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import tempfile
+import time
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -149,6 +150,24 @@ def warm_start_weights(base_model_dir: str | None, class_names: list[str]) -> li
     return keras.models.load_model(base_model_dir, compile=False).get_weights()
 
 
+class StartupTime(keras.callbacks.Callback):
+    """Logs the time from `started` (the Trainer's start) to the end of the first training
+    step: the start-up every run pays (reading the transform graph, class names, building the
+    input pipeline and the model, tracing) before steady training."""
+
+    def __init__(self, started: float):
+        super().__init__()
+        self.started = started
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if batch == 0 and self.started is not None:
+            logging.info(
+                "Start-up: first training step done %.1f s after the Trainer began",
+                time.monotonic() - self.started,
+            )
+            self.started = None
+
+
 def train(
     config: TrainingConfig,
     num_classes: int,
@@ -157,6 +176,7 @@ def train(
     strategy: tf.distribute.Strategy,
     log_dir: str | None = None,
     initial_weights: list | None = None,
+    started: float | None = None,
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Fits the network, fresh or from `initial_weights` when their shapes fit (a warm start);
     stops early when validation accuracy stalls and keeps the best weights."""
@@ -187,6 +207,7 @@ def train(
     ]
     if log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
+    callbacks.append(StartupTime(time.monotonic() if started is None else started))
     history = model.fit(
         train_dataset,
         validation_data=eval_dataset,
@@ -200,6 +221,7 @@ def train(
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Called by the TFX Trainer: trains on the transformed train split, selects on the
     validation split (the Trainer's eval_args), exports the serving SavedModel."""
+    started = time.monotonic()
     config = TrainingConfig.from_custom_config(fn_args.custom_config)
     keras.utils.set_random_seed(config.seed)
     strategy = distribution_strategy()
@@ -232,6 +254,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         strategy,
         log_dir=fn_args.model_run_dir,
         initial_weights=warm_start_weights(fn_args.base_model, class_names),
+        started=started,
     )
     # Per-epoch metrics for the run report's training curves.
     with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/{HISTORY_FILE}", "w") as history_file:

@@ -1,4 +1,5 @@
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -124,3 +125,23 @@ def test_training_starts_from_the_warm_start_weights(trained_model_dir):
     for got, want in zip(warm.trainable_weights, base.trainable_weights, strict=True):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     assert not np.array_equal(cold.trainable_weights[0].numpy(), base.trainable_weights[0].numpy())
+
+
+def test_the_trainer_logs_its_start_up_time(caplog):
+    pixels, labels = load_sample(64, seed=4)
+    images = tf.cast(pixels[..., None], tf.float32) / 255.0
+    dataset = tf.data.Dataset.from_tensor_slices(({IMAGE_XF: images}, labels)).batch(32)
+    config = TrainingConfig(
+        epochs=1,
+        batch_size=32,
+        learning_rate=1e-3,
+        early_stopping_patience=1,
+        seed=0,
+        jit_compile=False,
+        ensemble_members=1,
+        label_smoothing=0.1,
+    )
+    with caplog.at_level(logging.INFO):
+        train(config, 10, dataset, dataset, tf.distribute.get_strategy())
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Start-up:")]
+    assert len(lines) == 1 and "first training step done" in lines[0]
