@@ -6,7 +6,7 @@
   decision ever sees it (Transform does not even transform it, so the Trainer cannot read it).
 
 Data in one piece is hash-split 8:1:1: on the 5,000-digit sample that keeps 4,000 digits to
-train on (accuracy grows quickly with them here) and gives 500 test digits, whose 95 %
+train on (accuracy grows quickly with them here) and gives about 500 test digits, whose 95 %
 interval at 99 % accuracy is about +-0.9 points; TEST_DATA gives the gate a larger test set.
 Data with its own train and test splits keeps them, and validation is carved out of train by
 the same hash, 1 in 9.
