@@ -13,7 +13,7 @@ from trainer.features import (
     LABEL_KEY,
     transformed_name,
 )
-from trainer.normalisation import CANVAS, to_canvas, to_mnist_form
+from trainer.normalisation import fit, to_mnist_form
 
 
 def decode_images(encoded: tf.Tensor) -> tf.Tensor:
@@ -21,19 +21,21 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
     float32 [N, 28, 28, 1] in [0, 1] in MNIST's form (trainer/normalisation.py): white ink on
     black, the digit 20 pixels on its longer side, centred by its centre of mass."""
 
-    def decode_one(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def decode_one(data: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         image = tf.io.decode_image(data, channels=IMAGE_CHANNELS, expand_animations=False)
-        return to_canvas(tf.image.convert_image_dtype(image, tf.float32))  # uint8 -> [0, 1]
+        image, noise = fit(tf.image.convert_image_dtype(image, tf.float32))  # uint8 -> [0, 1]
+        return tf.RaggedTensor.from_tensor(image), noise
 
-    canvases, paper_and_noise = tf.map_fn(
+    pictures, noise = tf.map_fn(
         decode_one,
         encoded,
         fn_output_signature=(
-            tf.TensorSpec([CANVAS, CANVAS, IMAGE_CHANNELS], tf.float32),
-            tf.TensorSpec([2], tf.float32),
+            tf.RaggedTensorSpec([None, None, IMAGE_CHANNELS], tf.float32, ragged_rank=1),
+            tf.TensorSpec([], tf.float32),
         ),
     )
-    return to_mnist_form(canvases, paper_and_noise)
+    # One canvas for the batch, as large as its largest picture, padded with paper (zeros).
+    return to_mnist_form(pictures.to_tensor(), noise)
 
 
 def _as_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
