@@ -102,22 +102,28 @@ def test_warm_start_reads_the_blessed_models_weights_only_for_the_same_classes(t
     assert warm_start_weights(None, list(MNIST_CLASS_NAMES)) is None
 
 
-def test_training_starts_from_the_warm_start_weights(trained_model_dir):
-    (version,) = trained_model_dir.iterdir()
-    base = keras.models.load_model(version, compile=False)
-    pixels, labels = load_sample(256, seed=3)
+def one_epoch(digits: int, batch_size: int, learning_rate: float):
+    """A dataset of sample digits and a one-epoch, one-network configuration for it."""
+    pixels, labels = load_sample(digits, seed=3)
     images = tf.cast(pixels[..., None], tf.float32) / 255.0
-    dataset = tf.data.Dataset.from_tensor_slices(({IMAGE_XF: images}, labels)).batch(64)
+    dataset = tf.data.Dataset.from_tensor_slices(({IMAGE_XF: images}, labels)).batch(batch_size)
     config = TrainingConfig(
         epochs=1,
-        batch_size=64,
-        learning_rate=0.0,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
         early_stopping_patience=1,
         seed=0,
         jit_compile=False,
         ensemble_members=1,  # as the fixture's model
         label_smoothing=0.1,
     )
+    return dataset, config
+
+
+def test_training_starts_from_the_warm_start_weights(trained_model_dir):
+    (version,) = trained_model_dir.iterdir()
+    base = keras.models.load_model(version, compile=False)
+    dataset, config = one_epoch(256, batch_size=64, learning_rate=0.0)
     strategy = tf.distribute.get_strategy()
     warm, _ = train(config, 10, dataset, dataset, strategy, initial_weights=base.get_weights())
     cold, _ = train(config, 10, dataset, dataset, strategy)
@@ -128,19 +134,7 @@ def test_training_starts_from_the_warm_start_weights(trained_model_dir):
 
 
 def test_the_trainer_logs_its_start_up_time(caplog):
-    pixels, labels = load_sample(64, seed=4)
-    images = tf.cast(pixels[..., None], tf.float32) / 255.0
-    dataset = tf.data.Dataset.from_tensor_slices(({IMAGE_XF: images}, labels)).batch(32)
-    config = TrainingConfig(
-        epochs=1,
-        batch_size=32,
-        learning_rate=1e-3,
-        early_stopping_patience=1,
-        seed=0,
-        jit_compile=False,
-        ensemble_members=1,
-        label_smoothing=0.1,
-    )
+    dataset, config = one_epoch(64, batch_size=32, learning_rate=1e-3)
     # absl's logger, whose level earlier tests in the same worker may have raised.
     with caplog.at_level(logging.INFO, logger="absl"):
         train(config, 10, dataset, dataset, tf.distribute.get_strategy())
