@@ -176,7 +176,8 @@ def resolve(data: str = configs.DATA, test_data: str = configs.TEST_DATA) -> Dat
 
 
 def _unreadable(path: Path, error: Exception) -> DataSourceError:
-    return DataSourceError(f"TEST_DATA: cannot read {path}: {error}")
+    """Names the file; it belongs to TEST_DATA or, when its classes are compared, to DATA."""
+    return DataSourceError(f"cannot read {path}: {error}")
 
 
 def idx_classes(folder: Path) -> set[str]:

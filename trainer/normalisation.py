@@ -79,7 +79,7 @@ def to_mnist_form(canvas: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
     width = canvas_width - _first_true(tf.reverse(cols, [1])) - left
     side = tf.cast(tf.maximum(tf.maximum(height, width), 1), tf.float32)
     scale = DIGIT_SIDE / side  # output pixels per canvas pixel
-    # Centre of mass of the ink inside its box, in canvas pixels.
+    # Centre of mass of the ink, in canvas pixels.
     ys = tf.cast(tf.range(canvas_height), tf.float32)
     xs = tf.cast(tf.range(canvas_width), tf.float32)
     weight = tf.maximum(tf.reduce_sum(ink, axis=[1, 2, 3]), 1e-6)
