@@ -29,7 +29,7 @@ $(STAMP): requirements.lock
 	touch $@
 
 data: $(STAMP)
-	$(PY) -m components.mnist_sample
+	$(PY) -m pipeline.data_source
 
 run: $(STAMP)
 	$(PY) -m pipeline.run
@@ -43,23 +43,27 @@ kubeflow: $(STAMP)
 	$(PY) -m kubeflow.runner
 
 # Builds and pushes the pipeline image (needs a Docker engine, which this machine lacks).
-KUBEFLOW_IMAGE ?= gcr.io/$${GOOGLE_CLOUD_PROJECT:-my-gcp-project}/mnist-tfx-pipeline:latest
-image:
-	docker build -f kubeflow/Dockerfile -t $(KUBEFLOW_IMAGE) .
-	docker push $(KUBEFLOW_IMAGE)
+image: $(STAMP)
+	image=$$($(PY) -m kubeflow.settings image) && \
+	  docker build -f kubeflow/Dockerfile -t "$$image" . && docker push "$$image"
 
 # Console for people: without TensorFlow's C++ start-up lines and the Google Cloud libraries'
 # FutureWarnings about Python 3.10 (errors that matter still surface).
 QUIET := TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::FutureWarning
 
+# A setting as the pipeline sees it (OUTPUT_DIR, MODEL_NAME, ... from the environment).
+setting = $$($(PY) -m pipeline.settings $(1))
+
 # The local TF Serving-compatible server on 127.0.0.1:8500, serving what the Pusher wrote.
 serve: $(STAMP)
-	$(QUIET) $(PY) -m serving.server
+	$(QUIET) $(PY) -m serving.server --model_name $(call setting,model_name) \
+	  --model_base_path $(call setting,serving_model_dir)
 
 # make predict FILES="digit.png some/folder t10k-images-idx3-ubyte.gz" [TARGET=host:port]
 TARGET ?= 127.0.0.1:8500
 predict: $(STAMP)
-	@$(QUIET) $(PY) -m serving.client predict $(FILES) --target $(TARGET)
+	@$(QUIET) $(PY) -m serving.client predict $(FILES) --target $(TARGET) \
+	  --model_name $(call setting,model_name)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -70,11 +74,11 @@ test: $(STAMP) lint
 
 # Every performance figure of the README, side by side in one run (about 10 minutes).
 bench: $(STAMP)
-	$(PY) -m tests.bench
+	$(PY) -m tests.bench.figures
 
 # Training examples/s and step time on the visible devices (GPUs if any; ARGS="--jit_compile").
 bench-gpu: $(STAMP)
-	$(PY) -m tests.bench_devices $(ARGS)
+	$(PY) -m tests.bench.devices $(ARGS)
 
 # Re-pins requirements.lock to what is installed in .venv now.
 lock:

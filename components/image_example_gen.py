@@ -32,8 +32,8 @@ from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 
-from components.idx import is_idx_images, read_idx
-from components.mnist_sample import encode_png, make_example
+from components.data.codecs import encode_png, is_idx_images, read_idx
+from components.data.sample import make_example
 from components.spans import SpanRecordingExecutor
 from components.splits import ValidationCarvingExecutor
 

@@ -11,9 +11,9 @@ from ml_metadata import metadata_store
 from PIL import Image
 from tfx import v1 as tfx
 
-from components.idx import write_idx
+from components.data.codecs import encode_png, write_idx
+from components.data.sample import load_sample, make_example
 from components.image_example_gen import ImageExampleGen
-from components.mnist_sample import encode_png, load_sample, make_example
 from trainer.features import IMAGE_KEY, LABEL_KEY
 
 

@@ -1,13 +1,13 @@
 import re
 
-from pipeline import configs
+from pipeline.settings import PREPROCESSING_FN, PROJECT_ROOT, RUN_FN
 
-DOCKERFILE = configs.PROJECT_ROOT / "kubeflow" / "Dockerfile"
+DOCKERFILE = PROJECT_ROOT / "kubeflow" / "Dockerfile"
 
 
 def locked_versions() -> dict[str, str]:
     pins = {}
-    for line in (configs.PROJECT_ROOT / "requirements.lock").read_text().splitlines():
+    for line in (PROJECT_ROOT / "requirements.lock").read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             name, version = line.split("==")
             pins[name.lower().replace("_", "-")] = version
@@ -31,4 +31,4 @@ def test_image_carries_the_code_the_components_import():
     for package in ("components", "pipeline", "trainer"):
         assert f"COPY {package}/ {package}/" in text
     assert "ENV PYTHONPATH=/pipeline" in text
-    assert configs.RUN_FN.split(".")[0] == configs.PREPROCESSING_FN.split(".")[0] == "trainer"
+    assert RUN_FN.split(".")[0] == PREPROCESSING_FN.split(".")[0] == "trainer"

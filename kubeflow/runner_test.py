@@ -6,31 +6,37 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kubeflow import runner
-from pipeline import configs, data_source, local_runner
+from kubeflow.settings import KubeflowSettings
+from pipeline import local_runner
 from pipeline.data_source import DataSource
+from pipeline.settings import MNIST_SCHEMA, PROJECT_ROOT, Settings
 
 IMAGE = "europe-docker.pkg.dev/test-project/pipelines/mnist-tfx:1.0"
-SETTINGS = {
-    "GCP_PROJECT": "test-project",
-    "GCP_REGION": "europe-west4",
-    "KUBEFLOW_PIPELINE_ROOT": "gs://test-bucket/root",
-    "KUBEFLOW_DATA_ROOT": "gs://test-bucket/data/digits",
-    "KUBEFLOW_SERVING_BASE": "gs://test-bucket/serving",
-    "KUBEFLOW_IMAGE": IMAGE,
-    "TRAINER_GPU_TYPE": "NVIDIA_L4",
-    "TRAINER_GPU_COUNT": 2,
-    "DATAFLOW_TEMP_LOCATION": "gs://test-bucket/tmp",
-    "DATAFLOW_MAX_WORKERS": 7,
+CLOUD = {
+    "project": "test-project",
+    "region": "europe-west4",
+    "kubeflow_pipeline_root": "gs://test-bucket/root",
+    "kubeflow_data_root": "gs://test-bucket/data/digits",
+    "kubeflow_serving_base": "gs://test-bucket/serving",
+    "kubeflow_image": IMAGE,
+    "gpu_type": "NVIDIA_L4",
+    "gpu_count": 2,
+    "dataflow_temp_location": "gs://test-bucket/tmp",
+    "dataflow_max_workers": 7,
 }
+SETTINGS = Settings()
 BEAM_COMPONENTS = ["ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"]
 RESOLVER_SUFFIX = "_resolver"
 
 
-def compile_spec(tmp_path, monkeypatch, **overrides):
+def compile_spec(tmp_path, settings: Settings = SETTINGS, **overrides):
     """Compiles with the test settings; returns the JSON and the spec as KFP's protos."""
-    for name, value in {**SETTINGS, **overrides}.items():
-        monkeypatch.setattr(configs, name, value)
-    path = runner.compile_pipeline(tmp_path / "spec.json")
+    cloud = KubeflowSettings(**{**CLOUD, **overrides})
+    path = runner.compile_pipeline(settings, cloud, tmp_path / "spec.json")
+    return read_spec(path)
+
+
+def read_spec(path: Path):
     document = json.loads(path.read_text())
     spec = json_format.ParseDict(document["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
     return document, spec
@@ -44,8 +50,8 @@ def executors(spec: pipeline_spec_pb2.PipelineSpec) -> dict:
 
 
 @pytest.fixture
-def compiled(tmp_path, monkeypatch):
-    return compile_spec(tmp_path, monkeypatch)
+def compiled(tmp_path):
+    return compile_spec(tmp_path)
 
 
 def node_id(task_name: str) -> str:
@@ -53,11 +59,11 @@ def node_id(task_name: str) -> str:
     return task_name.split("-")[0]
 
 
-def test_local_and_kubeflow_pipelines_have_the_same_components_and_edges(compiled, monkeypatch):
+def test_local_and_kubeflow_pipelines_have_the_same_components_and_edges(compiled, tmp_path):
     _, spec = compiled
-    sample = DataSource(configs.DEFAULT_DATA_ROOT, "tfrecords", {"all": "*"}, configs.MNIST_SCHEMA)
-    monkeypatch.setattr(data_source, "resolve", lambda: sample)
-    local = local_runner.create_local_pipeline()
+    settings = Settings(output_dir=tmp_path)
+    sample = DataSource(settings.sample_root, "tfrecords", {"all": "*"}, MNIST_SCHEMA)
+    local = local_runner.create_local_pipeline(settings, sample)
     tasks = spec.root.dag.tasks
     kfp_nodes, local_nodes = {node_id(name) for name in tasks}, {c.id for c in local.components}
     # The same components; KFP has the built-in form of the local resolvers but one: the latest
@@ -76,13 +82,14 @@ def test_local_and_kubeflow_pipelines_have_the_same_components_and_edges(compile
         }
 
 
+def containers(spec: pipeline_spec_pb2.PipelineSpec) -> dict:
+    return {name: e.container for name, e in executors(spec).items() if e.HasField("container")}
+
+
 def test_every_executor_runs_in_the_configured_image(compiled):
     _, spec = compiled
-    containers = {
-        name: e.container for name, e in executors(spec).items() if e.HasField("container")
-    }
-    assert len(containers) == 9, containers.keys()  # all but the resolvers' three queries
-    assert {c.image for c in containers.values()} == {IMAGE}
+    assert len(containers(spec)) == 9, containers(spec).keys()  # all but the resolvers' queries
+    assert {c.image for c in containers(spec).values()} == {IMAGE}
 
 
 def test_trainer_requests_the_configured_gpu_cpu_and_memory(compiled):
@@ -90,8 +97,8 @@ def test_trainer_requests_the_configured_gpu_cpu_and_memory(compiled):
     resources = executors(spec)["Trainer_executor"].container.resources
     assert resources.accelerator.type == "NVIDIA_L4"
     assert resources.accelerator.count == 2
-    assert resources.cpu_limit == configs.TRAINER_CPU_LIMIT
-    assert resources.memory_limit == configs.TRAINER_MEMORY_LIMIT_GB
+    assert resources.cpu_limit == KubeflowSettings().cpu_limit
+    assert resources.memory_limit == KubeflowSettings().memory_limit_gb
 
 
 def test_dataflow_arguments_reach_every_beam_component(compiled):
@@ -116,14 +123,12 @@ def test_pipeline_root_data_and_serving_paths_are_the_configured_ones(compiled):
     assert "gs://test-bucket/data/digits" in json.dumps(document["pipelineSpec"])
     assert "input_base" in example_gen
     pusher = json.dumps(document["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"])
-    assert f"gs://test-bucket/serving/{configs.MODEL_NAME}" in pusher
-    assert spec.pipeline_info.name == configs.PIPELINE_NAME
+    assert f"gs://test-bucket/serving/{SETTINGS.model_name}" in pusher
+    assert spec.pipeline_info.name == SETTINGS.pipeline_name
 
 
-def test_vertex_training_runs_the_trainer_as_a_gpu_job(tmp_path, monkeypatch):
-    document, spec = compile_spec(
-        tmp_path, monkeypatch, VERTEX_TRAINING=True, VERTEX_TRAINING_REPLICAS=3
-    )
+def test_vertex_training_runs_the_trainer_as_a_gpu_job(tmp_path):
+    document, spec = compile_spec(tmp_path, vertex_training=True, vertex_replicas=3)
     args = list(executors(spec)["Trainer_executor"].container.args)
     assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in args
     trainer_task = json.dumps(document["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"])
@@ -135,15 +140,63 @@ def test_vertex_training_runs_the_trainer_as_a_gpu_job(tmp_path, monkeypatch):
 def test_the_reviewed_schema_is_imported_from_the_image(compiled):
     document, _ = compiled
     import_schema = json.dumps(document["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"])
-    assert configs.KUBEFLOW_SCHEMA in import_schema
-    in_image = Path("/pipeline") / configs.MNIST_SCHEMA.relative_to(configs.PROJECT_ROOT)
-    assert configs.KUBEFLOW_SCHEMA == str(in_image)  # kubeflow/Dockerfile: WORKDIR, COPY pipeline/
+    assert KubeflowSettings().schema in import_schema
+    in_image = Path("/pipeline") / MNIST_SCHEMA.relative_to(PROJECT_ROOT)
+    assert KubeflowSettings().schema == str(
+        in_image
+    )  # kubeflow/Dockerfile: WORKDIR, COPY pipeline/
 
 
-def test_warm_start_compiles_with_the_built_in_blessed_model_resolver(tmp_path, monkeypatch):
-    monkeypatch.setattr(configs, "WARM_START", True)
-    document, spec = compile_spec(tmp_path, monkeypatch)
+def test_warm_start_compiles_with_the_built_in_blessed_model_resolver(tmp_path):
+    document, spec = compile_spec(tmp_path, Settings(warm_start=True))
     trainer = spec.root.dag.tasks["Trainer"]
     assert "base_model" in trainer.inputs.artifacts
     producer = trainer.inputs.artifacts["base_model"].task_output_artifact.producer_task
     assert producer.startswith("warm_start_model_resolver")
+
+
+def test_project_flag_moves_every_value_derived_from_it(tmp_path, monkeypatch):
+    for variable in (
+        "GCS_BUCKET",
+        "KUBEFLOW_PIPELINE_ROOT",
+        "KUBEFLOW_IMAGE",
+        "DATAFLOW_TEMP_LOCATION",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    path = tmp_path / "spec.json"
+    runner.main(["--project", "foo", "--output", str(path)])
+    document, spec = read_spec(path)
+    text = path.read_text()
+    assert KubeflowSettings().project not in text  # the default project is named nowhere
+    assert document["runtimeConfig"]["gcsOutputDirectory"] == "gs://foo-mnist-tfx/pipeline_root"
+    assert "gs://foo-mnist-tfx/data/mnist-sample" in text
+    assert "gs://foo-mnist-tfx/serving_model/" in text
+    args = set(executors(spec)["Transform_executor"].container.args)
+    assert {"--project=foo", "--temp_location=gs://foo-mnist-tfx/dataflow/tmp"} <= args
+    assert {c.image for c in containers(spec).values()} == {"gcr.io/foo/mnist-tfx-pipeline:latest"}
+
+
+@pytest.mark.parametrize(
+    ("flag", "field", "value"),
+    [
+        (flag, field, "7" if field.endswith(("count", "workers")) else "x-1")
+        for flag, field in runner.FLAGS.items()
+    ],
+)
+def test_each_flag_sets_its_field_and_what_is_derived_from_it(flag, field, value):
+    cloud, _ = runner.parse_flags([flag, value], SETTINGS)
+    assert str(getattr(cloud, field)) == value
+    derived = {
+        "project": [cloud.bucket, cloud.pipeline_root, cloud.image, cloud.temp_location],
+        "region": [a for a in cloud.dataflow_beam_pipeline_args() if a.startswith("--region")],
+        "kubeflow_pipeline_root": [cloud.pipeline_root],
+        "kubeflow_image": [cloud.image, *cloud.dataflow_beam_pipeline_args()[-2:-1]],
+        "kubeflow_data_root": [cloud.data_root],
+        "kubeflow_serving_base": [cloud.serving_base],
+        "gpu_type": [runner.trainer_resources(cloud).accelerator.type],
+        "gpu_count": [str(runner.trainer_resources(cloud).accelerator.count)],
+        "dataflow_machine_type": [a for a in cloud.dataflow_beam_pipeline_args() if "machine" in a],
+        "dataflow_max_workers": [a for a in cloud.dataflow_beam_pipeline_args() if "workers" in a],
+        "dataflow_temp_location": [cloud.temp_location],
+    }[field]
+    assert derived and all(value in item for item in derived), derived

@@ -13,7 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pipeline import configs
+from kubeflow.settings import KubeflowSettings
+from pipeline.settings import Settings
 
 ADC_FILE = Path("~/.config/gcloud/application_default_credentials.json")
 
@@ -44,7 +45,9 @@ def require_reachable(endpoint: str, timeout_s: float = 5.0) -> None:
         raise SubmitError(f"Kubeflow Pipelines at {endpoint} did not answer: {error}") from error
 
 
-def submit_to_kfp(spec: Path, endpoint: str, parameters: dict, schedule: str | None) -> str:
+def submit_to_kfp(
+    spec: Path, endpoint: str, parameters: dict, schedule: str | None, name: str
+) -> str:
     """Creates a run (or a recurring run) on a Kubeflow Pipelines v2 endpoint."""
     if not endpoint:
         raise SubmitError("No Kubeflow Pipelines endpoint: pass --endpoint or set KFP_ENDPOINT.")
@@ -53,10 +56,10 @@ def submit_to_kfp(spec: Path, endpoint: str, parameters: dict, schedule: str | N
 
     client = kfp.Client(host=endpoint)
     if schedule:
-        experiment = client.create_experiment(configs.PIPELINE_NAME)
+        experiment = client.create_experiment(name)
         job = client.create_recurring_run(
             experiment_id=experiment.experiment_id,
-            job_name=configs.PIPELINE_NAME,
+            job_name=name,
             pipeline_package_path=str(spec),
             params=parameters,
             cron_expression=schedule,
@@ -67,29 +70,35 @@ def submit_to_kfp(spec: Path, endpoint: str, parameters: dict, schedule: str | N
 
 
 def submit_to_vertex(
-    spec: Path, parameters: dict, schedule: str | None, use_metadata_server: bool
+    spec: Path,
+    parameters: dict,
+    schedule: str | None,
+    use_metadata_server: bool,
+    name: str,
+    cloud: KubeflowSettings,
 ) -> str:
     """Starts a Vertex AI PipelineJob (or a schedule of them) in the configured project."""
     require_google_credentials(use_metadata_server)
     from google.cloud import aiplatform
 
-    aiplatform.init(project=configs.GCP_PROJECT, location=configs.GCP_REGION)
+    aiplatform.init(project=cloud.project, location=cloud.region)
     job = aiplatform.PipelineJob(
-        display_name=configs.PIPELINE_NAME,
+        display_name=name,
         template_path=str(spec),
-        pipeline_root=configs.KUBEFLOW_PIPELINE_ROOT,
+        pipeline_root=cloud.pipeline_root,
         parameter_values=parameters,
     )
     if schedule:
-        return f"schedule {job.create_schedule(cron=schedule, display_name=configs.PIPELINE_NAME)}"
+        return f"schedule {job.create_schedule(cron=schedule, display_name=name)}"
     job.submit()
     return f"pipeline job {job.resource_name}"
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("target", choices=["kfp", "vertex"])
-    parser.add_argument("--spec", type=Path, default=configs.KUBEFLOW_SPEC_PATH)
+    parser.add_argument("--spec", type=Path, default=settings.kubeflow_spec_path)
     parser.add_argument("--endpoint", default=os.environ.get("KFP_ENDPOINT", ""))
     parser.add_argument("--param", action="append", default=[], help="NAME=VALUE, repeatable")
     parser.add_argument("--schedule", help="cron expression for a recurring run")
@@ -100,10 +109,17 @@ def main(argv: list[str] | None = None) -> int:
             raise SubmitError(f"No pipeline spec at {args.spec}: run `make kubeflow` first.")
         parameters = dict(item.split("=", 1) for item in args.param)
         if args.target == "kfp":
-            submitted = submit_to_kfp(args.spec, args.endpoint, parameters, args.schedule)
+            submitted = submit_to_kfp(
+                args.spec, args.endpoint, parameters, args.schedule, settings.pipeline_name
+            )
         else:
             submitted = submit_to_vertex(
-                args.spec, parameters, args.schedule, args.metadata_credentials
+                args.spec,
+                parameters,
+                args.schedule,
+                args.metadata_credentials,
+                settings.pipeline_name,
+                KubeflowSettings.from_env(),
             )
     except SubmitError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from components import mnist_download, mnist_sample
-from components.idx import is_idx_images, read_idx
+from components.data import download, sample
+from components.data.codecs import is_idx_images, read_idx
 from components.image_example_gen import IMAGE_SUFFIXES, is_tfrecords, labels_file_for
 from components.splits import TEST, TRAIN, VALIDATION
-from pipeline import configs
+from pipeline.settings import MNIST_SCHEMA, Settings
 from trainer.features import CLASS_NAME_KEY, LABEL_KEY
 
 SAMPLE, FULL_MNIST = "mnist-sample", "mnist"
@@ -86,19 +86,20 @@ def latest_span_folder(root: Path) -> tuple[Path, str]:
     return list(spans.values())[-1], "span-{SPAN}/"
 
 
-def schema_for(digits: bool) -> Path | None:
-    """SCHEMA if set ("infer": none), else the reviewed MNIST schema for digit sources."""
-    if configs.SCHEMA == "infer":
+def schema_for(setting: str, digits: bool) -> Path | None:
+    """The SCHEMA `setting` if set ("infer": none), else the reviewed MNIST schema for digit
+    sources."""
+    if setting == "infer":
         return None
-    if configs.SCHEMA:
-        schema = Path(configs.SCHEMA).expanduser().resolve()
+    if setting:
+        schema = Path(setting).expanduser().resolve()
         if not schema.is_file():
-            raise FileNotFoundError(f"SCHEMA={configs.SCHEMA}: no schema file at {schema}.")
+            raise FileNotFoundError(f"SCHEMA={setting}: no schema file at {schema}.")
         return schema
-    return configs.MNIST_SCHEMA if digits else None
+    return MNIST_SCHEMA if digits else None
 
 
-def idx_source(root: Path) -> DataSource:
+def idx_source(root: Path, schema: str) -> DataSource:
     """Official MNIST file names give the splits; anything else is hash-split."""
     folder, prefix = latest_span_folder(root)
     names = [path.name for path in folder.iterdir() if is_idx_images(path)]
@@ -106,7 +107,7 @@ def idx_source(root: Path) -> DataSource:
         splits = {TRAIN: f"{prefix}train-*", TEST: f"{prefix}t10k-*"}
     else:
         splits = {"all": f"{prefix}*"}
-    return DataSource(root, "images", splits, schema_for(digits=True))
+    return DataSource(root, "images", splits, schema_for(schema, digits=True))
 
 
 def class_folder_splits(folder: Path, prefix: str) -> dict[str, str]:
@@ -123,36 +124,40 @@ def class_folder_splits(folder: Path, prefix: str) -> dict[str, str]:
     return splits
 
 
-def _data_source(data: str) -> DataSource:
+def _data_source(settings: Settings) -> DataSource:
+    data = settings.data
     if data == SAMPLE:
-        root = configs.DATA_ROOT
-        if root == configs.DEFAULT_DATA_ROOT and not root.exists():
-            mnist_sample.write_sample(root, configs.SAMPLE_SIZE, configs.DATA_SEED)
+        root = settings.sample_root
+        if root == settings.default_sample_root and not root.exists():
+            sample.write_sample(root, settings.sample_size, settings.data_seed)
         _nonempty_folder(root, "TFRecord files of tf.Examples (`make data` writes the sample)")
         _, prefix = latest_span_folder(root)
-        return DataSource(root, "tfrecords", {"all": f"{prefix}*"}, schema_for(digits=True))
+        schema = schema_for(settings.schema, digits=True)
+        return DataSource(root, "tfrecords", {"all": f"{prefix}*"}, schema)
     if data == FULL_MNIST:
-        return idx_source(mnist_download.fetch_mnist(configs.MNIST_MIRROR))
+        return idx_source(download.fetch_mnist(settings.mnist_mirror), settings.schema)
     root = Path(data).expanduser().resolve()
     expected = "class sub-folders of images, or MNIST IDX files (optionally in span-<N>/ folders)"
     _nonempty_folder(root, expected)
     folder, prefix = latest_span_folder(root)
     _nonempty_folder(folder, expected)
     if any(is_idx_images(path) for path in folder.iterdir()):
-        return idx_source(root)
+        return idx_source(root, settings.schema)
     if not any(path.is_dir() for path in folder.iterdir()):
         raise FileNotFoundError(
             f"Data folder {folder} has no class sub-folders (<root>/<class>/<image>) "
             "and no IDX image files."
         )
-    return DataSource(root, "images", class_folder_splits(folder, prefix), schema_for(digits=False))
+    schema = schema_for(settings.schema, digits=False)
+    return DataSource(root, "images", class_folder_splits(folder, prefix), schema)
 
 
-def resolve(data: str = configs.DATA, test_data: str = configs.TEST_DATA) -> DataSource:
-    """The source `data` names, with `test_data` (if any) as its test split; fails, before any
+def resolve(settings: Settings) -> DataSource:
+    """The source DATA names, with TEST_DATA (if any) as its test split; fails, before any
     component runs, when either has nothing to read or the test set names classes the training
     data lacks."""
-    source = _data_source(data)
+    source = _data_source(settings)
+    test_data = settings.test_data
     if not test_data:
         return source
     if source.spans:
@@ -246,3 +251,13 @@ def training_classes(source: DataSource) -> set[str]:
     if source.kind == "images":
         return idx_classes(folder)
     return tfrecord_classes(sorted(p for p in folder.iterdir() if p.is_file()))
+
+
+def main() -> None:
+    """`make data`: (re)writes the offline sample, SAMPLE_SIZE digits shuffled by DATA_SEED."""
+    settings = Settings.from_env()
+    sample.write_sample(settings.sample_root, settings.sample_size, settings.data_seed)
+
+
+if __name__ == "__main__":
+    main()

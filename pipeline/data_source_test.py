@@ -3,15 +3,20 @@
 import pytest
 import tensorflow as tf
 
-from components.idx import write_idx
-from components.mnist_sample import encode_png, load_sample, make_example
-from pipeline import configs, data_source
+from components.data.codecs import encode_png, write_idx
+from components.data.sample import load_sample, make_example
+from pipeline import data_source
 from pipeline.data_source import DataSourceError
+from pipeline.settings import MNIST_SCHEMA, Settings
 
 
 @pytest.fixture(scope="module")
 def digits():
     return load_sample(20, seed=5)
+
+
+def resolve(data: str, test_data: str = "", schema: str = "") -> data_source.DataSource:
+    return data_source.resolve(Settings(data=data, test_data=test_data, schema=schema))
 
 
 def class_folders(root, digits) -> None:
@@ -31,55 +36,52 @@ def official_idx(root, digits) -> None:
 
 def test_class_folders_are_hash_split_and_their_schema_inferred(tmp_path, digits):
     class_folders(tmp_path, digits)
-    source = data_source.resolve(str(tmp_path))
+    source = resolve(str(tmp_path))
     assert (source.kind, source.splits, source.schema) == ("images", {"all": "*/*"}, None)
 
 
 def test_span_folders_give_span_patterns_laid_out_like_the_newest(tmp_path, digits):
     class_folders(tmp_path / "span-1", digits)
     official_idx(tmp_path / "span-12", digits)  # the newest decides: IDX, official names
-    source = data_source.resolve(str(tmp_path))
+    source = resolve(str(tmp_path))
     assert source.root == tmp_path and source.spans == (1, 12)
     assert source.splits == {"train": "span-{SPAN}/train-*", "test": "span-{SPAN}/t10k-*"}
-    assert source.schema == configs.MNIST_SCHEMA  # digits: the reviewed schema
+    assert source.schema == MNIST_SCHEMA  # digits: the reviewed schema
 
 
 def test_class_folders_in_spans(tmp_path, digits):
     class_folders(tmp_path / "span-1", digits)
     class_folders(tmp_path / "span-2", digits)
-    assert data_source.resolve(str(tmp_path)).splits == {"all": "span-{SPAN}/*/*"}
+    assert resolve(str(tmp_path)).splits == {"all": "span-{SPAN}/*/*"}
 
 
-def test_schema_setting_overrides_the_default(tmp_path, digits, monkeypatch):
+def test_schema_setting_overrides_the_default(tmp_path, digits):
     official_idx(tmp_path / "idx", digits)
-    monkeypatch.setattr(configs, "SCHEMA", "infer")
-    assert data_source.resolve(str(tmp_path / "idx")).schema is None
+    assert resolve(str(tmp_path / "idx"), schema="infer").schema is None
     reviewed = tmp_path / "reviewed.pbtxt"
-    reviewed.write_text(configs.MNIST_SCHEMA.read_text())
-    monkeypatch.setattr(configs, "SCHEMA", str(reviewed))
-    assert data_source.resolve(str(tmp_path / "idx")).schema == reviewed
-    monkeypatch.setattr(configs, "SCHEMA", str(tmp_path / "missing.pbtxt"))
+    reviewed.write_text(MNIST_SCHEMA.read_text())
+    assert resolve(str(tmp_path / "idx"), schema=str(reviewed)).schema == reviewed
     with pytest.raises(FileNotFoundError, match="missing.pbtxt"):
-        data_source.resolve(str(tmp_path / "idx"))
+        resolve(str(tmp_path / "idx"), schema=str(tmp_path / "missing.pbtxt"))
 
 
 def test_empty_newest_span_is_named(tmp_path, digits):
     class_folders(tmp_path / "span-1", digits)
     (tmp_path / "span-2").mkdir()
     with pytest.raises(FileNotFoundError, match="span-2 is empty"):
-        data_source.resolve(str(tmp_path))
+        resolve(str(tmp_path))
 
 
 def test_class_folders_with_their_own_splits_keep_them(tmp_path, digits):
     for split in ("train", "val", "test"):
         class_folders(tmp_path / split, digits)
-    assert data_source.resolve(str(tmp_path)).splits == {
+    assert resolve(str(tmp_path)).splits == {
         "train": "train/*/*",
         "validation": "val/*/*",
         "test": "test/*/*",
     }
     (tmp_path / "val").rename(tmp_path / "other")  # no validation: carved out of train
-    assert data_source.resolve(str(tmp_path)).splits == {"train": "train/*/*", "test": "test/*/*"}
+    assert resolve(str(tmp_path)).splits == {"train": "train/*/*", "test": "test/*/*"}
 
 
 def write_tfrecords(path, digits, class_name=None) -> None:
@@ -101,14 +103,14 @@ def test_test_data_replaces_the_test_split_in_any_layout(tmp_path, digits):
         ("records", "records/*tfrecord*"),
         ("records/part.tfrecord", "records/part.tfrecord"),
     ):
-        source = data_source.resolve(data, str(tmp_path / test_data))
+        source = resolve(data, str(tmp_path / test_data))
         assert source.kind == "images"
         assert source.splits == {"train": "train-*", "test": str(tmp_path / pattern)}
     # Data in one piece: everything trains (validation carved out), TEST_DATA tests.
     class_folders(tmp_path / "digit-folders", (digits[0], digits[1]))
     for folder in (tmp_path / "digit-folders").iterdir():
         folder.rename(folder.with_name(folder.name.removeprefix("class-")))
-    source = data_source.resolve(str(tmp_path / "digit-folders"), str(tmp_path / "dev"))
+    source = resolve(str(tmp_path / "digit-folders"), str(tmp_path / "dev"))
     assert source.splits == {"train": "*/*", "test": f"{tmp_path}/dev/*"}
 
 
@@ -124,16 +126,16 @@ def test_unusable_test_data_is_named_before_any_component_runs(tmp_path, digits)
         ("junk", "holds no IDX files"),
     ):
         with pytest.raises(DataSourceError, match=f"{tmp_path / test_data}.*{message}"):
-            data_source.resolve(data, str(tmp_path / test_data))
+            resolve(data, str(tmp_path / test_data))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "t10k-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03")
     (tmp_path / "broken" / "t10k-labels-idx1-ubyte").write_bytes(b"not idx")
     with pytest.raises(DataSourceError, match="cannot read .*t10k-labels-idx1-ubyte"):
-        data_source.resolve(data, str(tmp_path / "broken"))
+        resolve(data, str(tmp_path / "broken"))
     (tmp_path / "records").mkdir()
     (tmp_path / "records" / "bad.tfrecord").write_bytes(b"not a tfrecord file at all")
     with pytest.raises(DataSourceError, match="cannot read .*bad.tfrecord"):
-        data_source.resolve(data, str(tmp_path / "records"))
+        resolve(data, str(tmp_path / "records"))
 
 
 def test_test_data_with_classes_the_training_data_lacks_is_refused(tmp_path, digits):
@@ -141,14 +143,14 @@ def test_test_data_with_classes_the_training_data_lacks_is_refused(tmp_path, dig
     (tmp_path / "records").mkdir()
     write_tfrecords(tmp_path / "records" / "a.tfrecord", digits, class_name="zebra")
     with pytest.raises(DataSourceError, match="lacks: zebra"):
-        data_source.resolve(str(tmp_path / "data"), str(tmp_path / "records"))
+        resolve(str(tmp_path / "data"), str(tmp_path / "records"))
     official_idx(tmp_path / "dev", digits)
     with pytest.raises(DataSourceError, match="lacks: 0, 1"):
-        data_source.resolve(str(tmp_path / "data"), str(tmp_path / "dev"))
+        resolve(str(tmp_path / "data"), str(tmp_path / "dev"))
 
 
 def test_test_data_with_spans_is_refused(tmp_path, digits):
     class_folders(tmp_path / "span-1", digits)
     official_idx(tmp_path / "dev", digits)
     with pytest.raises(DataSourceError, match="span folders"):
-        data_source.resolve(str(tmp_path), str(tmp_path / "dev"))
+        resolve(str(tmp_path), str(tmp_path / "dev"))

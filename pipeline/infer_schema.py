@@ -5,15 +5,13 @@ and the pipeline relies on: labels within [0, number of classes), the class name
 every image a decodable one. Use the result with `make run DATA=... SCHEMA=<the file>`.
 """
 
-import sys
 from pathlib import Path
 
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
-from tfx import v1 as tfx
 
-from components.mnist_download import DownloadError
-from pipeline import configs, data_source, local_runner, pipeline
+from pipeline import data_source, local_runner, pipeline
+from pipeline.settings import Settings
 from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY
 
 HEADER = """# Inferred by SchemaGen from {data} (`make schema`), with the label range,
@@ -58,19 +56,16 @@ def latest_output(component_root: Path) -> Path:
     return max(component_root.iterdir(), key=lambda path: int(path.name))
 
 
-def infer(source: data_source.DataSource, output_dir: Path) -> Path:
+def infer(source: data_source.DataSource, settings: Settings) -> Path:
     """Runs the schema pipeline on `source`; returns the curated schema's path."""
-    name = f"{configs.PIPELINE_NAME}-schema"
+    output_dir = settings.schema_output_dir
     root = output_dir / "tfx"
-    tfx.orchestration.LocalDagRunner().run(
+    local_runner.run_pipeline(
         pipeline.create_schema_pipeline(
-            pipeline_name=name,
+            pipeline_name=f"{settings.pipeline_name}-schema",
             pipeline_root=str(root),
-            example_gen_args=configs.example_gen_args(str(source.root), source.kind, source.splits),
-            beam_pipeline_args=configs.beam_pipeline_args(),
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                str(output_dir / "metadata.sqlite")
-            ),
+            ingest=local_runner.ingest_of(source),
+            runner=local_runner.local_choices(settings, output_dir / "metadata.sqlite"),
         )
     )
     statistics = tfdv.load_stats_binary(
@@ -88,18 +83,14 @@ def infer(source: data_source.DataSource, output_dir: Path) -> Path:
 
 
 def main() -> int:
-    try:
-        source = data_source.resolve()
-    except (FileNotFoundError, DownloadError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    path = infer(source, configs.SCHEMA_OUTPUT_DIR)
+    settings = Settings.from_env()
+    path = infer(data_source.resolve(settings), settings)
     print(
         f"Wrote {path}\nReview it, check it in (e.g. as pipeline/schema/<data set>.pbtxt) and "
-        f"run with: make run DATA={configs.DATA} SCHEMA=<that file>"
+        f"run with: make run DATA={settings.data} SCHEMA=<that file>"
     )
     return 0
 
 
 if __name__ == "__main__":
-    local_runner.exit_now(main())
+    local_runner.run_cli(main)

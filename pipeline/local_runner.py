@@ -8,6 +8,7 @@ Works with the TFX CLI:
 import logging as std_logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 if __name__ == "__main__":
@@ -16,37 +17,91 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from absl import logging  # noqa: E402
+from ml_metadata.proto import metadata_store_pb2  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
-from pipeline import configs, data_source, pipeline  # noqa: E402
+from components.data.download import DownloadError  # noqa: E402
+from components.image_example_gen import BadImagesError  # noqa: E402
+from components.validation_gate import DataValidationError  # noqa: E402
+from pipeline import data_source, pipeline  # noqa: E402
+from pipeline.resolvers import LocalResolvers  # noqa: E402
+from pipeline.settings import Settings, SettingsError  # noqa: E402
+
+
+def sqlite_metadata(path: Path) -> metadata_store_pb2.ConnectionConfig:
+    """ML Metadata in a SQLite file (its folder created when missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(path))
+
+
+def local_choices(settings: Settings, metadata_path: Path) -> pipeline.RunnerChoices:
+    """This project's resolvers, Beam's DirectRunner and ML Metadata in SQLite."""
+    return pipeline.RunnerChoices(
+        resolvers=LocalResolvers(train_spans=settings.train_spans),
+        beam_pipeline_args=settings.beam_pipeline_args(),
+        metadata_connection_config=sqlite_metadata(metadata_path),
+    )
+
+
+def ingest_of(source: data_source.DataSource, span: int | None = None) -> pipeline.Ingest:
+    return pipeline.Ingest(str(source.root), source.kind, source.splits, span)
 
 
 def create_local_pipeline(
-    source: data_source.DataSource | None = None, ingest_span: int | None = None
+    settings: Settings, source: data_source.DataSource, ingest_span: int | None = None
 ) -> tfx.dsl.Pipeline:
     """The pipeline with this machine's paths, metadata store and Beam settings, reading
-    `source` (default: the data that DATA names). With `ingest_span`, only that span is read
-    and the pipeline stops after the validation gate."""
-    source = source or data_source.resolve()
-    configs.METADATA_PATH.parent.mkdir(parents=True, exist_ok=True)
+    `source`. With `ingest_span`, only that span is read and validated."""
+    schema_file = str(source.schema) if source.schema else None
+    runner = local_choices(settings, settings.metadata_path)
+    if ingest_span is not None:
+        return pipeline.create_validation_pipeline(
+            settings.pipeline_name,
+            str(settings.pipeline_root),
+            ingest_of(source, ingest_span),
+            schema_file,
+            settings.gates,
+            runner,
+            settings.enable_cache,
+        )
     return pipeline.create_pipeline(
-        pipeline_root=str(configs.PIPELINE_ROOT),
-        example_gen_args=configs.example_gen_args(
-            str(source.root), source.kind, source.splits, span=ingest_span
-        ),
-        validate_only=ingest_span is not None,
-        schema_file=str(source.schema) if source.schema else None,
-        serving_model_dir=str(configs.SERVING_MODEL_DIR),
-        beam_pipeline_args=configs.beam_pipeline_args(),
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(configs.METADATA_PATH)
-        ),
-        **configs.pipeline_args(),
+        pipeline_name=settings.pipeline_name,
+        pipeline_root=str(settings.pipeline_root),
+        ingest=ingest_of(source),
+        schema_file=schema_file,
+        training=settings.training,
+        gates=settings.gates,
+        serving_model_dir=str(settings.serving_model_dir),
+        runner=runner,
+        warm_start=settings.warm_start,
+        enable_cache=settings.enable_cache,
     )
 
 
 def run_pipeline(local_pipeline: tfx.dsl.Pipeline) -> None:
     tfx.orchestration.LocalDagRunner().run(local_pipeline)
+
+
+# What a command-line entry point's errors mean: 2, unusable settings or data source (found
+# before any component runs); 3, data that failed validation.
+EXIT_CODES = {
+    SettingsError: 2,
+    FileNotFoundError: 2,
+    DownloadError: 2,
+    data_source.DataSourceError: 2,
+    DataValidationError: 3,
+    BadImagesError: 3,
+}
+
+
+def run_cli(main: Callable[[], int]) -> None:
+    """Runs an entry point; a known error is one line on stderr and its exit code."""
+    try:
+        status = main()
+    except tuple(EXIT_CODES) as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        status = next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
+    exit_now(status)
 
 
 def exit_now(status: int) -> None:
@@ -62,4 +117,5 @@ def exit_now(status: int) -> None:
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
-    run_pipeline(create_local_pipeline())
+    settings = Settings.from_env()
+    run_pipeline(create_local_pipeline(settings, data_source.resolve(settings)))

@@ -15,6 +15,7 @@ from components.paired_regression import (
     regression_p_value,
 )
 from pipeline.pipeline import ACCURACY_METRIC, create_eval_config
+from pipeline.settings import Gates
 
 FLOOR, ALPHA = 0.97, 0.05
 CANDIDATE, BASELINE = "candidate", "baseline"
@@ -22,7 +23,7 @@ CANDIDATE, BASELINE = "candidate", "baseline"
 
 def eval_config() -> tfma.EvalConfig:
     """The project's gate as TFX's Evaluator sees it with a baseline model."""
-    config = create_eval_config(FLOOR, ALPHA)
+    config = create_eval_config(Gates(accuracy_floor=FLOOR, regression_alpha=ALPHA))
     (spec,) = config.model_specs
     candidate, baseline = tfma.ModelSpec(), tfma.ModelSpec()
     candidate.CopyFrom(spec)

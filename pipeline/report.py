@@ -14,11 +14,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from components.digit_photos import KINDS, render  # noqa: E402
+from components.data.photos import KINDS, render  # noqa: E402
 from components.splits import TEST, TRAIN, VALIDATION  # noqa: E402
+from pipeline.demo import read_split  # noqa: E402
 from pipeline.results import RunSummary  # noqa: E402
 from pipeline.stats import accuracy_text, reliability, wilson_interval  # noqa: E402
-from serving.demo import read_split  # noqa: E402
+from trainer.config import HISTORY_FILE  # noqa: E402
 from trainer.export import read_class_names  # noqa: E402
 from trainer.features import (  # noqa: E402
     CLASS_ID_OUTPUT,
@@ -28,7 +29,6 @@ from trainer.features import (  # noqa: E402
     PROBABILITIES_OUTPUT,
     SERVING_IMAGE_SIGNATURE,
 )
-from trainer.train import HISTORY_FILE  # noqa: E402
 
 MAX_MISCLASSIFIED = 24
 

@@ -6,9 +6,9 @@ The full TFX log goes to outputs/logs/; set VERBOSE=1 to see it on the console t
 
 import logging
 import os
-import sys
 import time
 import warnings
+from pathlib import Path
 
 # Before TensorFlow loads: its C++ lines at start-up (CUDA stubs, "Unable to register cuDNN
 # factory") and the Google Cloud libraries' FutureWarnings about Python 3.10 ask nothing of a
@@ -18,14 +18,11 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 from absl import logging as absl_logging  # noqa: E402
 
-from components.image_example_gen import BadImagesError  # noqa: E402
-from components.mnist_download import DownloadError  # noqa: E402
 from components.splits import TEST  # noqa: E402
-from components.validation_gate import DataValidationError  # noqa: E402
-from pipeline import configs, data_source, local_runner, report  # noqa: E402
+from pipeline import data_source, demo, local_runner, report  # noqa: E402
 from pipeline.results import RunSummary, ingested_spans, latest_run_summary  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
 from pipeline.stats import accuracy_text  # noqa: E402
-from serving import demo  # noqa: E402
 
 # Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user (Transform writes
 # its examples without the payload_format property its readers look for), and the resolver's
@@ -72,11 +69,11 @@ class ComponentProgress(logging.Handler):
             )
 
 
-def _log_to_file() -> str:
-    """Every INFO line goes to a log file under outputs/logs/; the console shows warnings, the
+def _log_to_file(log_dir: Path) -> str:
+    """Every INFO line goes to a log file in `log_dir`; the console shows warnings, the
     progress lines and Keras' epoch lines (all of it with VERBOSE=1)."""
-    configs.LOG_DIR.mkdir(parents=True, exist_ok=True)
-    path = configs.LOG_DIR / time.strftime("run-%Y%m%d-%H%M%S.log")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / time.strftime("run-%Y%m%d-%H%M%S.log")
     file_handler = logging.FileHandler(path)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     console_handler = logging.StreamHandler()
@@ -91,7 +88,7 @@ def _log_to_file() -> str:
     return str(path)
 
 
-def print_summary(summary: RunSummary, seconds: float) -> None:
+def print_summary(summary: RunSummary, seconds: float, settings: Settings) -> None:
     cached = sum(component.state == "CACHED" for component in summary.components)
     print(
         f"\nPipeline run {summary.run_id} finished in {seconds:.0f} s "
@@ -124,11 +121,11 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
             f"Against the last blessed model: {summary.accuracy_change:+.4f} accuracy; "
             f"{paired.baseline_only_correct} test examples only it gets right, "
             f"{paired.candidate_only_correct} only the candidate; one-sided McNemar "
-            f"p = {paired.p_value:.3f} (a regression when below {configs.EVAL_REGRESSION_ALPHA})"
+            f"p = {paired.p_value:.3f} (a regression when below {settings.gates.regression_alpha})"
         )
     if summary.blessed:
         print(
-            f"Blessing: BLESSED (test accuracy at least {configs.EVAL_ACCURACY_THRESHOLD}"
+            f"Blessing: BLESSED (test accuracy at least {settings.gates.accuracy_floor}"
             + (", no significant regression)" if paired else "; no blessed model to compare)")
         )
     else:
@@ -136,12 +133,12 @@ def print_summary(summary: RunSummary, seconds: float) -> None:
     if summary.pushed_path:
         print(f"Pushed model: {summary.pushed_path}")
     else:
-        print(f"Pushed model: none this run; {configs.SERVING_MODEL_DIR} is unchanged")
+        print(f"Pushed model: none this run; {settings.serving_model_dir} is unchanged")
 
 
-def print_demo(summary: RunSummary) -> None:
+def print_demo(summary: RunSummary, settings: Settings) -> None:
     images, labels = demo.read_split(summary.examples_uris, TEST)
-    result = demo.demonstrate(configs.SERVING_MODEL_DIR, images, labels)
+    result = demo.demonstrate(settings.model_name, settings.serving_model_dir, images, labels)
     print(
         f"\nServed version {result.model_version} with the local TF Serving-compatible server on "
         f"{result.address} (gRPC), stopped again:\n"
@@ -151,11 +148,11 @@ def print_demo(summary: RunSummary) -> None:
     )
 
 
-def spans_to_ingest_first(source: data_source.DataSource) -> list[int]:
+def spans_to_ingest_first(source: data_source.DataSource, settings: Settings) -> list[int]:
     """Spans that training should read (the latest TRAIN_SPANS) but no run has ingested yet,
     oldest first; the run itself ingests the newest."""
-    window = source.spans[-configs.TRAIN_SPANS :][:-1]
-    ingested = ingested_spans(configs.METADATA_PATH, configs.PIPELINE_NAME, source.example_gen_id)
+    window = source.spans[-settings.train_spans :][:-1]
+    ingested = ingested_spans(settings.metadata_path, settings.pipeline_name, source.example_gen_id)
     return [span for span in window if span not in ingested]
 
 
@@ -169,30 +166,25 @@ def run_with_progress(pipeline) -> None:
 
 
 def main() -> int:
-    try:
-        source = data_source.resolve()
-        pipeline = local_runner.create_local_pipeline(source)
-    except (FileNotFoundError, DownloadError, data_source.DataSourceError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    log_path = _log_to_file()
-    print(f"Running pipeline {configs.PIPELINE_NAME} on DATA={configs.DATA} (full log: {log_path})")
+    settings = Settings.from_env()
+    source = data_source.resolve(settings)
+    pipeline = local_runner.create_local_pipeline(settings, source)
+    log_path = _log_to_file(settings.log_dir)
+    print(
+        f"Running pipeline {settings.pipeline_name} on DATA={settings.data} (full log: {log_path})"
+    )
     started = time.monotonic()
-    try:
-        for span in spans_to_ingest_first(source):
-            print(f"Ingesting and validating span {span} first (training reads it too):")
-            run_with_progress(local_runner.create_local_pipeline(source, ingest_span=span))
-        run_with_progress(pipeline)
-    except (DataValidationError, BadImagesError) as error:
-        print(f"\nerror: {error}", file=sys.stderr)
-        return 3
-    summary = latest_run_summary(configs.METADATA_PATH)
-    print_summary(summary, time.monotonic() - started)
-    print(f"Run report: {report.write_report(summary, configs.REPORT_DIR)}")
-    if any(configs.SERVING_MODEL_DIR.glob("*/saved_model.pb")):
-        print_demo(summary)
+    for span in spans_to_ingest_first(source, settings):
+        print(f"Ingesting and validating span {span} first (training reads it too):")
+        run_with_progress(local_runner.create_local_pipeline(settings, source, ingest_span=span))
+    run_with_progress(pipeline)
+    summary = latest_run_summary(settings.metadata_path)
+    print_summary(summary, time.monotonic() - started, settings)
+    print(f"Run report: {report.write_report(summary, settings.report_dir)}")
+    if any(settings.serving_model_dir.glob("*/saved_model.pb")):
+        print_demo(summary, settings)
     return 0
 
 
 if __name__ == "__main__":
-    local_runner.exit_now(main())
+    local_runner.run_cli(main)

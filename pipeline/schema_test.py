@@ -5,10 +5,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
-from components.mnist_sample import encode_png, load_sample, make_example
-from pipeline import configs
+from components.data.codecs import encode_png
+from components.data.sample import load_sample, make_example
 from pipeline.infer_schema import class_names, curate
 from pipeline.pipeline import statistics_options
+from pipeline.settings import MNIST_SCHEMA
 from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY, MNIST_CLASS_NAMES
 
 # TFDV computes image statistics only from 100 values on: enough digits to have them.
@@ -33,7 +34,7 @@ def statistics(tmp_path, examples: list[tf.train.Example]):
 
 
 def anomalies(tmp_path, examples) -> dict[str, str]:
-    schema = tfdv.load_schema_text(str(configs.MNIST_SCHEMA))
+    schema = tfdv.load_schema_text(str(MNIST_SCHEMA))
     found = tfdv.validate_statistics(statistics(tmp_path, examples), schema)
     return {name: info.description for name, info in found.anomaly_info.items()}
 
@@ -77,6 +78,6 @@ def test_make_schema_on_the_digits_gives_the_reviewed_schema(tmp_path, examples)
     train = statistics(tmp_path, examples)
     inferred = tfdv.infer_schema(train, infer_feature_shape=True)
     curated = curate(inferred, class_names(train))
-    reviewed = tfdv.load_schema_text(str(configs.MNIST_SCHEMA))
+    reviewed = tfdv.load_schema_text(str(MNIST_SCHEMA))
     assert {f.name: f for f in curated.feature} == {f.name: f for f in reviewed.feature}
     assert list(curated.string_domain) == list(reviewed.string_domain)

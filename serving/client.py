@@ -34,14 +34,14 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from components.idx import is_idx_images, read_idx
-from components.mnist_sample import encode_png
-from pipeline import configs
+from components.data.codecs import encode_png, is_idx_images, read_idx
+from serving.limits import GRPC_MESSAGE_OPTIONS
 from trainer.features import (
     CLASS_ID_OUTPUT,
     CLASS_NAME_OUTPUT,
     CONFIDENCE_OUTPUT,
     CONFIDENCE_THRESHOLD,
+    DEFAULT_MODEL_NAME,
     EXAMPLES_INPUT,
     IMAGES_INPUT,
     PROBABILITIES_OUTPUT,
@@ -51,7 +51,6 @@ from trainer.features import (
 
 DEFAULT_TARGET = "127.0.0.1:8500"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -82,7 +81,7 @@ class ServingClient:
     def __init__(
         self,
         target: str = DEFAULT_TARGET,
-        model_name: str = configs.MODEL_NAME,
+        model_name: str = DEFAULT_MODEL_NAME,
         timeout_s: float = 10.0,
         retries: int = 5,
         backoff_s: float = 0.2,
@@ -95,10 +94,7 @@ class ServingClient:
         self.version = version
         self._channel = grpc.insecure_channel(
             target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
+            options=GRPC_MESSAGE_OPTIONS,
         )
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
@@ -255,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["predict", "metadata", "status"])
     parser.add_argument("files", nargs="*", type=Path, help="images, folders or IDX files")
     parser.add_argument("--target", default=DEFAULT_TARGET)
-    parser.add_argument("--model_name", default=configs.MODEL_NAME)
+    parser.add_argument("--model_name", default=DEFAULT_MODEL_NAME)
     parser.add_argument("--version", type=int)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--timeout_s", type=float, default=10.0)

@@ -7,11 +7,15 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipeline import configs
+from kubeflow.settings import KubeflowSettings
+from pipeline.settings import PROJECT_ROOT, Settings
 
-SERVING = configs.PROJECT_ROOT / "serving"
+SETTINGS = Settings()
+# The TF Serving release matching TensorFlow 2.16, which every serving file pins.
+TF_SERVING_VERSION = "2.16.1"
+SERVING = PROJECT_ROOT / "serving"
 KUBERNETES = SERVING / "kubernetes"
-IMAGE = f"tensorflow/serving:{configs.TF_SERVING_VERSION}"
+IMAGE = f"tensorflow/serving:{TF_SERVING_VERSION}"
 BATCHING_FIELDS = {
     "max_batch_size",
     "batch_timeout_micros",
@@ -51,15 +55,15 @@ def kubernetes(name: str) -> dict:
 
 
 def test_tf_serving_release_matches_the_locked_tensorflow():
-    lock = (configs.PROJECT_ROOT / "requirements.lock").read_text()
+    lock = (PROJECT_ROOT / "requirements.lock").read_text()
     tensorflow = re.search(r"^tensorflow==(\d+\.\d+)\.", lock, re.MULTILINE).group(1)
-    assert configs.TF_SERVING_VERSION.startswith(f"{tensorflow}.")
+    assert TF_SERVING_VERSION.startswith(f"{tensorflow}.")
 
 
 def test_models_config_serves_the_pushed_model_keeping_two_versions():
     config = model_config((SERVING / "models.config").read_text())
-    assert config.name == configs.MODEL_NAME
-    assert config.base_path == f"/models/{configs.MODEL_NAME}"
+    assert config.name == SETTINGS.model_name
+    assert config.base_path == f"/models/{SETTINGS.model_name}"
     assert config.model_platform == "tensorflow"
     assert config.model_version_policy.latest.num_versions == 2
 
@@ -78,9 +82,9 @@ def test_compose_mounts_where_the_pusher_writes():
     for service in services.values():
         mounts = dict(volume.split(":")[:2] for volume in service["volumes"])
         models_on_host = (SERVING / next(k for k, v in mounts.items() if v == "/models")).resolve()
-        default_output_dir = configs.PROJECT_ROOT / "outputs"  # compose knows no OUTPUT_DIR
-        pushed_to = default_output_dir / configs.SERVING_MODEL_DIR.relative_to(configs.OUTPUT_DIR)
-        assert models_on_host / configs.MODEL_NAME == pushed_to
+        default_output_dir = PROJECT_ROOT / "outputs"  # compose knows no OUTPUT_DIR
+        pushed_to = Settings(output_dir=default_output_dir).serving_model_dir
+        assert models_on_host / SETTINGS.model_name == pushed_to
         for host, container in mounts.items():
             if container.startswith("/config/"):
                 assert (SERVING / host).is_file()
@@ -94,8 +98,8 @@ def test_compose_mounts_where_the_pusher_writes():
 def test_kubernetes_serves_the_kubeflow_pushers_base_path():
     data = kubernetes("configmap.yaml")["data"]
     config = model_config(data["models.config"])
-    assert config.name == configs.MODEL_NAME
-    assert config.base_path == f"{configs.KUBEFLOW_SERVING_BASE}/{configs.MODEL_NAME}"
+    assert config.name == SETTINGS.model_name
+    assert config.base_path == f"{KubeflowSettings().serving_base}/{SETTINGS.model_name}"
     for name in ("batching_parameters.txt", "monitoring.config"):
         file_text = (SERVING / name).read_text()
         assert data[name].strip() in file_text  # the compose files minus their comments
@@ -113,7 +117,7 @@ def test_kubernetes_deployments_and_service_agree():
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports == {"grpc": 8500, "rest": 8501}
         probe = container["readinessProbe"]["httpGet"]
-        assert probe == {"path": f"/v1/models/{configs.MODEL_NAME}", "port": "rest"}
+        assert probe == {"path": f"/v1/models/{SETTINGS.model_name}", "port": "rest"}
         assert container["resources"]["requests"]["cpu"]
         assert pod["spec"]["volumes"][0]["configMap"]["name"] == configmap_name
         assert "--model_config_file=/config/models.config" in container["args"]

@@ -26,14 +26,13 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from pipeline import configs
+from serving.limits import GRPC_MESSAGE_OPTIONS
 from serving.model_store import LoadedVersion, VersionedModel
-from trainer.features import SERVING_DEFAULT_SIGNATURE
+from trainer.features import DEFAULT_MODEL_NAME, SERVING_DEFAULT_SIGNATURE
 
 log = logging.getLogger(__name__)
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_WORKERS = 8
 DEFAULT_MAX_CONCURRENT_RPCS = 64
 
@@ -217,10 +216,7 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
         maximum_concurrent_rpcs=max_concurrent_rpcs,  # more get RESOURCE_EXHAUSTED
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ],
+        options=GRPC_MESSAGE_OPTIONS,
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(model), server
@@ -235,8 +231,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other machines")
     parser.add_argument("--port", type=int, default=8500)
-    parser.add_argument("--model_name", default=configs.MODEL_NAME)
-    parser.add_argument("--model_base_path", type=Path, default=configs.SERVING_MODEL_DIR)
+    parser.add_argument("--model_name", default=DEFAULT_MODEL_NAME)
+    parser.add_argument("--model_base_path", type=Path, required=True)
     parser.add_argument("--poll_interval_s", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--max_concurrent_rpcs", type=int, default=DEFAULT_MAX_CONCURRENT_RPCS)

@@ -13,15 +13,16 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from components.idx import write_idx
-from components.mnist_sample import encode_png, load_sample, make_example
-from pipeline import configs
+from components.data.codecs import encode_png, write_idx
+from components.data.sample import load_sample, make_example
+from pipeline.settings import PROJECT_ROOT
 from serving.client import ServingClient
 from serving.model_store import VersionedModel
 from serving.server import create_server
 from trainer.features import (
     CLASS_ID_OUTPUT,
     CLASS_NAME_OUTPUT,
+    DEFAULT_MODEL_NAME,
     EXAMPLES_INPUT,
     IMAGES_INPUT,
     PROBABILITIES_OUTPUT,
@@ -39,14 +40,14 @@ def wait_until(condition, timeout_s: float = 30.0) -> None:
 
 @pytest.fixture(scope="module")
 def base_path(tmp_path_factory, trained_model_dir):
-    path = tmp_path_factory.mktemp("served") / configs.MODEL_NAME
+    path = tmp_path_factory.mktemp("served") / DEFAULT_MODEL_NAME
     shutil.copytree(trained_model_dir, path)
     return path
 
 
 @pytest.fixture(scope="module")
 def server(base_path):
-    model = VersionedModel(configs.MODEL_NAME, base_path, poll_interval_s=0.1)
+    model = VersionedModel(DEFAULT_MODEL_NAME, base_path, poll_interval_s=0.1)
     model.start()
     grpc_server, port = create_server(model, "127.0.0.1:0")
     yield f"127.0.0.1:{port}"
@@ -99,7 +100,7 @@ def test_status_shows_the_served_version_available(client):
 def raw_predict(target: str, **fields) -> grpc.RpcError | predict_pb2.PredictResponse:
     """A hand-built PredictRequest, the way any TF Serving client would send it."""
     request = predict_pb2.PredictRequest()
-    request.model_spec.name = fields.pop("model", configs.MODEL_NAME)
+    request.model_spec.name = fields.pop("model", DEFAULT_MODEL_NAME)
     if "version" in fields:
         request.model_spec.version.value = fields.pop("version")
     request.model_spec.signature_name = fields.pop("signature", SERVING_IMAGE_SIGNATURE)
@@ -148,7 +149,7 @@ def test_bad_requests_get_their_status_codes_and_the_server_keeps_serving(server
 
 def test_classify_is_refused_for_predict_signatures_as_tf_serving_does(server):
     request = classification_pb2.ClassificationRequest()
-    request.model_spec.name = configs.MODEL_NAME
+    request.model_spec.name = DEFAULT_MODEL_NAME
     with grpc.insecure_channel(server) as channel:
         with pytest.raises(grpc.RpcError) as raised:
             prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request)
@@ -184,7 +185,7 @@ def test_client_retry_reaches_a_server_that_starts_late(base_path, held_out):
     caller = threading.Thread(target=predict)
     caller.start()
     time.sleep(1.0)  # the client has failed and is backing off by now
-    model = VersionedModel(configs.MODEL_NAME, base_path)
+    model = VersionedModel(DEFAULT_MODEL_NAME, base_path)
     model.start()
     grpc_server, _ = create_server(model, f"127.0.0.1:{port}")
     try:
@@ -198,7 +199,7 @@ def test_client_retry_reaches_a_server_that_starts_late(base_path, held_out):
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "serving.client", *args],
-        cwd=configs.PROJECT_ROOT,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=300,

@@ -9,7 +9,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
-from components.mnist_sample import encode_png, load_sample
+from components.data.codecs import encode_png
+from components.data.sample import load_sample
 from trainer.export import export_model
 from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY, MNIST_CLASS_NAMES
 from trainer.model import build_model

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components.mnist_sample import encode_png
-from pipeline import configs
+from components.data.codecs import encode_png
+from pipeline.settings import PROJECT_ROOT, Settings
 
 # A slice of the sample and few epochs: the whole pipeline in about a minute.
 SMALL_RUN = {
@@ -26,7 +26,7 @@ def run_pipeline(
     env = {**os.environ, **SMALL_RUN, "OUTPUT_DIR": str(output_dir), **overrides}
     return subprocess.run(
         [sys.executable, "-m", module],
-        cwd=configs.PROJECT_ROOT,
+        cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -34,14 +34,14 @@ def run_pipeline(
     )
 
 
-def under(output_dir: Path, default_path: Path) -> Path:
-    """Where `default_path` (a path under the default OUTPUT_DIR) lies for `output_dir`."""
-    return output_dir / default_path.relative_to(configs.OUTPUT_DIR)
+def settings_for(output_dir: Path) -> Settings:
+    """The settings of a run with OUTPUT_DIR=`output_dir` (and SMALL_RUN's)."""
+    return Settings.from_env({**SMALL_RUN, "OUTPUT_DIR": str(output_dir)})
 
 
 def served_versions(output_dir: Path) -> dict[str, float]:
     """Version folders in the serving base path, with their saved_model.pb's mtime."""
-    base = under(output_dir, configs.SERVING_MODEL_DIR)
+    base = settings_for(output_dir).serving_model_dir
     return {v.name: (v / "saved_model.pb").stat().st_mtime for v in sorted(base.glob("*"))}
 
 

@@ -3,10 +3,9 @@ TRAIN_SPANS spans, warm-starts from the last blessed model and is compared with 
 
 import numpy as np
 
-from components.mnist_sample import load_sample
-from pipeline import configs
+from components.data.sample import load_sample
 from pipeline.results import RunSummary, latest_run_summary
-from tests.pipeline_runs import run_pipeline, under, write_classes
+from tests.pipeline_runs import run_pipeline, settings_for, write_classes
 
 CONTINUOUS = {
     "TRAIN_SPANS": "2",
@@ -32,7 +31,7 @@ def test_training_rolls_over_the_latest_spans_and_warm_starts(tmp_path):
     def run() -> tuple[str, RunSummary]:
         completed = run_pipeline(output_dir, DATA=str(data), **CONTINUOUS)
         assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
-        return completed.stdout, latest_run_summary(under(output_dir, configs.METADATA_PATH))
+        return completed.stdout, latest_run_summary(settings_for(output_dir).metadata_path)
 
     add_span(1)
     add_span(2)  # two spans at the first run: span 1 is ingested and validated first

@@ -8,14 +8,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
-from components.idx import write_idx
-from components.mnist_sample import encode_png, load_sample
+from components.data.codecs import encode_png, write_idx
+from components.data.sample import load_sample
 from components.splits import TEST, TRAIN, VALIDATION
-from pipeline import configs
+from pipeline.demo import read_split
 from pipeline.results import latest_run_summary
 from pipeline.stats import accuracy_text
-from serving.demo import read_split
-from tests.pipeline_runs import run_pipeline, under
+from tests.pipeline_runs import run_pipeline, settings_for
 from trainer.export import read_class_names
 from trainer.features import (
     CLASS_NAME_KEY,
@@ -47,7 +46,7 @@ def test_make_schema_then_class_folders_train_a_model_that_names_its_classes(tmp
 
     inferred = run_pipeline(output_dir, "pipeline.infer_schema", DATA=data)  # make schema
     assert inferred.returncode == 0, inferred.stderr[-4000:]
-    schema_path = under(output_dir, configs.SCHEMA_OUTPUT_DIR) / "schema.pbtxt"
+    schema_path = settings_for(output_dir).schema_output_dir / "schema.pbtxt"
     assert f"Wrote {schema_path}" in inferred.stdout
     schema = tfdv.load_schema_text(str(schema_path))
     label = tfdv.get_feature(schema, LABEL_KEY).int_domain
@@ -57,7 +56,7 @@ def test_make_schema_then_class_folders_train_a_model_that_names_its_classes(tmp
 
     completed = run_pipeline(output_dir, DATA=data, SCHEMA=str(schema_path), EPOCHS="6")
     assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    summary = latest_run_summary(settings_for(output_dir).metadata_path)
     assert "ImportSchemaGen" in {c.name for c in summary.components}
     assert summary.blessed and summary.pushed_path
     assert read_class_names(summary.pushed_path) == sorted(CLASSES)
@@ -83,7 +82,7 @@ def test_test_data_replaces_the_idx_files_own_test_split(tmp_path, digits):
     output_dir = tmp_path / "outputs"
     completed = run_pipeline(output_dir, DATA=str(data), TEST_DATA=str(dev), EPOCHS="2")
     assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    summary = latest_run_summary(settings_for(output_dir).metadata_path)
     assert summary.test_examples == 300
     images, test_labels = read_split(summary.examples_uris, TEST)
     assert sorted(images) == sorted(encode_png(p) for p in pixels[1000:1300])
@@ -98,7 +97,7 @@ def test_unusable_test_data_fails_before_any_component(tmp_path):
     completed = run_pipeline(tmp_path / "outputs", TEST_DATA=str(missing))
     assert completed.returncode == 2
     assert f"TEST_DATA: {missing} does not exist" in completed.stderr
-    assert not under(tmp_path / "outputs", configs.METADATA_PATH).exists()
+    assert not settings_for(tmp_path / "outputs").metadata_path.exists()
 
 
 def test_full_mnist_offline_fails_within_seconds_naming_the_alternatives(tmp_path):

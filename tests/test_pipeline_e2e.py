@@ -11,13 +11,14 @@ from ml_metadata import metadata_store
 from PIL import Image
 from tfx import v1 as tfx
 
-from components.mnist_sample import encode_png, load_sample, make_example
+from components.data.codecs import encode_png
+from components.data.sample import load_sample, make_example
 from components.splits import SPLITS, TEST, TRAIN, VALIDATION
-from pipeline import configs
+from pipeline.demo import read_split
 from pipeline.results import latest_run_summary
+from pipeline.settings import Settings
 from pipeline.stats import accuracy_text
-from serving.demo import read_split
-from tests.pipeline_runs import SMALL_RUN, run_pipeline, served_versions, under
+from tests.pipeline_runs import SMALL_RUN, run_pipeline, served_versions, settings_for
 from trainer.features import (
     CLASS_ID_OUTPUT,
     EXAMPLES_INPUT,
@@ -54,7 +55,7 @@ def output_dir(tmp_path_factory):
 def first_run(output_dir):
     completed = run_pipeline(output_dir)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
-    return completed, latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    return completed, latest_run_summary(settings_for(output_dir).metadata_path)
 
 
 def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, output_dir):
@@ -63,7 +64,7 @@ def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, out
     assert {c.state for c in summary.components} == {"COMPLETE"}
     assert summary.blessed and summary.accuracy >= float(SMALL_RUN["EVAL_ACCURACY_THRESHOLD"])
     assert sorted(summary.per_class_accuracy) == list(range(10))
-    assert summary.pushed_path.parent == under(output_dir, configs.SERVING_MODEL_DIR)
+    assert summary.pushed_path.parent == settings_for(output_dir).serving_model_dir
     assert summary.pushed_path.name.isdigit()  # TF Serving's <base>/<model>/<version>/
     assert (summary.pushed_path / "saved_model.pb").is_file()
     assert f"[{len(COMPONENTS)}/{len(COMPONENTS)}] Pusher done" in completed.stdout
@@ -81,7 +82,7 @@ def executions(output_dir, component: str) -> dict[str, str]:
     """The exec properties of the latest execution of `component`, from ML Metadata."""
     store = metadata_store.MetadataStore(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(under(output_dir, configs.METADATA_PATH))
+            str(settings_for(output_dir).metadata_path)
         )
     )
     latest = max(
@@ -111,7 +112,7 @@ def test_no_example_is_in_two_splits_and_the_trainer_cannot_read_the_test_split(
 
 def test_run_report_shows_the_runs_numbers(first_run, output_dir):
     _, summary = first_run
-    report_dir = under(output_dir, configs.REPORT_DIR)
+    report_dir = settings_for(output_dir).report_dir
     page = (report_dir / "index.html").read_text()
     assert accuracy_text(summary.accuracy, summary.test_examples) in page
     assert '<img src="reliability.png"' in page
@@ -133,7 +134,7 @@ def test_run_report_shows_the_runs_numbers(first_run, output_dir):
 def test_pushed_signatures_agree_and_classify_held_out_digits(first_run):
     _, summary = first_run
     model = tf.saved_model.load(str(summary.pushed_path))
-    pixels, labels = load_sample(5000, seed=configs.DATA_SEED)
+    pixels, labels = load_sample(5000, seed=Settings().data_seed)
     held_out = slice(int(SMALL_RUN["SAMPLE_SIZE"]), int(SMALL_RUN["SAMPLE_SIZE"]) + 500)
     pngs = [encode_png(image) for image in pixels[held_out]]
     examples = [make_example(png, 0, "unknown").SerializeToString() for png in pngs]
@@ -154,7 +155,7 @@ def test_unchanged_rerun_comes_from_the_cache(first_run, output_dir):
     versions = served_versions(output_dir)
     completed = run_pipeline(output_dir)
     assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    summary = latest_run_summary(settings_for(output_dir).metadata_path)
     states = {c.name: c.state for c in summary.components}
     resolvers = [c for c in summary.components if c.name == "Resolver"]
     assert {c.state for c in resolvers} == {"COMPLETE"}  # resolvers always run
@@ -174,7 +175,7 @@ def test_failed_run_keeps_the_served_model_and_a_rerun_reuses_the_cache(first_ru
     assert completed.returncode == 0, completed.stderr[-4000:]
     states = {
         c.name: c.state
-        for c in latest_run_summary(under(output_dir, configs.METADATA_PATH)).components
+        for c in latest_run_summary(settings_for(output_dir).metadata_path).components
     }
     assert states["Transform"] == states["ImportExampleGen"] == "CACHED"
     assert states["Trainer"] == "COMPLETE"
@@ -184,7 +185,7 @@ def test_unblessed_model_is_not_pushed(first_run, output_dir):
     versions = served_versions(output_dir)
     completed = run_pipeline(output_dir, EPOCHS="1", EVAL_ACCURACY_THRESHOLD="0.9999")
     assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = latest_run_summary(under(output_dir, configs.METADATA_PATH))
+    summary = latest_run_summary(settings_for(output_dir).metadata_path)
     assert not summary.blessed and summary.pushed_path is None
     assert "NOT BLESSED - sparse_categorical_accuracy" in completed.stdout
     assert served_versions(output_dir) == versions
@@ -198,4 +199,4 @@ def test_unusable_data_folder_fails_before_any_component(tmp_path, make_folder):
     completed = run_pipeline(tmp_path / "outputs", DATA_ROOT=str(data_root))
     assert completed.returncode == 2
     assert str(data_root) in completed.stderr
-    assert not under(tmp_path / "outputs", configs.METADATA_PATH).exists()
+    assert not settings_for(tmp_path / "outputs").metadata_path.exists()

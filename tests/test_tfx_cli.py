@@ -5,16 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.mnist_sample import write_sample
-from pipeline import configs
-from tests.pipeline_runs import SMALL_RUN, served_versions, under
+from components.data.sample import write_sample
+from pipeline.settings import PROJECT_ROOT, Settings
+from tests.pipeline_runs import SMALL_RUN, served_versions, settings_for
 
 TFX_CLI = Path(sys.executable).parent / "tfx"
 
 
 def test_tfx_cli_creates_and_runs_the_pipeline(tmp_path):
     output_dir = tmp_path / "outputs"
-    write_sample(under(output_dir, configs.DEFAULT_DATA_ROOT), size=300, seed=0)
+    write_sample(settings_for(output_dir).default_sample_root, size=300, seed=0)
     env = {
         **os.environ,
         **SMALL_RUN,
@@ -27,7 +27,7 @@ def test_tfx_cli_creates_and_runs_the_pipeline(tmp_path):
     def tfx_cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(TFX_CLI), *args, "--engine", "local"],
-            cwd=configs.PROJECT_ROOT,
+            cwd=PROJECT_ROOT,
             env=env,
             capture_output=True,
             text=True,
@@ -36,10 +36,10 @@ def test_tfx_cli_creates_and_runs_the_pipeline(tmp_path):
 
     created = tfx_cli("pipeline", "create", "--pipeline_path", "pipeline/local_runner.py")
     assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-3000:]
-    assert f'Pipeline "{configs.PIPELINE_NAME}" created successfully' in created.stdout
-    assert (tmp_path / "tfx" / "local" / configs.PIPELINE_NAME).is_dir()
+    assert f'Pipeline "{Settings().pipeline_name}" created successfully' in created.stdout
+    assert (tmp_path / "tfx" / "local" / Settings().pipeline_name).is_dir()
 
-    ran = tfx_cli("run", "create", "--pipeline_name", configs.PIPELINE_NAME)
+    ran = tfx_cli("run", "create", "--pipeline_name", Settings().pipeline_name)
     assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-3000:]
     versions = served_versions(output_dir)
     assert len(versions) == 1 and next(iter(versions)).isdigit()

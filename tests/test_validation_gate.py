@@ -4,7 +4,8 @@ import shutil
 
 import numpy as np
 
-from components.mnist_sample import encode_png, load_sample
+from components.data.codecs import encode_png
+from components.data.sample import load_sample
 from tests.pipeline_runs import run_pipeline, served_versions, write_classes
 
 

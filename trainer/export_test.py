@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.digit_photos import KINDS, render
-from components.mnist_sample import load_sample, make_example
+from components.data.photos import KINDS, render
+from components.data.sample import load_sample, make_example
 from trainer.export import export_model, read_class_names
 from trainer.features import (
     CLASS_ID_OUTPUT,

@@ -18,6 +18,9 @@ IMAGE_SHAPE = (IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS)
 # the number and names of classes from the data.
 MNIST_CLASS_NAMES = tuple(str(digit) for digit in range(10))
 
+# The name TF Serving serves the model under unless MODEL_NAME says otherwise.
+DEFAULT_MODEL_NAME = "mnist_cnn"
+
 # Signatures of the exported SavedModel: the public contract for TF Serving clients.
 SERVING_DEFAULT_SIGNATURE = "serving_default"  # serialized tf.Examples in
 SERVING_IMAGE_SIGNATURE = "serving_image"  # encoded image bytes in

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.digit_photos import grey_paper, small_off_centre
-from components.mnist_sample import encode_png
+from components.data.codecs import encode_png
+from components.data.photos import grey_paper, small_off_centre
 from trainer.preprocessing import decode_images
 
 

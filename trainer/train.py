@@ -1,6 +1,5 @@
 """Trainer component entry point (`run_fn`): input pipeline, devices, training and export."""
 
-import dataclasses
 import json
 import math
 import os
@@ -14,32 +13,14 @@ from absl import logging
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from trainer.config import HISTORY_FILE, TrainingConfig
 from trainer.export import export_model, read_class_names
 from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY, transformed_name
 from trainer.model import build_augmentation, build_model
 
-HISTORY_FILE = "history.json"  # per-epoch metrics, in the Trainer's model_run artifact
 IMAGE_XF = transformed_name(IMAGE_KEY)
 LABEL_XF = transformed_name(LABEL_KEY)
 CLASS_NAME_XF = transformed_name(CLASS_NAME_KEY)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """Hyperparameters, passed from `pipeline/configs.py` through the Trainer's custom_config."""
-
-    epochs: int
-    batch_size: int  # per replica: the global batch grows with the number of devices
-    learning_rate: float  # initial; decays to zero along a cosine over the epochs
-    early_stopping_patience: int  # epochs without a better validation accuracy before stopping
-    seed: int
-    ensemble_members: int  # networks whose probabilities the model averages
-    label_smoothing: float
-    jit_compile: bool  # XLA-compile the training step (pays off on GPUs)
-
-    @classmethod
-    def from_custom_config(cls, custom_config: dict) -> "TrainingConfig":
-        return cls(**{field.name: custom_config[field.name] for field in dataclasses.fields(cls)})
 
 
 def cluster_workers(tf_config: str | None) -> tuple[int, bool]:

@@ -8,11 +8,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components.mnist_sample import load_sample
+from components.data.sample import load_sample
+from trainer.config import TrainingConfig
 from trainer.features import MNIST_CLASS_NAMES
 from trainer.train import (
     IMAGE_XF,
-    TrainingConfig,
     cluster_workers,
     cosine_decay,
     train,
@@ -29,8 +29,9 @@ MIRRORED_TRAINING = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from components.mnist_sample import load_sample
-    from trainer.train import IMAGE_XF, TrainingConfig, distribution_strategy, train
+    from components.data.sample import load_sample
+    from trainer.config import TrainingConfig
+    from trainer.train import IMAGE_XF, distribution_strategy, train
 
     strategy = distribution_strategy()
     config = TrainingConfig(

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipeline import configs
 from serving.client import ServingClient
 from serving.model_store import VersionedModel
 from serving.server import create_server
@@ -49,16 +48,16 @@ def _timed(call) -> float:
 
 
 def demonstrate(
-    base_path: Path, images: list[bytes], labels: np.ndarray, batch_size: int = 64
+    model_name: str, base_path: Path, images: list[bytes], labels: np.ndarray, batch_size: int = 64
 ) -> DemoResult:
     """Starts the local server on an ephemeral port, classifies `images` through the client in
     batches, times 50 single-image requests, and stops the server."""
-    model = VersionedModel(configs.MODEL_NAME, base_path)
+    model = VersionedModel(model_name, base_path)
     model.start()
     server, port = create_server(model, "127.0.0.1:0")
     address = f"127.0.0.1:{port}"
     try:
-        with ServingClient(address) as client:
+        with ServingClient(address, model_name) as client:
             results = list(client.classify_files(enumerate(images), batch_size))
             single = [_timed(lambda: client.predict_images(images[:1])) for _ in range(50)]
     finally:

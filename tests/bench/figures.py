@@ -8,7 +8,7 @@ this machine, written to outputs/bench/results.json and results.md.
    the TensorFlow tutorial's MLP, keras.io's mnist_convnet, this project's network in-process,
    and the pushed model of three cold `make run`s (three training seeds). Then an ablation: each
    change to the network and training, three seeds each, with its training and serving cost.
-   And the dev digits rendered as people send them (components/digit_photos.py): accuracy per
+   And the dev digits rendered as people send them (components/data/photos.py): accuracy per
    kind of picture and how often the confidence flags the wrong answers.
 3. The Trainer's real input path (transformed TFRecords through tf_dataset_factory) against the
    same model fed from in-memory NumPy arrays.
@@ -42,17 +42,17 @@ from tfx.components.trainer.fn_args_utils import DataAccessor
 from tfx.components.util import tfxio_utils
 from tfx.types import standard_artifacts
 
-from components.digit_photos import KINDS, OTHERS, render
-from components.idx import read_idx
-from components.mnist_sample import encode_png
+from components.data.codecs import encode_png, read_idx
+from components.data.photos import KINDS, OTHERS, render
 from components.splits import TEST, TRAIN, VALIDATION
-from pipeline import configs
+from pipeline.demo import read_split
 from pipeline.results import RunSummary, latest_run_summary
+from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.stats import wilson_interval
 from serving.client import ServingClient
-from serving.demo import read_split
 from serving.model_store import VersionedModel
 from serving.server import create_server
+from trainer.config import TrainingConfig
 from trainer.features import (
     CLASS_ID_OUTPUT,
     CONFIDENCE_OUTPUT,
@@ -66,14 +66,14 @@ from trainer.model import build_model
 from trainer.preprocessing import decode_images
 from trainer.train import (
     IMAGE_XF,
-    TrainingConfig,
     distribution_strategy,
     make_dataset,
     network_batches,
     train,
 )
 
-BENCH_DIR = configs.OUTPUT_DIR / "bench"
+SETTINGS = Settings.from_env()  # the defaults, or what the environment sets
+BENCH_DIR = SETTINGS.output_dir / "bench"
 NUM_CLASSES = len(MNIST_CLASS_NAMES)  # the benchmarks run on the MNIST sample
 PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+) (?:done|reused from cache) in ([\d.]+) s$")
 
@@ -114,14 +114,14 @@ def timed_pipeline_run(output_dir: Path, **env: str) -> dict:
 
 
 def summary_of(output_dir: Path) -> RunSummary:
-    return latest_run_summary(output_dir / configs.METADATA_PATH.relative_to(configs.OUTPUT_DIR))
+    return latest_run_summary(Settings(output_dir=output_dir).metadata_path)
 
 
 # Cold runs, each with its own training seed: the pushed models' spread on the dev set.
 SEED_RUNS = {
-    "cold_in_memory": ("in_memory", configs.TRAINING_SEED),
-    "cold_multi_processing": ("multi_processing", configs.TRAINING_SEED + 1),
-    "cold_in_memory_seed_3": ("in_memory", configs.TRAINING_SEED + 2),
+    "cold_in_memory": ("in_memory", SETTINGS.training.seed),
+    "cold_multi_processing": ("multi_processing", SETTINGS.training.seed + 1),
+    "cold_in_memory_seed_3": ("in_memory", SETTINGS.training.seed + 2),
 }
 
 
@@ -198,7 +198,7 @@ def augmented_batches(x, y, config: TrainingConfig) -> tf.data.Dataset:
 
 # The dev set: 5,000 of MNIST's official test digits, for measurement only (never trained on,
 # never copied into the repository). Absent elsewhere: its figures are then left out.
-DEV_SET = Path(os.environ.get("DEV_SET", configs.PROJECT_ROOT.parent / "shared" / "mnist-dev"))
+DEV_SET = Path(os.environ.get("DEV_SET", PROJECT_ROOT.parent / "shared" / "mnist-dev"))
 DEV_FILES = {
     "dev-images-idx3-ubyte.gz": "2a09c50e22152fffcd4c84ede8ed15ccae5548c36a5cd6ecb7e75de9217515f5",
     "dev-labels-idx1-ubyte.gz": "f91f509fd35f70a16fcc81994bc8bac5119573723a4a87604ebbb850980f376e",
@@ -297,7 +297,7 @@ def bench_accuracy(summaries: dict[str, RunSummary]) -> tuple[dict, dict]:
     summary = summaries["cold_in_memory"]
     measured = Measured(summary, load_dev_set())
     splits = {split: decoded_split(summary, split) for split in (TRAIN, VALIDATION)}
-    config = TrainingConfig.from_custom_config(configs.training_config())
+    config = SETTINGS.training
     train_x, train_y = splits[TRAIN]
     one_hot = keras.utils.to_categorical(train_y, NUM_CLASSES)
     candidates = {
@@ -351,7 +351,7 @@ def bench_ablation(context: dict, accuracy: dict, pipeline: dict, summaries: dic
     measured, splits = context["measured"], context["splits"]
     if measured.dev is None:
         return {}
-    default = TrainingConfig.from_custom_config(configs.training_config())
+    default = SETTINGS.training
     results = {}
     for name, change in ABLATION.items():
         dev, train_s, forward = [], [], []
@@ -452,7 +452,7 @@ def examples_per_second(model: keras.Model, dataset: tf.data.Dataset, examples: 
 
 def bench_input_path(summary: RunSummary, train_x, train_y) -> dict:
     """One training epoch through each input path, same model, batch and augmentation."""
-    config = TrainingConfig.from_custom_config(configs.training_config())
+    config = SETTINGS.training
     transformed = standard_artifacts.Examples()
     transformed.uri = str(summary.artifact_uris["Transform.Examples"])
     transformed.split_names = '["train", "validation"]'
@@ -509,7 +509,7 @@ def bench_serving(base_path: Path, images: list[bytes]) -> dict:
         SERVING_IMAGE_SIGNATURE
     ]
     one, batch = tf.constant(images[:1]), tf.constant(images[:64])
-    model = VersionedModel(configs.MODEL_NAME, base_path)
+    model = VersionedModel(SETTINGS.model_name, base_path)
     model.start()
     server, port = create_server(model, "127.0.0.1:0")
     try:
@@ -546,10 +546,10 @@ def bench_serving(base_path: Path, images: list[bytes]) -> dict:
 def bench_soak(base_path: Path, images: list[bytes], seconds: float = 30, clients: int = 8) -> dict:
     """`clients` threads predicting for `seconds`; a new version is pushed halfway (written
     aside, then renamed into place, as TF Serving expects)."""
-    work = Path(tempfile.mkdtemp()) / configs.MODEL_NAME
+    work = Path(tempfile.mkdtemp()) / SETTINGS.model_name
     old_version = max(int(p.name) for p in base_path.iterdir() if p.name.isdigit())
     shutil.copytree(base_path / str(old_version), work / str(old_version))
-    model = VersionedModel(configs.MODEL_NAME, work, poll_interval_s=0.5)
+    model = VersionedModel(SETTINGS.model_name, work, poll_interval_s=0.5)
     model.start()
     server, port = create_server(model, "127.0.0.1:0")
     counts = {"ok": 0, "failed": 0}

@@ -24,14 +24,15 @@ def main() -> None:
         )
     import tf_keras as keras
 
-    from components.mnist_sample import load_sample
-    from pipeline import configs
+    from components.data.sample import load_sample
+    from pipeline.settings import Settings
     from trainer.features import MNIST_CLASS_NAMES
     from trainer.model import build_augmentation, build_model
     from trainer.train import IMAGE_XF, distribution_strategy
 
+    training = Settings.from_env().training
     strategy = distribution_strategy()
-    global_batch = configs.BATCH_SIZE * strategy.num_replicas_in_sync
+    global_batch = training.batch_size * strategy.num_replicas_in_sync
     pixels, labels = load_sample(5000, seed=0)
     augment = build_augmentation()
     dataset = (
@@ -46,7 +47,7 @@ def main() -> None:
     )
     with strategy.scope():
         model = build_model(
-            len(MNIST_CLASS_NAMES), configs.LEARNING_RATE, jit_compile=args.jit_compile
+            len(MNIST_CLASS_NAMES), training.learning_rate, jit_compile=args.jit_compile
         )
     model.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # tracing and warm-up
     started = time.perf_counter()

@@ -1,0 +1,2 @@
+"""Data helpers: the IDX and PNG codecs, the offline sample, the MNIST download, and digits
+rendered as people send them."""

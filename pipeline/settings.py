@@ -1,0 +1,205 @@
+"""Every knob of the pipeline in one typed, frozen object. Each entry point (`make run`,
+`make schema`, the TFX CLI file, the Kubeflow runner, `make serve`) reads the environment once
+(`EPOCHS=5 make run`) and passes the result down; values derived from others are computed from
+the fields, so an override reaches everything that depends on it.
+
+`python -m pipeline.settings serving_model_dir` prints a setting (the Makefile uses it).
+"""
+
+import dataclasses
+import os
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+
+from trainer.config import TrainingConfig, trainer_code_version
+from trainer.features import DEFAULT_MODEL_NAME
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MNIST_SCHEMA = PROJECT_ROOT / "pipeline" / "schema" / "schema.pbtxt"  # the reviewed one
+PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
+RUN_FN = "trainer.train.run_fn"
+# The Trainer's knobs by field of TrainingConfig (whose defaults are the pipeline's).
+TRAINING_KNOBS = {
+    "epochs": "EPOCHS",
+    "batch_size": "BATCH_SIZE",
+    "learning_rate": "LEARNING_RATE",
+    "early_stopping_patience": "EARLY_STOPPING_PATIENCE",
+    "seed": "TRAINING_SEED",
+    "ensemble_members": "ENSEMBLE_MEMBERS",
+    "label_smoothing": "LABEL_SMOOTHING",
+    "jit_compile": "JIT_COMPILE",
+}
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value of the wrong type."""
+
+
+def knob(env: str, default):
+    """A field read from the environment variable `env`."""
+    return dataclasses.field(default=default, metadata={"env": env})
+
+
+def _convert(name: str, text: str, kind: type):
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes"):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise SettingsError(f"{name}={text}: expected 1 or 0")
+    try:
+        return kind(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text}: expected {kind.__name__}") from None
+
+
+def read_env(cls, environ: Mapping[str, str], names: Mapping[str, str] | None = None) -> dict:
+    """The fields of dataclass `cls` that `environ` sets (empty means unset), converted to each
+    field's type; `names` maps fields to variables (default: each field's `knob` name)."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        name = (names or {}).get(field.name) or field.metadata.get("env")
+        text = environ.get(name, "") if name else ""
+        if text != "":
+            values[field.name] = _convert(name, text, hints[field.name])
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class Gates:
+    """Where a run stops (data) or a model is refused (Evaluator, on the test split)."""
+
+    max_bad_image_fraction: float = knob("MAX_BAD_IMAGE_FRACTION", 0.01)  # undecodable images
+    # Largest L-infinity change of the class distribution against the previous span's
+    # statistics (the previous run's, when the data has no spans).
+    max_label_drift: float = knob("MAX_LABEL_DRIFT", 0.15)
+    accuracy_floor: float = knob("EVAL_ACCURACY_THRESHOLD", 0.97)
+    # No significant regression against the last blessed model: a paired one-sided McNemar
+    # test on the same test examples refuses when p < this (components/paired_regression.py).
+    regression_alpha: float = knob("EVAL_REGRESSION_ALPHA", 0.05)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    pipeline_name: str = knob("PIPELINE_NAME", "mnist-cnn-pipeline")  # KFP v2: [a-z0-9-]
+    model_name: str = knob("MODEL_NAME", DEFAULT_MODEL_NAME)  # TF Serving's model name
+    output_dir: Path = knob("OUTPUT_DIR", PROJECT_ROOT / "outputs")  # everything a run writes
+
+    # What to train on (pipeline/data_source.py): "mnist-sample" (offline default), "mnist"
+    # (the full 70,000 digits, downloaded), or a folder of class sub-folders or of IDX files.
+    data: str = knob("DATA", "mnist-sample")
+    # An external labelled test set (IDX folder, class-folder tree or TFRecord files) that
+    # replaces the data's own test split: the gate and every printed accuracy read it.
+    test_data: str = knob("TEST_DATA", "")
+    # The reviewed schema every run's data is checked against. "" picks MNIST_SCHEMA for digits
+    # and lets SchemaGen infer one for class folders; "infer" always infers. `make schema`
+    # writes one to review for a new data set.
+    schema: str = knob("SCHEMA", "")
+    # Data in spans (`<DATA>/span-<N>/...`) trains on the latest TRAIN_SPANS spans; each run
+    # ingests the newest. WARM_START=1 starts from the last blessed model's weights.
+    train_spans: int = knob("TRAIN_SPANS", 3)
+    warm_start: bool = knob("WARM_START", False)
+    mnist_mirror: str = knob("MNIST_MIRROR", "https://storage.googleapis.com/cvdf-datasets/mnist/")
+    # The offline sample: TFRecords of raw tf.Examples; "" is <OUTPUT_DIR>/data/mnist-sample.
+    data_root: str = knob("DATA_ROOT", "")
+    sample_size: int = knob("SAMPLE_SIZE", 5000)  # digits of the sample (at most 5,000)
+    data_seed: int = knob("DATA_SEED", 0)  # shuffles the class-sorted sample
+
+    # Beam's DirectRunner: `in_memory` beats `multi_processing` on the 5,000-image sample
+    # (worker start-up outweighs the parallelism); `multi_processing` pays off on big data.
+    beam_direct_running_mode: str = knob("BEAM_DIRECT_RUNNING_MODE", "in_memory")
+    beam_direct_num_workers: int = knob("BEAM_DIRECT_NUM_WORKERS", 0)  # 0: one per CPU core
+    enable_cache: bool = knob("ENABLE_CACHE", True)
+
+    training: TrainingConfig = TrainingConfig()
+    gates: Gates = Gates()
+
+    def __post_init__(self):
+        object.__setattr__(self, "output_dir", Path(self.output_dir).expanduser().resolve())
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """The settings `environ` (default: this process's environment) sets, then `overrides`
+        by field name."""
+        environ = os.environ if environ is None else environ
+        training = TrainingConfig(
+            **read_env(TrainingConfig, environ, TRAINING_KNOBS),
+            code_version=trainer_code_version(),
+        )
+        return cls(
+            **{
+                **read_env(cls, environ),
+                "training": training,
+                "gates": Gates(**read_env(Gates, environ)),
+                **overrides,
+            }
+        )
+
+    # Where a run writes, all under output_dir.
+    @property
+    def pipeline_root(self) -> Path:
+        return self.output_dir / "tfx" / self.pipeline_name
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.output_dir / "metadata" / f"{self.pipeline_name}.sqlite"
+
+    @property
+    def serving_model_dir(self) -> Path:
+        """TF Serving's base path: the Pusher writes `<base>/<version>/`."""
+        return self.output_dir / "serving_model" / self.model_name
+
+    @property
+    def log_dir(self) -> Path:
+        return self.output_dir / "logs"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.output_dir / "report"
+
+    @property
+    def schema_output_dir(self) -> Path:
+        """Where `make schema` writes."""
+        return self.output_dir / "schema"
+
+    @property
+    def default_sample_root(self) -> Path:
+        return self.output_dir / "data" / "mnist-sample"
+
+    @property
+    def sample_root(self) -> Path:
+        return (
+            Path(self.data_root).expanduser().resolve()
+            if self.data_root
+            else self.default_sample_root
+        )
+
+    @property
+    def kubeflow_spec_path(self) -> Path:
+        """Where `make kubeflow` writes the KFP v2 / Vertex AI spec."""
+        return self.output_dir / "kubeflow" / f"{self.pipeline_name}.json"
+
+    def beam_pipeline_args(self) -> list[str]:
+        args = [f"--direct_running_mode={self.beam_direct_running_mode}"]
+        if self.beam_direct_running_mode != "in_memory":  # in_memory always runs one worker
+            args.append(f"--direct_num_workers={self.beam_direct_num_workers}")
+        return args
+
+
+def print_settings(settings, names: list[str]) -> int:
+    """Prints the settings named (fields or properties), one per line; an exit status."""
+    for name in names:
+        value = getattr(settings, name, None)
+        if value is None or isinstance(value, types.MethodType):
+            print(f"error: no setting {name!r}", file=sys.stderr)
+            return 2
+        print(value)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(print_settings(Settings.from_env(), sys.argv[1:]))
