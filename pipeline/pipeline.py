@@ -171,10 +171,10 @@ def _pipeline(
 
 
 def create_schema_pipeline(
-    pipeline_name: str, pipeline_root: str, ingest: Ingest, runner: RunnerChoices
+    pipeline_name: str, pipeline_root: str, ingest: Ingest, gates: Gates, runner: RunnerChoices
 ) -> tfx.dsl.Pipeline:
     """ExampleGen, StatisticsGen and SchemaGen alone: a new data set's schema, to review."""
-    example_gen = create_example_gen(ingest, Gates().max_bad_image_fraction)
+    example_gen = create_example_gen(ingest, gates.max_bad_image_fraction)
     statistics_gen = create_statistics_gen(example_gen.outputs["examples"])
     schema_gen = create_inferred_schema_gen(statistics_gen.outputs["statistics"])
     components = [example_gen, statistics_gen, schema_gen]
