@@ -1,11 +1,17 @@
-"""Serves a model base path the way TF Serving does: `<base>/<version>/saved_model.pb`, the
-highest version served, new versions picked up by polling, a version that fails to load
-reported and skipped while the previous one keeps serving (at start, the highest version that
-loads is served)."""
+"""Serves a model base path the way TF Serving's `latest` version policy does:
+`<base>/<version>/saved_model.pb`, the highest version that loads is served, polled from disk.
+
+A version folder that changes (replaced or fixed) is loaded again; a served version removed from
+disk is unloaded and the next highest takes over; a version that fails to load is reported and
+skipped while the one before keeps serving. Status lists only the versions on disk, each with
+its most recent failure.
+"""
 
 import dataclasses
 import logging
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import tensorflow as tf
@@ -19,76 +25,131 @@ class LoadedVersion:
     version: int
     model: object  # what tf.saved_model.load returns; its signatures are served
     signature_defs: dict[str, meta_graph_pb2.SignatureDef]
+    fingerprint: tuple  # of the folder when it was loaded
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class VersionState:
     state: str  # a ModelVersionStatus.State name: LOADING, AVAILABLE, END
-    error: str = ""  # why loading failed, for END versions that never served
+    error: str = ""  # the most recent failure to load this version
+
+
+def fingerprint(path: Path) -> tuple:
+    """What changes when a version folder is replaced or fixed: every file's name, size and
+    modification time."""
+    return tuple(
+        sorted(
+            (str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns)
+            for file in path.rglob("*")
+            if file.is_file() and (stat := file.stat())
+        )
+    )
 
 
 def load_version(path: Path) -> LoadedVersion:
     """Loads one version folder; the SignatureDefs come from saved_model.pb for metadata."""
+    before = fingerprint(path)
     saved_model = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
     signature_defs = {
         name: signature
         for name, signature in saved_model.meta_graphs[0].signature_def.items()
         if not name.startswith("__")
     }
-    return LoadedVersion(int(path.name), tf.saved_model.load(str(path)), signature_defs)
+    model = tf.saved_model.load(str(path))
+    return LoadedVersion(int(path.name), model, signature_defs, before)
 
 
 class VersionedModel:
-    """One model name over a base path; thread-safe, polled from a background thread."""
+    """One model name over a base path; thread-safe, polled from a background thread.
+    `on_load(path, succeeded, seconds)` hears of every load attempt (for metrics)."""
 
-    def __init__(self, name: str, base_path: Path, poll_interval_s: float = 1.0):
+    def __init__(
+        self,
+        name: str,
+        base_path: Path,
+        poll_interval_s: float = 1.0,
+        on_load: Callable[[Path, bool, float], None] | None = None,
+    ):
         self.name = name
         self.base_path = Path(base_path)
         self.poll_interval_s = poll_interval_s
+        self.on_load = on_load
         self._served: LoadedVersion | None = None
-        self._states: dict[int, VersionState] = {}
+        self._failed: dict[int, tuple[tuple, str]] = {}  # version -> (fingerprint, error)
+        self._loading: int | None = None
+        self._on_disk: list[int] = []
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._poller: threading.Thread | None = None
 
-    def available_versions(self) -> list[int]:
+    def versions_on_disk(self) -> dict[int, Path]:
         """Numeric version folders whose saved_model.pb is in place (the Pusher writes it last)."""
         if not self.base_path.is_dir():
-            return []
-        return sorted(
-            int(path.name)
-            for path in self.base_path.iterdir()
+            return {}
+        return {
+            int(path.name): path
+            for path in sorted(self.base_path.iterdir(), key=lambda p: p.name)
             if path.name.isdigit() and (path / "saved_model.pb").is_file()
-        )
+        }
 
     def poll(self) -> None:
-        """Loads the highest version not tried yet that is newer than the served one, falling
-        back to lower ones when it fails; a loaded version replaces the served one. Requests
-        already running keep the version they started with."""
-        served = self._served.version if self._served else -1
-        for version in reversed(self.available_versions()):
-            if version <= served:
-                return
-            if version not in self._states and self._load(version):
-                return
-
-    def _load(self, version: int) -> bool:
+        """Serves the highest version on disk that loads: tries versions from the highest down,
+        skipping those that failed unchanged, until one is (or already is) served; when none
+        loads and the served one left the disk, nothing is served. Requests already running
+        keep the version they started with."""
+        on_disk = self.versions_on_disk()
         with self._lock:
-            self._states[version] = VersionState("LOADING")
+            self._on_disk = sorted(on_disk)
+            self._failed = {v: f for v, f in self._failed.items() if v in on_disk}
+        served = self._served
+        for version in sorted(on_disk, reverse=True):
+            path = on_disk[version]
+            try:
+                current = fingerprint(path)
+            except OSError:  # removed while we looked
+                continue
+            if served and served.version == version and served.fingerprint == current:
+                return
+            failed = self._failed.get(version)
+            if failed and failed[0] == current:
+                continue
+            if self._load(version, path):
+                return
+        if served and served.version not in on_disk:
+            with self._lock:
+                self._served = None
+            log.warning(
+                "Model %s version %d left the disk: nothing to serve", self.name, served.version
+            )
+
+    def _load(self, version: int, path: Path) -> bool:
+        with self._lock:
+            self._loading = version
+        started = time.monotonic()
         try:
-            loaded = load_version(self.base_path / str(version))
+            loaded = load_version(path)
         except Exception as error:  # a broken SavedModel must not take the server down
             log.error("Model %s version %d failed to load: %s", self.name, version, error)
             with self._lock:
-                self._states[version] = VersionState("END", f"failed to load: {error}")
+                self._failed[version] = (fingerprint(path) if path.exists() else (), str(error))
+                self._loading = None
+            self._report(path, False, started)
             return False
         with self._lock:
-            previous, self._served = self._served, loaded
-            self._states[version] = VersionState("AVAILABLE")
-            if previous:
-                self._states[previous.version] = VersionState("END")
-        log.info("Model %s version %d is being served", self.name, version)
+            previous, self._served, self._loading = self._served, loaded, None
+            self._failed.pop(version, None)
+        self._report(path, True, started)
+        if previous and previous.version != version:
+            log.info(
+                "Model %s version %d replaces version %d", self.name, version, previous.version
+            )
+        else:
+            log.info("Model %s version %d is being served", self.name, version)
         return True
+
+    def _report(self, path: Path, succeeded: bool, started: float) -> None:
+        if self.on_load:
+            self.on_load(path, succeeded, time.monotonic() - started)
 
     def get(self, version: int | None = None) -> LoadedVersion:
         """The served version (or `version` if that is the served one); LookupError otherwise."""
@@ -100,8 +161,22 @@ class VersionedModel:
         return served
 
     def states(self) -> dict[int, VersionState]:
+        """Every version on disk: AVAILABLE (served), LOADING, or END (not served; with the
+        error of its latest failed load, if any)."""
         with self._lock:
-            return dict(sorted(self._states.items()))
+            served = self._served.version if self._served else None
+            states = {}
+            for version in self._on_disk:
+                error = self._failed.get(version, ((), ""))[1]
+                if version == served:
+                    states[version] = VersionState("AVAILABLE")
+                elif version == self._loading:
+                    states[version] = VersionState("LOADING")
+                else:
+                    states[version] = VersionState(
+                        "END", f"failed to load: {error}" if error else ""
+                    )
+            return states
 
     def start(self) -> None:
         """Loads what is there now, then polls in the background."""
@@ -118,5 +193,5 @@ class VersionedModel:
         while not self._stopped.wait(self.poll_interval_s):
             try:
                 self.poll()
-            except Exception:  # keep polling whatever one scan hit (e.g. a folder removed)
-                log.exception("Polling %s failed", self.base_path)
+            except Exception as error:  # keep polling whatever one scan hit
+                log.warning("Polling %s failed: %s", self.base_path, error)

@@ -2,6 +2,7 @@
 
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -165,6 +166,8 @@ def test_new_version_is_picked_up_and_a_broken_one_is_not(client, base_path, hel
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     wait_until(lambda: dict(client.status()).get(3) == "END")
     assert dict(client.status()) == {3: "END", 2: "AVAILABLE", 1: "END"}
+    shutil.rmtree(broken)  # status lists only versions on disk
+    wait_until(lambda: 3 not in dict(client.status()))
     assert client.predict_images(held_out[0][:1]).model_version == 2
 
 
@@ -234,3 +237,92 @@ def test_cli_names_a_missing_file(server, tmp_path):
     completed = run_cli("predict", str(tmp_path / "nope.png"), "--target", server)
     assert completed.returncode == 2
     assert "nope.png" in completed.stderr
+
+
+def png_header(width: int, height: int) -> bytes:
+    """The first bytes of a PNG of that size: all that the limits read."""
+    ihdr = struct.pack(">II", width, height) + bytes([8, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + b"\0" * 4
+
+
+def refused(answer, code=grpc.StatusCode.INVALID_ARGUMENT) -> str:
+    assert isinstance(answer, grpc.RpcError), answer
+    assert answer.code() == code, answer.details()
+    return answer.details()
+
+
+def test_a_declared_shape_must_hold_its_values_and_stay_under_the_batch_limit(server, held_out):
+    hostile = tf.make_tensor_proto([held_out[0][0]])
+    hostile.tensor_shape.dim[0].size = 30000  # 367 bytes that TensorFlow would fill to 30,000
+    assert "over the limit of 1024" in refused(raw_predict(server, inputs={IMAGES_INPUT: hostile}))
+    short = tf.make_tensor_proto([held_out[0][0]])
+    short.tensor_shape.dim[0].size = 3
+    details = refused(raw_predict(server, inputs={IMAGES_INPUT: short}))
+    assert "declares shape [3] but holds 1 values" in details
+    batch = tf.make_tensor_proto([held_out[0][0]] * 1025)
+    assert "--max_batch_size" in refused(raw_predict(server, inputs={IMAGES_INPUT: batch}))
+
+
+def test_images_over_the_limits_are_refused_before_decoding(server, held_out):
+    cases = {
+        "--max_image_pixels": [png_header(20000, 20000)],
+        "--max_image_bytes": [held_out[0][0] + b"\0" * (8 * 1024 * 1024)],
+        "--max_request_pixels": [png_header(4000, 4000)] * 5,
+    }
+    for limit, images in cases.items():
+        answer = raw_predict(server, inputs={IMAGES_INPUT: tf.make_tensor_proto(images)})
+        assert limit in refused(answer)
+    answer = raw_predict(server, inputs={IMAGES_INPUT: tf.make_tensor_proto([b"GIF89a"])})
+    assert "images[0] is not a PNG, JPEG, GIF or BMP image" in refused(answer)
+
+
+def test_garbage_examples_are_invalid_argument_naming_the_index(server, held_out):
+    good = make_example(held_out[0][0], 0, "0").SerializeToString()
+    for seed in range(20):
+        garbage = np.random.default_rng(seed).bytes(64)
+        answer = raw_predict(
+            server,
+            signature=SERVING_DEFAULT_SIGNATURE,
+            inputs={EXAMPLES_INPUT: tf.make_tensor_proto([good, garbage])},
+        )
+        assert "examples[1]" in refused(answer), seed
+
+
+def test_error_messages_name_the_request_not_tensorflow_internals(server, held_out):
+    broken_png = held_out[0][0][:40]  # a PNG header with its body cut off
+    answer = raw_predict(
+        server, inputs={IMAGES_INPUT: tf.make_tensor_proto([held_out[0][0], broken_png])}
+    )
+    details = refused(answer)
+    assert details == "images[1] could not be decoded as an image"
+
+
+def served_versions(model: VersionedModel) -> dict[int, str]:
+    return {version: state.state for version, state in model.states().items()}
+
+
+def test_version_policy_retries_fixed_versions_rolls_back_and_forgets_removed_ones(
+    tmp_path, trained_model_dir
+):
+    base = tmp_path / DEFAULT_MODEL_NAME
+    shutil.copytree(trained_model_dir / "1", base / "1")
+    (base / "2").mkdir()
+    (base / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    model = VersionedModel(DEFAULT_MODEL_NAME, base)
+    model.poll()
+    assert served_versions(model) == {2: "END", 1: "AVAILABLE"}
+    assert "failed to load" in model.states()[2].error
+    model.poll()  # unchanged: not tried again
+    assert model.get().version == 1
+    shutil.rmtree(base / "2")
+    shutil.copytree(trained_model_dir / "1", base / "2")  # fixed under the same number
+    model.poll()
+    assert served_versions(model) == {2: "AVAILABLE", 1: "END"} and not model.states()[2].error
+    shutil.rmtree(base / "2")  # the served version deleted: the next highest takes over
+    model.poll()
+    assert served_versions(model) == {1: "AVAILABLE"} and model.get().version == 1
+    shutil.rmtree(base / "1")
+    model.poll()
+    assert served_versions(model) == {}
+    with pytest.raises(LookupError):
+        model.get()

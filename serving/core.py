@@ -1,0 +1,190 @@
+"""What the gRPC and the REST front ends share: finding the version and signature a request
+names, checking its inputs against the signature and the limits before any decoding, running
+the model with bounded work, and turning every refusal into a status with a message about the
+request (never TensorFlow's internal text)."""
+
+import threading
+import time
+import warnings
+from collections.abc import Callable
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
+from tensorflow.core.example import example_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+
+from serving.limits import LimitError, Limits, check_images
+from serving.metrics import Metrics
+from serving.model_store import LoadedVersion, VersionedModel
+from trainer.features import EXAMPLES_INPUT, IMAGE_KEY, SERVING_DEFAULT_SIGNATURE
+
+# Larger batches run in chunks of this size, one large request at a time, so that small
+# requests get the CPU between chunks instead of waiting behind a whole large batch.
+CHUNK = 64
+# protobuf's C++ parser warns, rather than fails, where bytes end a message early; such bytes
+# are refused below by the count of bytes parsed.
+warnings.filterwarnings("ignore", message="Unexpected end-group tag", category=RuntimeWarning)
+
+
+class ServingError(Exception):
+    """A request the server refuses, with the gRPC status code to refuse it with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def invalid(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def images_of(input_name: str, values: list[bytes]) -> list[bytes]:
+    """The encoded pictures in an input: the values themselves, or each tf.Example's image."""
+    if input_name != EXAMPLES_INPUT:
+        return values
+    images = []
+    for index, value in enumerate(values):
+        example = example_pb2.Example()
+        try:
+            parsed = example.ParseFromString(value)
+        except DecodeError:
+            parsed = -1
+        if parsed != len(value):
+            raise invalid(f"{input_name}[{index}] is not a serialized tf.Example")
+        feature = example.features.feature.get(IMAGE_KEY)
+        if feature is None or len(feature.bytes_list.value) != 1:
+            raise invalid(f"{input_name}[{index}] has no {IMAGE_KEY!r} feature of one bytes value")
+        images.append(feature.bytes_list.value[0])
+    return images
+
+
+def undecodable(input_name: str, images: list[bytes], first_index: int) -> str:
+    """Names the first picture TensorFlow cannot decode, for a batch that failed."""
+    for index, data in enumerate(images, start=first_index):
+        try:
+            tf.io.decode_image(data, channels=1, expand_animations=False)
+        except tf.errors.OpError:
+            return f"{input_name}[{index}] could not be decoded as an image"
+    return f"Input {input_name!r} could not be processed by the model"
+
+
+class ServingCore:
+    """One model's versions behind both front ends, with its limits and metrics."""
+
+    def __init__(self, model: VersionedModel, limits: Limits, metrics: Metrics):
+        self.model = model
+        self.limits = limits
+        self.metrics = metrics
+        self._large = threading.Semaphore(1)
+
+    def measured(self, api: str, entrypoint: str, call: Callable):
+        """Runs `call`, counting its status and latency under TF Serving's metric names."""
+        started = time.perf_counter()
+        status = "OK"
+        try:
+            return call()
+        except ServingError as error:
+            status = error.code.name
+            raise
+        finally:
+            self.metrics.record_request(
+                self.model.name, status, api, entrypoint, time.perf_counter() - started
+            )
+
+    def version(self, name: str, version: int | None) -> LoadedVersion:
+        """The version a request asks for; NOT_FOUND for other models or versions."""
+        if name != self.model.name:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found: {name!r}")
+        try:
+            return self.model.get(version)
+        except LookupError as error:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, str(error)) from None
+
+    def signature(self, loaded: LoadedVersion, name: str):
+        name = name or SERVING_DEFAULT_SIGNATURE
+        if name not in loaded.model.signatures:
+            raise invalid(
+                f"Serving signature name: {name!r} not found in signature def; "
+                f"available: {sorted(loaded.model.signatures)}"
+            )
+        return name, loaded.model.signatures[name]
+
+    def predict(
+        self, name: str, version: int | None, signature_name: str, inputs: dict[str, list[bytes]]
+    ) -> tuple[LoadedVersion, str, dict[str, np.ndarray]]:
+        """Runs a signature on lists of string values, one list per input name."""
+        loaded = self.version(name, version)
+        signature_name, signature = self.signature(loaded, signature_name)
+        _, specs = signature.structured_input_signature
+        if set(inputs) != set(specs):
+            raise invalid(
+                f"Request inputs {sorted(inputs)} do not match the signature's {sorted(specs)}"
+            )
+        sizes = {len(values) for values in inputs.values()}
+        if len(sizes) != 1 or 0 in sizes:
+            raise invalid(
+                f"Inputs must hold the same number of values, at least one: {sorted(sizes)}"
+            )
+        for input_name, values in inputs.items():
+            try:
+                check_images(input_name, images_of(input_name, values), self.limits)
+            except LimitError as error:
+                raise invalid(str(error)) from None
+        (size,) = sizes
+        if size <= CHUNK:
+            return loaded, signature_name, self._run(signature, inputs, 0, size)
+        with self._large:
+            parts = [self._run(signature, inputs, at, at + CHUNK) for at in range(0, size, CHUNK)]
+        return loaded, signature_name, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _run(self, signature, inputs: dict[str, list[bytes]], start: int, end: int) -> dict:
+        try:
+            outputs = signature(
+                **{k: tf.constant(v[start:end], tf.string) for k, v in inputs.items()}
+            )
+        except tf.errors.InvalidArgumentError:  # bytes with an image header that do not decode
+            (input_name, values), *_ = inputs.items()
+            images = images_of(input_name, values[start:end])
+            raise invalid(undecodable(input_name, images, start)) from None
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    def status(self, name: str, version: int | None) -> get_model_status_pb2.GetModelStatusResponse:
+        if name != self.model.name:
+            raise ServingError(
+                grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name!r}"
+            )
+        states = self.model.states()
+        if version is not None:
+            if version not in states:
+                raise ServingError(
+                    grpc.StatusCode.NOT_FOUND, f"Could not find version {version} of model {name!r}"
+                )
+            states = {version: states[version]}
+        response = get_model_status_pb2.GetModelStatusResponse()
+        state_value = get_model_status_pb2.ModelVersionStatus.State.Value
+        for number, state in sorted(states.items(), reverse=True):
+            status = response.model_version_status.add(
+                version=number, state=state_value(state.state)
+            )
+            if state.error:
+                status.status.error_code = grpc.StatusCode.UNKNOWN.value[0]
+                status.status.error_message = state.error
+        return response
+
+    def metadata(
+        self, name: str, version: int | None
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        loaded = self.version(name, version)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for signature_name, signature_def in loaded.signature_defs.items():
+            signature_map.signature_def[signature_name].CopyFrom(signature_def)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = self.model.name
+        response.model_spec.version.value = loaded.version
+        packed = any_pb2.Any()
+        packed.Pack(signature_map)
+        response.metadata["signature_def"].CopyFrom(packed)
+        return response
