@@ -1,14 +1,14 @@
-"""A gRPC client for TF Serving's API, and so for serving.server too.
+"""Clients for TF Serving's gRPC and REST APIs, and so for serving.server too.
 
 As a library:
 
-    from serving.client import ServingClient
-    with ServingClient("127.0.0.1:8500") as client:
+    from serving.client import RestClient, ServingClient
+    with ServingClient("127.0.0.1:8500") as client:  # gRPC; RestClient("127.0.0.1:8501") REST
         prediction = client.predict_images([open("digit.png", "rb").read()])
         prediction.class_ids, prediction.probabilities, prediction.model_version
         client.metadata(), client.status()
 
-From the shell:
+From the shell (`--rest` for the REST API, on port 8501 by default):
 
     python -m serving.client predict digit.png some/folder t10k-images-idx3-ubyte.gz [--json]
     python -m serving.client metadata
@@ -16,10 +16,13 @@ From the shell:
 """
 
 import argparse
+import base64
 import dataclasses
 import json
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -50,6 +53,9 @@ from trainer.features import (
 )
 
 DEFAULT_TARGET = "127.0.0.1:8500"
+DEFAULT_REST_TARGET = "127.0.0.1:8501"
+# TensorFlow's names for the DataType values that REST's JSON spells differently.
+JSON_DTYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
 
@@ -59,7 +65,7 @@ class Prediction:
     class_ids: np.ndarray  # int64 [N]
     class_names: list[str]  # the model's names for class_ids
     confidences: np.ndarray  # float32 [N]: 0 for pictures without ink
-    model_version: int
+    model_version: int | None  # None over REST: TF Serving's REST answer does not say
 
 
 @dataclasses.dataclass
@@ -71,10 +77,65 @@ class FileResult:
     confidence: float
     not_sure: bool  # confidence below the model's CONFIDENCE_THRESHOLD (or no digit at all)
     latency_ms: float  # of the request that carried this image
-    model_version: int
+    model_version: int | None
 
 
-class ServingClient:
+class RestError(Exception):
+    """A refusal over REST, with TF Serving's status name where it said one."""
+
+
+class PredictionClient:
+    """What both clients offer on top of their `predict`."""
+
+    def predict(self, signature_name: str, input_name: str, values: list[bytes]) -> Prediction:
+        raise NotImplementedError
+
+    def predict_images(self, images: list[bytes]) -> Prediction:
+        """Encoded images (PNG, JPEG, BMP, GIF; any size) through `serving_image`."""
+        return self.predict(SERVING_IMAGE_SIGNATURE, IMAGES_INPUT, images)
+
+    def predict_examples(self, examples: list[bytes]) -> Prediction:
+        """Serialized tf.Examples with the raw `image` feature through `serving_default`."""
+        return self.predict(SERVING_DEFAULT_SIGNATURE, EXAMPLES_INPUT, examples)
+
+    def classify_files(
+        self, inputs: Iterable[tuple[str, bytes]], batch_size: int = 32
+    ) -> Iterator[FileResult]:
+        """(source, image bytes) pairs, sent `batch_size` images per request."""
+        batch: list[tuple[str, bytes]] = []
+        for item in inputs:
+            batch.append(item)
+            if len(batch) == batch_size:
+                yield from self._classify_batch(batch)
+                batch = []
+        if batch:
+            yield from self._classify_batch(batch)
+
+    def _classify_batch(self, batch: list[tuple[str, bytes]]) -> Iterator[FileResult]:
+        started = time.perf_counter()
+        prediction = self.predict_images([image for _, image in batch])
+        latency_ms = (time.perf_counter() - started) * 1000
+        for (source, _), class_id, class_name, probabilities, confidence in zip(
+            batch,
+            prediction.class_ids,
+            prediction.class_names,
+            prediction.probabilities,
+            prediction.confidences,
+            strict=True,
+        ):
+            yield FileResult(
+                source,
+                int(class_id),
+                class_name,
+                float(probabilities[class_id]),
+                float(confidence),
+                bool(confidence < CONFIDENCE_THRESHOLD),
+                latency_ms,
+                prediction.model_version,
+            )
+
+
+class ServingClient(PredictionClient):
     """Predict, GetModelMetadata and GetModelStatus against one model. Each call has a
     deadline; calls answered UNAVAILABLE are retried with exponential backoff."""
 
@@ -148,14 +209,6 @@ class ServingClient:
             model_version=response.model_spec.version.value,
         )
 
-    def predict_images(self, images: list[bytes]) -> Prediction:
-        """Encoded images (PNG, JPEG, BMP, GIF; any size) through `serving_image`."""
-        return self.predict(SERVING_IMAGE_SIGNATURE, IMAGES_INPUT, images)
-
-    def predict_examples(self, examples: list[bytes]) -> Prediction:
-        """Serialized tf.Examples with the raw `image` feature through `serving_default`."""
-        return self.predict(SERVING_DEFAULT_SIGNATURE, EXAMPLES_INPUT, examples)
-
     def metadata(self) -> dict[str, dict]:
         """{signature: {"inputs": {name: (dtype, shape)}, "outputs": {...}}}"""
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
@@ -186,41 +239,84 @@ class ServingClient:
         state_name = get_model_status_pb2.ModelVersionStatus.State.Name
         return [(s.version, state_name(s.state)) for s in response.model_version_status]
 
-    def classify_files(
-        self, inputs: Iterable[tuple[str, bytes]], batch_size: int = 32
-    ) -> Iterator[FileResult]:
-        """(source, image bytes) pairs, sent `batch_size` images per request."""
-        batch: list[tuple[str, bytes]] = []
-        for item in inputs:
-            batch.append(item)
-            if len(batch) == batch_size:
-                yield from self._classify_batch(batch)
-                batch = []
-        if batch:
-            yield from self._classify_batch(batch)
 
-    def _classify_batch(self, batch: list[tuple[str, bytes]]) -> Iterator[FileResult]:
-        started = time.perf_counter()
-        prediction = self.predict_images([image for _, image in batch])
-        latency_ms = (time.perf_counter() - started) * 1000
-        for (source, _), class_id, class_name, probabilities, confidence in zip(
-            batch,
-            prediction.class_ids,
-            prediction.class_names,
-            prediction.probabilities,
-            prediction.confidences,
-            strict=True,
-        ):
-            yield FileResult(
-                source,
-                int(class_id),
-                class_name,
-                float(probabilities[class_id]),
-                float(confidence),
-                bool(confidence < CONFIDENCE_THRESHOLD),
-                latency_ms,
-                prediction.model_version,
-            )
+class RestClient(PredictionClient):
+    """The same calls over TF Serving's REST API; needs neither gRPC nor TensorFlow."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_REST_TARGET,
+        model_name: str = DEFAULT_MODEL_NAME,
+        timeout_s: float = 10.0,
+        version: int | None = None,
+    ):
+        self.base_url = target if "://" in target else f"http://{target}"
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self.version = version
+
+    def __enter__(self) -> "RestClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def _url(self, suffix: str = "") -> str:
+        version = f"/versions/{self.version}" if self.version is not None else ""
+        return f"{self.base_url}/v1/models/{self.model_name}{version}{suffix}"
+
+    def _call(self, url: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            try:
+                message = json.loads(error.read())["error"]
+            except (ValueError, KeyError):
+                message = error.reason
+            raise RestError(f"HTTP {error.code}: {message}") from None
+
+    def predict(self, signature_name: str, input_name: str, values: list[bytes]) -> Prediction:
+        rows = [{"b64": base64.b64encode(value).decode()} for value in values]
+        body = {"signature_name": signature_name, "instances": rows}
+        predictions = self._call(self._url(":predict"), body)["predictions"]
+        probabilities = np.array([p[PROBABILITIES_OUTPUT] for p in predictions], np.float32)
+        return Prediction(
+            probabilities=probabilities,
+            class_ids=np.array([p[CLASS_ID_OUTPUT] for p in predictions], np.int64),
+            class_names=[p.get(CLASS_NAME_OUTPUT, str(p[CLASS_ID_OUTPUT])) for p in predictions],
+            confidences=np.array(
+                [p.get(CONFIDENCE_OUTPUT, max(p[PROBABILITIES_OUTPUT])) for p in predictions],
+                np.float32,
+            ),
+            model_version=self.version,
+        )
+
+    def metadata(self) -> dict[str, dict]:
+        """{signature: {"inputs": {name: (dtype, shape)}, "outputs": {...}}}"""
+        document = self._call(self._url("/metadata"))
+        signatures = document["metadata"]["signature_def"]["signature_def"]
+
+        def describe(tensors: dict) -> dict:
+            return {
+                name: (
+                    JSON_DTYPES.get(info["dtype"], info["dtype"].removeprefix("DT_").lower()),
+                    [int(d["size"]) for d in info["tensor_shape"].get("dim", [])],
+                )
+                for name, info in tensors.items()
+            }
+
+        return {
+            name: {"inputs": describe(sig["inputs"]), "outputs": describe(sig["outputs"])}
+            for name, sig in signatures.items()
+        }
+
+    def status(self) -> list[tuple[int, str]]:
+        """(version, state) of every version the server knows, newest first."""
+        document = self._call(self._url())
+        return [(int(s["version"]), s["state"]) for s in document["model_version_status"]]
 
 
 def load_inputs(paths: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
@@ -250,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["predict", "metadata", "status"])
     parser.add_argument("files", nargs="*", type=Path, help="images, folders or IDX files")
-    parser.add_argument("--target", default=DEFAULT_TARGET)
+    parser.add_argument("--rest", action="store_true", help="TF Serving's REST API, not gRPC")
+    parser.add_argument(
+        "--target", help=f"default {DEFAULT_TARGET}, {DEFAULT_REST_TARGET} with --rest"
+    )
     parser.add_argument("--model_name", default=DEFAULT_MODEL_NAME)
     parser.add_argument("--version", type=int)
     parser.add_argument("--batch_size", type=int, default=32)
@@ -258,9 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    with ServingClient(
-        args.target, args.model_name, args.timeout_s, version=args.version
-    ) as client:
+    if args.rest:
+        client = RestClient(
+            args.target or DEFAULT_REST_TARGET, args.model_name, args.timeout_s, args.version
+        )
+    else:
+        client = ServingClient(
+            args.target or DEFAULT_TARGET, args.model_name, args.timeout_s, version=args.version
+        )
+    with client:
         try:
             if args.command == "metadata":
                 print(json.dumps(client.metadata(), indent=2))
@@ -286,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                         )
         except grpc.RpcError as error:
             print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+        except (RestError, urllib.error.URLError) as error:
+            print(f"error: {error}", file=sys.stderr)
             return 1
         except (FileNotFoundError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)

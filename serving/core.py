@@ -169,6 +169,7 @@ class ServingCore:
             status = response.model_version_status.add(
                 version=number, state=state_value(state.state)
             )
+            status.status.SetInParent()  # TF Serving always reports one, OK by default
             if state.error:
                 status.status.error_code = grpc.StatusCode.UNKNOWN.value[0]
                 status.status.error_message = state.error

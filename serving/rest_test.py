@@ -1,0 +1,206 @@
+"""TF Serving's REST API and Prometheus metrics over real HTTP, beside gRPC on the same core."""
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from components.data.codecs import encode_png
+from components.data.sample import load_sample, make_example
+from pipeline.settings import PROJECT_ROOT
+from serving.client import RestClient, ServingClient
+from serving.core import ServingCore
+from serving.limits import Limits
+from serving.metrics import LOAD_ATTEMPTS, REQUEST_COUNT, REQUEST_LATENCY, Metrics
+from serving.model_store import VersionedModel
+from serving.rest import create_rest_server
+from serving.server import create_server
+from trainer.features import (
+    CLASS_ID_OUTPUT,
+    CLASS_NAME_OUTPUT,
+    DEFAULT_MODEL_NAME,
+    IMAGES_INPUT,
+    PROBABILITIES_OUTPUT,
+    SERVING_DEFAULT_SIGNATURE,
+    SERVING_IMAGE_SIGNATURE,
+)
+
+MODEL = f"/v1/models/{DEFAULT_MODEL_NAME}"
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, trained_model_dir):
+    """gRPC and REST on ephemeral ports over one core, as `make serve` runs them."""
+    base = tmp_path_factory.mktemp("rest") / DEFAULT_MODEL_NAME
+    shutil.copytree(trained_model_dir, base)
+    metrics = Metrics()
+    model = VersionedModel(
+        DEFAULT_MODEL_NAME, base, on_load=lambda path, ok, _: metrics.record_load(str(path), ok)
+    )
+    model.start()
+    core = ServingCore(model, Limits(), metrics)
+    grpc_server, grpc_port = create_server(model, "127.0.0.1:0", core=core)
+    rest = create_rest_server(core, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{rest.port}", f"127.0.0.1:{grpc_port}"
+    rest.stop()
+    grpc_server.stop(grace=None)
+    model.stop()
+
+
+@pytest.fixture(scope="module")
+def pngs():
+    pixels, labels = load_sample(5000, seed=2)
+    return [encode_png(p) for p in pixels[4990:]], labels[4990:]
+
+
+def call(url: str, body: dict | bytes | None = None) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def b64(data: bytes) -> dict:
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def test_status_and_metadata_as_tf_serving_writes_them(servers):
+    rest, _ = servers
+    assert call(rest + MODEL) == (
+        200,
+        {
+            "model_version_status": [
+                {
+                    "version": "1",
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        },
+    )
+    assert call(rest + MODEL + "/versions/1")[0] == 200
+    status, metadata = call(rest + MODEL + "/metadata")
+    assert status == 200 and metadata["model_spec"]["version"] == "1"
+    signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    assert set(signatures[SERVING_IMAGE_SIGNATURE]["inputs"]) == {IMAGES_INPUT}
+    assert PROBABILITIES_OUTPUT in signatures[SERVING_DEFAULT_SIGNATURE]["outputs"]
+
+
+def test_rows_and_columns_answer_as_grpc_does(servers, pngs):
+    rest, target = servers
+    images, _ = pngs
+    with ServingClient(target) as client:
+        expected = client.predict_images(images)
+    status, rows = call(
+        rest + MODEL + ":predict",
+        {"signature_name": SERVING_IMAGE_SIGNATURE, "instances": [b64(p) for p in images]},
+    )
+    assert status == 200 and len(rows["predictions"]) == len(images)
+    assert [row[CLASS_ID_OUTPUT] for row in rows["predictions"]] == expected.class_ids.tolist()
+    np.testing.assert_allclose(
+        [row[PROBABILITIES_OUTPUT] for row in rows["predictions"]],
+        expected.probabilities,
+        rtol=1e-5,
+    )
+    assert rows["predictions"][0][CLASS_NAME_OUTPUT] == expected.class_names[0]
+    status, columns = call(
+        rest + MODEL + "/versions/1:predict",
+        {
+            "signature_name": SERVING_IMAGE_SIGNATURE,
+            "inputs": {IMAGES_INPUT: [b64(p) for p in images]},
+        },
+    )
+    assert status == 200 and columns["outputs"][CLASS_ID_OUTPUT] == expected.class_ids.tolist()
+    examples = [b64(make_example(p, 0, "0").SerializeToString()) for p in images]
+    status, by_example = call(rest + MODEL + ":predict", {"instances": examples})
+    assert [
+        row[CLASS_ID_OUTPUT] for row in by_example["predictions"]
+    ] == expected.class_ids.tolist()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code", "words"),
+    [
+        (":predict", b"{not json", 400, "JSON Parse error"),
+        (":predict", {"instances": [], "inputs": []}, 400, "exactly one of"),
+        (":predict", {"instances": [{"b64": "***"}]}, 400, "not valid base64"),
+        (":predict", {"instances": [7]}, 400, "must be a string"),
+        (":predict", {"instances": [{"b64": ""}] * 1025}, 400, "over the limit of 1024"),
+        ("/versions/9:predict", {"instances": [{"b64": ""}]}, 404, "version 9"),
+        ("/versions/9", None, 404, "Could not find version 9"),
+        (":classify", {"instances": []}, 400, "Unsupported verb"),
+    ],
+)
+def test_bad_requests_get_tf_servings_http_codes_and_an_error(servers, path, body, code, words):
+    rest, _ = servers
+    status, answer = call(rest + MODEL + path, body)
+    assert status == code and words in answer["error"], answer
+    assert call(rest + "/v1/models/other")[0] == 404
+
+
+def test_metrics_count_requests_by_status_and_entrypoint_in_prometheus_text(servers, pngs):
+    rest, target = servers
+    call(rest + MODEL + ":predict", {"instances": [b64(pngs[0][0])]})
+    call(rest + MODEL + ":predict", {"instances": [b64(b"no image")]})
+    with ServingClient(target) as client:
+        client.predict_images(pngs[0][:1])
+    with urllib.request.urlopen(rest + "/monitoring/prometheus/metrics", timeout=30) as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+    counts = {
+        s.labels["status"]: s.value
+        for s in families[REQUEST_COUNT].samples
+        if s.labels["model_name"] == DEFAULT_MODEL_NAME
+    }
+    assert counts["OK"] >= 2 and counts["INVALID_ARGUMENT"] >= 1
+    latency = {
+        s.labels["entrypoint"]: s.value
+        for s in families[REQUEST_LATENCY].samples
+        if s.name.endswith("_count")
+    }
+    assert latency["REST"] >= 2 and latency["GRPC"] >= 1
+    loads = [s for s in families[LOAD_ATTEMPTS].samples if s.labels["status"] == "success"]
+    assert loads and loads[0].labels["model_path"].endswith("/1")
+
+
+def test_rest_client_answers_as_the_grpc_client(servers, pngs):
+    rest, target = servers
+    images, _ = pngs
+    with ServingClient(target) as grpc_client, RestClient(rest) as rest_client:
+        by_grpc, by_rest = grpc_client.predict_images(images), rest_client.predict_images(images)
+        assert by_rest.class_names == by_grpc.class_names
+        np.testing.assert_allclose(by_rest.confidences, by_grpc.confidences, rtol=1e-5)
+        assert rest_client.metadata() == grpc_client.metadata()
+        assert rest_client.status() == grpc_client.status()
+
+
+def test_cli_talks_rest(servers, pngs, tmp_path):
+    rest, _ = servers
+    (tmp_path / "digit.png").write_bytes(pngs[0][0])
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.client",
+            "predict",
+            str(tmp_path),
+            "--rest",
+            "--target",
+            rest,
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.startswith(f"{tmp_path / 'digit.png'}\t")
