@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run schema serve predict test bench bench-gpu lint lock clean kubeflow image
+.PHONY: venv data run schema serve predict browser test bench bench-gpu lint lock clean kubeflow image
 
 venv: $(STAMP)
 
@@ -54,22 +54,32 @@ QUIET := TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::FutureWarning
 # A setting as the pipeline sees it (OUTPUT_DIR, MODEL_NAME, ... from the environment).
 setting = $$($(PY) -m pipeline.settings $(1))
 
-# The local TF Serving-compatible server on 127.0.0.1:8500, serving what the Pusher wrote.
+# The local TF Serving-compatible server, serving what the Pusher wrote: gRPC on 127.0.0.1:8500,
+# REST, metrics and a page to draw digits on http://127.0.0.1:8501/.
 serve: $(STAMP)
 	$(QUIET) $(PY) -m serving.server --model_name $(call setting,model_name) \
 	  --model_base_path $(call setting,serving_model_dir)
 
-# make predict FILES="digit.png some/folder t10k-images-idx3-ubyte.gz" [TARGET=host:port]
-TARGET ?= 127.0.0.1:8500
+# make predict FILES="digit.png some/folder t10k-images-idx3-ubyte.gz" [TARGET=host:port] [REST=1]
 predict: $(STAMP)
-	@$(QUIET) $(PY) -m serving.client predict $(FILES) --target $(TARGET) \
+	@$(QUIET) $(PY) -m serving.client predict $(FILES) $(if $(TARGET),--target $(TARGET)) $(if $(REST),--rest) \
 	  --model_name $(call setting,model_name)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: $(STAMP) lint
+# The browser test's Chromium: Debian's package, installed when missing and make runs as root
+# with apt-get (as on CI); elsewhere the browser test skips and says why.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Chromium for the browser test..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	      || echo "note: Chromium did not install; the browser test will skip"; \
+	  else echo "note: no Chromium (needs root and apt-get); the browser test will skip"; fi; }
+
+test: $(STAMP) lint browser
 	$(PY) -m pytest
 
 # Every performance figure of the README, side by side in one run (about 10 minutes).

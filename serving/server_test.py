@@ -12,7 +12,13 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from components.data.codecs import encode_png, write_idx
 from components.data.sample import load_sample, make_example
@@ -326,3 +332,53 @@ def test_version_policy_retries_fixed_versions_rolls_back_and_forgets_removed_on
     assert served_versions(model) == {}
     with pytest.raises(LookupError):
         model.get()
+
+
+def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(base_path):
+    port, rest_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", "--model_base_path", str(base_path)]
+        + ["--port", str(port), "--rest_api_port", str(rest_port), "--drain_s", "120"]
+        + ["--workers", "16"],
+        cwd=PROJECT_ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    target = f"127.0.0.1:{port}"
+    gradient = (np.add.outer(np.arange(4000), np.arange(4000)) % 256).astype(np.uint8)
+    heavy = [encode_png(gradient)] * 4  # 64 megapixels: the most one request may ask for
+    answers, finished = [], []
+
+    def send() -> None:
+        with ServingClient(target, timeout_s=120) as slow_client:
+            answers.append(slow_client.predict_images(heavy))
+        finished.append(time.monotonic())
+
+    try:
+        with ServingClient(target, retries=8) as client:
+            client.status()  # up
+            # Large requests run one at a time: the last of twelve waits for the others.
+            callers = [threading.Thread(target=send) for _ in range(12)]
+            for caller in callers:
+                caller.start()
+            time.sleep(0.5)
+            signalled = time.monotonic()
+            process.terminate()
+            time.sleep(0.2)
+            # A new connection while the twelve drain: refused.
+            fresh = grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+            with pytest.raises(grpc.RpcError):
+                model_service_pb2_grpc.ModelServiceStub(fresh).GetModelStatus(
+                    get_model_status_pb2.GetModelStatusRequest(), timeout=5
+                )
+            fresh.close()
+            assert process.poll() is None  # still draining
+            for caller in callers:
+                caller.join(timeout=180)
+        assert process.wait(timeout=180) == 0, process.stderr.read()[-3000:]
+    finally:
+        process.kill()
+    log = process.stderr.read()
+    assert len(answers) == 12 and answers[0].class_ids.shape == (4,), log[-2000:]
+    assert max(finished) > signalled  # in flight when the signal came
+    assert "Stopping: no new requests" in log and "Stopped" in log
