@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run schema serve predict browser test bench bench-gpu lint lock clean kubeflow image
+.PHONY: venv data run schema serve predict browser test bench bench-serving bench-gpu lint lock clean kubeflow image
 
 venv: $(STAMP)
 
@@ -85,6 +85,10 @@ test: $(STAMP) lint browser
 # Every performance figure of the README, side by side in one run (about 10 minutes).
 bench: $(STAMP)
 	$(PY) -m tests.bench.figures
+
+# The serving figures alone (a few minutes), against the model `make run` pushed.
+bench-serving: $(STAMP)
+	$(QUIET) $(PY) -m tests.bench.serving
 
 # Training examples/s and step time on the visible devices (GPUs if any; ARGS="--jit_compile").
 bench-gpu: $(STAMP)

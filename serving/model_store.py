@@ -2,9 +2,10 @@
 `<base>/<version>/saved_model.pb`, the highest version that loads is served, polled from disk.
 
 A version folder that changes (replaced or fixed) is loaded again; a served version removed from
-disk is unloaded and the next highest takes over; a version that fails to load is reported and
-skipped while the one before keeps serving. Status lists only the versions on disk, each with
-its most recent failure.
+disk is unloaded and the next highest takes over, at once: each request checks that its version
+is still on disk, and the version served before stays loaded for such a rollback. A version that
+fails to load is reported and skipped while the one before keeps serving. Status lists only the
+versions on disk, each with its most recent failure.
 """
 
 import dataclasses
@@ -75,10 +76,12 @@ class VersionedModel:
         self.poll_interval_s = poll_interval_s
         self.on_load = on_load
         self._served: LoadedVersion | None = None
+        self._standby: LoadedVersion | None = None  # served before: a rollback needs no load
         self._failed: dict[int, tuple[tuple, str]] = {}  # version -> (fingerprint, error)
         self._loading: int | None = None
         self._on_disk: list[int] = []
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()  # one scan at a time: the poller's or a request's
         self._stopped = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -97,6 +100,10 @@ class VersionedModel:
         skipping those that failed unchanged, until one is (or already is) served; when none
         loads and the served one left the disk, nothing is served. Requests already running
         keep the version they started with."""
+        with self._poll_lock:
+            self._scan()
+
+    def _scan(self) -> None:
         on_disk = self.versions_on_disk()
         with self._lock:
             self._on_disk = sorted(on_disk)
@@ -113,11 +120,15 @@ class VersionedModel:
             failed = self._failed.get(version)
             if failed and failed[0] == current:
                 continue
+            standby = self._standby
+            if standby and standby.version == version and standby.fingerprint == current:
+                self._serve(standby)
+                return
             if self._load(version, path):
                 return
         if served and served.version not in on_disk:
             with self._lock:
-                self._served = None
+                self._served = self._standby = None
             log.warning(
                 "Model %s version %d left the disk: nothing to serve", self.name, served.version
             )
@@ -136,24 +147,38 @@ class VersionedModel:
             self._report(path, False, started)
             return False
         with self._lock:
-            previous, self._served, self._loading = self._served, loaded, None
+            self._loading = None
             self._failed.pop(version, None)
         self._report(path, True, started)
-        if previous and previous.version != version:
+        self._serve(loaded)
+        return True
+
+    def _serve(self, loaded: LoadedVersion) -> None:
+        with self._lock:
+            previous, self._served = self._served, loaded
+            if previous and previous.version != loaded.version:
+                self._standby = previous
+        if previous and previous.version != loaded.version:
             log.info(
-                "Model %s version %d replaces version %d", self.name, version, previous.version
+                "Model %s version %d replaces version %d",
+                self.name,
+                loaded.version,
+                previous.version,
             )
         else:
-            log.info("Model %s version %d is being served", self.name, version)
-        return True
+            log.info("Model %s version %d is being served", self.name, loaded.version)
 
     def _report(self, path: Path, succeeded: bool, started: float) -> None:
         if self.on_load:
             self.on_load(path, succeeded, time.monotonic() - started)
 
     def get(self, version: int | None = None) -> LoadedVersion:
-        """The served version (or `version` if that is the served one); LookupError otherwise."""
+        """The served version (or `version` if that is the served one); LookupError otherwise.
+        A served version whose folder left the disk is replaced first (a stat per request)."""
         served = self._served
+        if served and not (self.base_path / str(served.version) / "saved_model.pb").exists():
+            self.poll()
+            served = self._served
         if served is None:
             raise LookupError(f"Model {self.name} has no servable version in {self.base_path}")
         if version is not None and version != served.version:

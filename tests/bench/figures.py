@@ -12,8 +12,8 @@ this machine, written to outputs/bench/results.json and results.md.
    kind of picture and how often the confidence flags the wrong answers.
 3. The Trainer's real input path (transformed TFRecords through tf_dataset_factory) against the
    same model fed from in-memory NumPy arrays.
-4. Serving: batch-1 latency and batch-64 throughput over gRPC against the in-process signature,
-   then 8 concurrent clients for 30 s with a new model version pushed halfway.
+4. Serving (tests/bench/serving.py): latency in-process, over gRPC and REST; hostile requests;
+   small clients beside a heavy one; version churn under load.
 """
 
 import argparse
@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -49,9 +48,7 @@ from pipeline.demo import read_split
 from pipeline.results import RunSummary, latest_run_summary
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.stats import wilson_interval
-from serving.client import ServingClient
-from serving.model_store import VersionedModel
-from serving.server import create_server
+from tests.bench import serving
 from trainer.config import TrainingConfig
 from trainer.features import (
     CLASS_ID_OUTPUT,
@@ -273,7 +270,7 @@ def forward_p50_ms(model: keras.Model) -> float:
     """The network alone, one image, in a tf.function: its share of serving cost."""
     forward = tf.function(lambda x: model(x, training=False))
     one = tf.zeros([1, *IMAGE_SHAPE])
-    return percentiles_ms(timings(lambda: forward(one), 200))["p50_ms"]
+    return serving.percentiles_ms(serving.timings(lambda: forward(one), 200))["p50_ms"]
 
 
 def train_in_process(config: TrainingConfig, splits: dict) -> tuple[keras.Model, float]:
@@ -486,113 +483,6 @@ def bench_input_path(summary: RunSummary, train_x, train_y) -> dict:
 # 4. Serving ---------------------------------------------------------------------------------
 
 
-def percentiles_ms(samples: list[float]) -> dict:
-    return {
-        "p50_ms": round(float(np.percentile(samples, 50)) * 1000, 2),
-        "p99_ms": round(float(np.percentile(samples, 99)) * 1000, 2),
-    }
-
-
-def timings(call, repeats: int) -> list[float]:
-    call()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-def bench_serving(base_path: Path, images: list[bytes]) -> dict:
-    version = max(int(p.name) for p in base_path.iterdir() if p.name.isdigit())
-    signature = tf.saved_model.load(str(base_path / str(version))).signatures[
-        SERVING_IMAGE_SIGNATURE
-    ]
-    one, batch = tf.constant(images[:1]), tf.constant(images[:64])
-    model = VersionedModel(SETTINGS.model_name, base_path)
-    model.start()
-    server, port = create_server(model, "127.0.0.1:0")
-    try:
-        with ServingClient(f"127.0.0.1:{port}") as client:
-            results = {}
-            for side, call_one, call_batch in (
-                (
-                    "in_process",
-                    lambda: signature(**{IMAGES_INPUT: one}),
-                    lambda: signature(**{IMAGES_INPUT: batch}),
-                ),
-                (
-                    "grpc",
-                    lambda: client.predict_images(images[:1]),
-                    lambda: client.predict_images(images[:64]),
-                ),
-            ):
-                batch_s = timings(call_batch, 30)
-                results[side] = {
-                    "batch_1": percentiles_ms(timings(call_one, 300)),
-                    "batch_64_images_per_s": round(64 / float(np.median(batch_s))),
-                }
-            results["grpc_minus_in_process_p50_ms"] = round(
-                results["grpc"]["batch_1"]["p50_ms"] - results["in_process"]["batch_1"]["p50_ms"],
-                2,
-            )
-            results["target"] = "gRPC p50 at batch 1 within 2 ms of in-process"
-    finally:
-        server.stop(grace=None)
-        model.stop()
-    return results
-
-
-def bench_soak(base_path: Path, images: list[bytes], seconds: float = 30, clients: int = 8) -> dict:
-    """`clients` threads predicting for `seconds`; a new version is pushed halfway (written
-    aside, then renamed into place, as TF Serving expects)."""
-    work = Path(tempfile.mkdtemp()) / SETTINGS.model_name
-    old_version = max(int(p.name) for p in base_path.iterdir() if p.name.isdigit())
-    shutil.copytree(base_path / str(old_version), work / str(old_version))
-    model = VersionedModel(SETTINGS.model_name, work, poll_interval_s=0.5)
-    model.start()
-    server, port = create_server(model, "127.0.0.1:0")
-    counts = {"ok": 0, "failed": 0}
-    versions_seen: set[int] = set()
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def hammer() -> None:
-        with ServingClient(f"127.0.0.1:{port}", retries=0) as client:
-            while time.monotonic() < deadline:
-                try:
-                    version = client.predict_images(images[:8]).model_version
-                    with lock:
-                        counts["ok"] += 1
-                        versions_seen.add(version)
-                except Exception:
-                    with lock:
-                        counts["failed"] += 1
-
-    threads = [threading.Thread(target=hammer) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    time.sleep(seconds / 2)
-    new_version = old_version + 1
-    shutil.copytree(work / str(old_version), work.parent / "incoming")
-    (work.parent / "incoming").rename(work / str(new_version))
-    for thread in threads:
-        thread.join()
-    with ServingClient(f"127.0.0.1:{port}") as client:
-        answered_by = client.predict_images(images[:1]).model_version
-    server.stop(grace=None)
-    model.stop()
-    return {
-        "clients": clients,
-        "seconds": seconds,
-        "requests_ok": counts["ok"],
-        "requests_failed": counts["failed"],
-        "versions_seen": sorted(versions_seen),
-        "answered_after_by_version": answered_by,
-        "new_version": new_version,
-    }
-
-
 # Report -------------------------------------------------------------------------------------
 
 
@@ -686,41 +576,12 @@ def markdown(results: dict) -> str:
             f"{i['numpy_over_tfrecords']} |",
         ]
     if "serving" in results:
-        s = results["serving"]
-        lines += [
-            "",
-            "## Serving (`serving_image`, local server over gRPC vs in-process)",
-            "",
-            "| path | batch 1 p50 (ms) | batch 1 p99 (ms) | batch 64 images/s |",
-            "|---|---|---|---|",
-        ]
-        for side in ("in_process", "grpc"):
-            b = s[side]["batch_1"]
-            lines.append(
-                f"| {side} | {b['p50_ms']} | {b['p99_ms']} | {s[side]['batch_64_images_per_s']} |"
-            )
-        lines.append(
-            f"\ngRPC minus in-process p50: {s['grpc_minus_in_process_p50_ms']} ms "
-            "(target: within 2 ms)."
-        )
-    if "soak" in results:
-        k = results["soak"]
-        lines += [
-            "",
-            "## Soak: concurrent clients with a version pushed halfway",
-            "",
-            f"{k['clients']} clients for {k['seconds']} s: {k['requests_ok']} requests "
-            f"answered, {k['requests_failed']} failed; versions seen {k['versions_seen']}; "
-            f"afterwards answered by version {k['answered_after_by_version']} "
-            f"(new: {k['new_version']}).",
-        ]
+        lines += serving.markdown(results["serving"])
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--soak_seconds", type=float, default=30)
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__).parse_args()
     work_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     results = {"machine": machine()}
     results["pipeline"], summaries = bench_pipeline(work_dir)
@@ -733,10 +594,7 @@ def main() -> None:
     results["input_path"] = bench_input_path(summary, *context["splits"][TRAIN])
     base_path = summary.pushed_path.parent
     images, _ = read_split(summary.examples_uris, TEST)
-    print("Serving: latency and throughput...", flush=True)
-    results["serving"] = bench_serving(base_path, images)
-    print(f"Serving: {args.soak_seconds:.0f} s soak with a push halfway...", flush=True)
-    results["soak"] = bench_soak(base_path, images, args.soak_seconds)
+    results["serving"] = serving.bench_all(base_path, images, SETTINGS.model_name)
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2))
