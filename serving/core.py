@@ -21,9 +21,11 @@ from serving.metrics import Metrics
 from serving.model_store import LoadedVersion, VersionedModel
 from trainer.features import EXAMPLES_INPUT, IMAGE_KEY, SERVING_DEFAULT_SIGNATURE
 
-# Larger batches run in chunks of this size, one large request at a time, so that small
-# requests get the CPU between chunks instead of waiting behind a whole large batch.
+# Large requests run in chunks of at most CHUNK pictures and CHUNK_PIXELS pixels (a larger
+# picture alone), one large request at a time: a small request then waits behind one chunk at
+# most, never behind a whole large batch or several large pictures decoding at once.
 CHUNK = 64
+CHUNK_PIXELS = 1_000_000
 # protobuf's C++ parser warns, rather than fails, where bytes end a message early; such bytes
 # are refused below by the count of bytes parsed.
 warnings.filterwarnings("ignore", message="Unexpected end-group tag", category=RuntimeWarning)
@@ -69,6 +71,18 @@ def undecodable(input_name: str, images: list[bytes], first_index: int) -> str:
         except tf.errors.OpError:
             return f"{input_name}[{index}] could not be decoded as an image"
     return f"Input {input_name!r} could not be processed by the model"
+
+
+def chunks(pixels: list[int]) -> list[tuple[int, int]]:
+    """(start, end) of consecutive pictures, at most CHUNK of them and CHUNK_PIXELS in all
+    (a larger picture alone)."""
+    bounds, start, total = [], 0, 0
+    for index, count in enumerate(pixels):
+        if index > start and (index - start == CHUNK or total + count > CHUNK_PIXELS):
+            bounds.append((start, index))
+            start, total = index, 0
+        total += count
+    return [*bounds, (start, len(pixels))]
 
 
 class ServingCore:
@@ -128,16 +142,17 @@ class ServingCore:
             raise invalid(
                 f"Inputs must hold the same number of values, at least one: {sorted(sizes)}"
             )
+        pixels = np.zeros(sizes.pop(), np.int64)
         for input_name, values in inputs.items():
             try:
-                check_images(input_name, images_of(input_name, values), self.limits)
+                pixels += check_images(input_name, images_of(input_name, values), self.limits)
             except LimitError as error:
                 raise invalid(str(error)) from None
-        (size,) = sizes
-        if size <= CHUNK:
-            return loaded, signature_name, self._run(signature, inputs, 0, size)
+        bounds = chunks(pixels.tolist())
+        if len(bounds) == 1:
+            return loaded, signature_name, self._run(signature, inputs, *bounds[0])
         with self._large:
-            parts = [self._run(signature, inputs, at, at + CHUNK) for at in range(0, size, CHUNK)]
+            parts = [self._run(signature, inputs, start, end) for start, end in bounds]
         return loaded, signature_name, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _run(self, signature, inputs: dict[str, list[bytes]], start: int, end: int) -> dict:

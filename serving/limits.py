@@ -79,15 +79,15 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def check_images(input_name: str, images: list[bytes], limits: Limits) -> None:
-    """Refuses, naming the input, index and limit, a batch or an image over the limits, or
-    bytes that are no image of a format the model decodes."""
+def check_images(input_name: str, images: list[bytes], limits: Limits) -> list[int]:
+    """The pixels of each picture; refuses, naming the input, index and limit, a batch or an
+    image over the limits, or bytes that are no image of a format the model decodes."""
     if len(images) > limits.max_batch_size:
         raise LimitError(
             f"Input {input_name!r} holds {len(images)} values, over the limit of "
             f"{limits.max_batch_size} per request (--max_batch_size)"
         )
-    total = 0
+    total, sizes = 0, []
     for index, data in enumerate(images):
         where = f"{input_name}[{index}]"
         if len(data) > limits.max_image_bytes:
@@ -105,8 +105,10 @@ def check_images(input_name: str, images: list[bytes], limits: Limits) -> None:
                 f"{limits.max_image_pixels} (--max_image_pixels)"
             )
         total += pixels
+        sizes.append(pixels)
         if total > limits.max_request_pixels:
             raise LimitError(
                 f"Input {input_name!r} holds over {limits.max_request_pixels} pixels in all "
                 f"by {where} (--max_request_pixels)"
             )
+    return sizes
