@@ -1,6 +1,7 @@
 import re
 
 from pipeline.settings import PREPROCESSING_FN, PROJECT_ROOT, RUN_FN
+from serving import TF_SERVING_VERSION
 
 DOCKERFILE = PROJECT_ROOT / "kubeflow" / "Dockerfile"
 
@@ -28,7 +29,16 @@ def test_every_pinned_package_matches_the_lock():
 
 def test_image_carries_the_code_the_components_import():
     text = DOCKERFILE.read_text()
-    for package in ("components", "pipeline", "trainer"):
+    for package in ("components", "pipeline", "serving", "trainer"):
         assert f"COPY {package}/ {package}/" in text
     assert "ENV PYTHONPATH=/pipeline" in text
     assert RUN_FN.split(".")[0] == PREPROCESSING_FN.split(".")[0] == "trainer"
+
+
+def test_image_installs_tf_serving_matching_tensorflow():
+    text = DOCKERFILE.read_text()
+    assert "http://storage.googleapis.com/tensorflow-serving-apt stable" in text
+    pinned = re.search(r"tensorflow-model-server=(\S+)", text)
+    assert pinned and pinned.group(1) == TF_SERVING_VERSION
+    tensorflow = locked_versions()["tensorflow"]
+    assert TF_SERVING_VERSION.split(".")[:2] == tensorflow.split(".")[:2]

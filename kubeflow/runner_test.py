@@ -88,7 +88,7 @@ def containers(spec: pipeline_spec_pb2.PipelineSpec) -> dict:
 
 def test_every_executor_runs_in_the_configured_image(compiled):
     _, spec = compiled
-    assert len(containers(spec)) == 9, containers(spec).keys()  # all but the resolvers' queries
+    assert len(containers(spec)) == 10, containers(spec).keys()  # all but the resolvers' queries
     assert {c.image for c in containers(spec).values()} == {IMAGE}
 
 
@@ -200,3 +200,12 @@ def test_each_flag_sets_its_field_and_what_is_derived_from_it(flag, field, value
         "dataflow_temp_location": [cloud.temp_location],
     }[field]
     assert derived and all(value in item for item in derived), derived
+
+
+def test_the_serving_check_sits_between_the_evaluator_and_the_pusher(compiled):
+    _, spec = compiled
+    tasks = spec.root.dag.tasks
+    assert "Evaluator" in tasks["ServingValidator"].dependent_tasks
+    assert "ServingValidator" in tasks["Pusher"].dependent_tasks
+    infra = tasks["Pusher"].inputs.artifacts["infra_blessing"].task_output_artifact
+    assert infra.producer_task == "ServingValidator"

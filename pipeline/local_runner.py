@@ -40,6 +40,7 @@ def local_choices(settings: Settings, metadata_path: Path) -> pipeline.RunnerCho
         resolvers=LocalResolvers(train_spans=settings.train_spans),
         beam_pipeline_args=settings.beam_pipeline_args(),
         metadata_connection_config=sqlite_metadata(metadata_path),
+        model_server=settings.model_server,
     )
 
 

@@ -1,6 +1,6 @@
 """Wires the TFX components, in three phases: ingest and validate the data; transform, train
-and evaluate; push. One function serves every runner (local, Kubeflow, Vertex AI); what differs
-between runners arrives as one `RunnerChoices`.
+and evaluate; check serving and push. One function serves every runner (local, Kubeflow,
+Vertex AI); what differs between runners arrives as one `RunnerChoices`.
 """
 
 import dataclasses
@@ -13,6 +13,7 @@ from tfx import v1 as tfx
 from components import splits
 from components.image_example_gen import ImageExampleGen
 from components.paired_regression import PairedRegression
+from components.serving_check import ServingValidator
 from components.spans import ImportExampleGen
 from components.validation_gate import ValidationGate
 from pipeline.resolvers import (
@@ -53,6 +54,7 @@ class RunnerChoices:
     trainer_class: type = tfx.components.Trainer
     trainer_custom_config: dict = dataclasses.field(default_factory=dict)
     trainer_platform_config: object = None  # e.g. KFP's ResourceSpec
+    model_server: str = "auto"  # the serving check's (components/serving_check.py)
 
 
 def create_eval_config(gates: Gates) -> tfma.EvalConfig:
@@ -240,6 +242,7 @@ class EvaluatedModel:
     components: list
     model: tfx.dsl.Channel
     blessing: tfx.dsl.Channel
+    evaluator: object
 
 
 def transform_train_evaluate(
@@ -295,18 +298,37 @@ def transform_train_evaluate(
         components=[transform, *warm_start_resolvers, trainer, baseline, evaluator],
         model=trainer.outputs["model"],
         blessing=evaluator.outputs["blessing"],
+        evaluator=evaluator,
     )
 
 
-def push(candidate: EvaluatedModel, serving_model_dir: str) -> tfx.components.Pusher:
-    """The blessed model into TF Serving's layout, `<serving_model_dir>/<version>/`."""
-    return tfx.components.Pusher(
+def check_serving_and_push(
+    data: ValidatedData,
+    candidate: EvaluatedModel,
+    gates: Gates,
+    runner: RunnerChoices,
+    serving_model_dir: str,
+) -> list:
+    """The serving check (a model server loads the candidate and answers a few of this run's
+    test examples as the model does), then the Pusher into TF Serving's layout,
+    `<serving_model_dir>/<version>/`: only a model both blessed and checked is pushed."""
+    serving_check = ServingValidator(
+        model=candidate.model,
+        examples=data.example_gen.outputs["examples"],
+        server=runner.model_server,
+        max_load_seconds=gates.serving_max_load_seconds,
+        max_latency_ms=gates.serving_max_latency_ms,
+    )
+    serving_check.add_upstream_node(candidate.evaluator)  # a model the Evaluator judged
+    pusher = tfx.components.Pusher(
         model=candidate.model,
         model_blessing=candidate.blessing,
+        infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
+    return [serving_check, pusher]
 
 
 def create_validation_pipeline(
@@ -335,9 +357,9 @@ def create_pipeline(
     warm_start: bool = False,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """Ingest and validate; transform, train and evaluate; push."""
+    """Ingest and validate; transform, train and evaluate; check serving and push."""
     data = ingest_and_validate(ingest, schema_file, gates, runner)
     candidate = transform_train_evaluate(data, training, gates, runner, warm_start)
-    pusher = push(candidate, serving_model_dir)
-    components = [*data.components, *candidate.components, pusher]
+    push = check_serving_and_push(data, candidate, gates, runner, serving_model_dir)
+    components = [*data.components, *candidate.components, *push]
     return _pipeline(pipeline_name, pipeline_root, components, runner, enable_cache)

@@ -25,6 +25,15 @@ class PairedComparison:
 
 
 @dataclasses.dataclass
+class ServingCheck:
+    """The serving check's verdict (components/serving_check.py)."""
+
+    problems: list[str]  # empty: a model server loaded the candidate and answered as it does
+    load_seconds: float | None
+    batch_1_p50_ms: float | None
+
+
+@dataclasses.dataclass
 class ComponentRun:
     name: str
     state: str  # COMPLETE (ran now) or CACHED (reused an earlier execution's outputs)
@@ -50,6 +59,7 @@ class RunSummary:
     spans: list[int]
     warm_start_model: Path | None  # the blessed model the Trainer started from (WARM_START=1)
     class_names: list[str]  # the trained model's, in class id order
+    serving_check: ServingCheck | None = None  # None where the run had none
 
     @property
     def classes_without_test_examples(self) -> list[str]:
@@ -166,6 +176,19 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
         for f in details.failures
     ]
 
+    infra = outputs.get("ServingValidator.InfraBlessing")
+    serving_check = None
+    if infra is not None:
+        properties = infra.custom_properties
+        serving_check = ServingCheck(
+            problems=[p for p in properties["problems"].string_value.split("\n") if p],
+            load_seconds=properties["load_seconds"].double_value
+            if "load_seconds" in properties
+            else None,
+            batch_1_p50_ms=properties["batch_1_p50_ms"].double_value
+            if "batch_1_p50_ms" in properties
+            else None,
+        )
     blessing = outputs["Evaluator.ModelBlessing"]
     pushed = outputs["Pusher.PushedModel"]
     pushed_path = (
@@ -199,4 +222,5 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
         spans=[_span(artifact) for artifact in evaluated],
         warm_start_model=Path(base_models[0].uri) if base_models else None,
         class_names=read_class_names(Path(outputs["Trainer.Model"].uri) / "Format-Serving") or [],
+        serving_check=serving_check,
     )

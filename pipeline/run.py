@@ -130,6 +130,14 @@ def print_summary(summary: RunSummary, seconds: float, settings: Settings) -> No
         )
     else:
         print("Blessing: NOT BLESSED - " + "; ".join(summary.validation_failures))
+    check = summary.serving_check
+    if check and check.problems:
+        print("Serving check: FAILED - " + "; ".join(check.problems))
+    elif check:
+        print(
+            f"Serving check: passed (a model server loaded it in {check.load_seconds:.1f} s and "
+            f"answered as the model does; batch-1 p50 {check.batch_1_p50_ms:.1f} ms over gRPC)"
+        )
     if summary.pushed_path:
         print(f"Pushed model: {summary.pushed_path}")
     else:

@@ -81,6 +81,10 @@ class Gates:
     # No significant regression against the last blessed model: a paired one-sided McNemar
     # test on the same test examples refuses when p < this (components/paired_regression.py).
     regression_alpha: float = knob("EVAL_REGRESSION_ALPHA", 0.05)
+    # The serving check before the Pusher (components/serving_check.py): a model server must
+    # make the candidate AVAILABLE within this time and answer one image within this p50.
+    serving_max_load_seconds: float = knob("SERVING_MAX_LOAD_SECONDS", 60.0)
+    serving_max_latency_ms: float = knob("SERVING_MAX_LATENCY_MS", 100.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +118,9 @@ class Settings:
     beam_direct_running_mode: str = knob("BEAM_DIRECT_RUNNING_MODE", "in_memory")
     beam_direct_num_workers: int = knob("BEAM_DIRECT_NUM_WORKERS", 0)  # 0: one per CPU core
     enable_cache: bool = knob("ENABLE_CACHE", True)
+    # The serving check's model server: "auto" (TF Serving's tensorflow_model_server when on
+    # the PATH, else the local server), "tf_serving" or "local".
+    model_server: str = knob("SERVING_CHECK_SERVER", "auto")
 
     training: TrainingConfig = TrainingConfig()
     gates: Gates = Gates()

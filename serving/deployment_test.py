@@ -9,10 +9,9 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from kubeflow.settings import KubeflowSettings
 from pipeline.settings import PROJECT_ROOT, Settings
+from serving import TF_SERVING_VERSION
 
 SETTINGS = Settings()
-# The TF Serving release matching TensorFlow 2.16, which every serving file pins.
-TF_SERVING_VERSION = "2.16.1"
 SERVING = PROJECT_ROOT / "serving"
 KUBERNETES = SERVING / "kubernetes"
 IMAGE = f"tensorflow/serving:{TF_SERVING_VERSION}"

@@ -40,6 +40,7 @@ COMPONENTS = [
     "Trainer",
     "Resolver",
     "Evaluator",
+    "ServingValidator",
     "Pusher",
 ]
 # Three epochs on 800 digits: chance is 10 %, the model must be far above it.
@@ -68,6 +69,7 @@ def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, out
     assert summary.pushed_path.name.isdigit()  # TF Serving's <base>/<model>/<version>/
     assert (summary.pushed_path / "saved_model.pb").is_file()
     assert f"[{len(COMPONENTS)}/{len(COMPONENTS)}] Pusher done" in completed.stdout
+    assert summary.serving_check.problems == [] and "Serving check: passed" in completed.stdout
     assert f"Pushed model: {summary.pushed_path}" in completed.stdout
     assert f"Test accuracy: {accuracy_text(summary.accuracy, summary.test_examples)}" in (
         completed.stdout

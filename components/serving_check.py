@@ -1,0 +1,244 @@
+"""ServingValidator: before the Pusher publishes a model, a model server must load it in a
+separate process and answer as the model does in-process (InfraValidator's job, which TFX
+1.16 cannot compile for KFP v2, so that clusters had no such check at all).
+
+It starts TF Serving's `tensorflow_model_server` when it is on the PATH (the Kubeflow image
+installs it) and the project's local server (`python -m serving.server`, the same gRPC API)
+otherwise, on an ephemeral localhost port; waits for the version to become AVAILABLE; sends a
+few of the run's test examples through both signatures; and checks the answers against the
+in-process model's and the load time and batch-1 latency against bounds. The InfraBlessing it
+writes gates the Pusher: a model that does not load or answer is never pushed.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+from tfx import v1 as tfx
+from tfx.utils import path_utils
+
+from trainer.features import (
+    CLASS_ID_OUTPUT,
+    DEFAULT_MODEL_NAME,
+    EXAMPLES_INPUT,
+    IMAGE_KEY,
+    IMAGES_INPUT,
+    PROBABILITIES_OUTPUT,
+    SERVING_DEFAULT_SIGNATURE,
+    SERVING_IMAGE_SIGNATURE,
+)
+
+# The serving contract the check holds a candidate to: signature -> its input.
+SIGNATURES = {SERVING_DEFAULT_SIGNATURE: EXAMPLES_INPUT, SERVING_IMAGE_SIGNATURE: IMAGES_INPUT}
+TF_SERVING = "tensorflow_model_server"
+BLESSED_FILE, NOT_BLESSED_FILE = "INFRA_BLESSED", "INFRA_NOT_BLESSED"  # as InfraValidator
+
+
+def server_command(server: str, model_name: str, base_path: Path, port: int) -> list[str]:
+    """`server` "auto" (TF Serving when on the PATH, else local), "tf_serving" or "local"."""
+    if server == "tf_serving" or (server == "auto" and shutil.which(TF_SERVING)):
+        return [
+            TF_SERVING,
+            f"--port={port}",
+            "--rest_api_port=0",
+            f"--model_name={model_name}",
+            f"--model_base_path={base_path}",
+            "--file_system_poll_wait_seconds=1",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "serving.server",
+        "--port",
+        str(port),
+        "--rest_api_port",
+        "0",
+        "--model_name",
+        model_name,
+        "--model_base_path",
+        str(base_path),
+        "--poll_interval_s",
+        "0.2",
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _copy_tree(source: str, target: Path) -> None:
+    """A model folder copied from any file system TensorFlow reads (gs:// on clusters)."""
+    for folder, _, files in tf.io.gfile.walk(source):
+        relative = os.path.relpath(folder, source)
+        (target / relative).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            tf.io.gfile.copy(os.path.join(folder, name), str(target / relative / name))
+
+
+def _predict(stub, model_name: str, signature: str, input_name: str, values: list[bytes]):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
+    response = stub.Predict(request, timeout=60)
+    return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
+
+
+def _wait_available(channel, model_name: str, process, deadline: float) -> str | None:
+    """None once the model is AVAILABLE; else why not."""
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = model_name
+    available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"the server exited with status {process.returncode}"
+        try:
+            versions = stub.GetModelStatus(request, timeout=2).model_version_status
+            if any(v.state == available for v in versions):
+                return None
+            failed = [v.status.error_message for v in versions if v.status.error_message]
+            if failed:
+                return f"the server could not load the model: {failed[0][:300]}"
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+    return "the model did not become AVAILABLE in time"
+
+
+def check_serving(
+    model_dir: str,
+    examples: list[bytes],
+    model_name: str = DEFAULT_MODEL_NAME,
+    server: str = "auto",
+    max_load_seconds: float = 60.0,
+    max_latency_ms: float = 100.0,
+) -> tuple[list[str], dict[str, float]]:
+    """(the problems found, none when the model serves; measurements)."""
+    try:
+        loaded = tf.saved_model.load(model_dir)
+    except Exception as error:  # any failure to load is the finding
+        return [f"the SavedModel does not load: {type(error).__name__}: {str(error)[:300]}"], {}
+    problems = [
+        f"the SavedModel lacks the signature {name!r} with input {input_name!r}"
+        for name, input_name in SIGNATURES.items()
+        if name not in loaded.signatures
+        or input_name not in loaded.signatures[name].structured_input_signature[1]
+    ]
+    if problems:
+        return problems, {}
+    parsed = tf.io.parse_example(examples, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+    inputs = {EXAMPLES_INPUT: examples, IMAGES_INPUT: list(parsed[IMAGE_KEY].numpy())}
+    expected = {
+        name: loaded.signatures[name](**{input_name: tf.constant(inputs[input_name])})
+        for name, input_name in SIGNATURES.items()
+    }
+    with tempfile.TemporaryDirectory() as work:
+        base_path = Path(work) / model_name
+        _copy_tree(model_dir, base_path / "1")
+        port = _free_port()
+        log = Path(work) / "server.log"
+        with open(log, "w") as log_file:
+            process = subprocess.Popen(
+                server_command(server, model_name, base_path, port),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            )
+        started = time.monotonic()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                why = _wait_available(channel, model_name, process, started + max_load_seconds)
+                load_seconds = time.monotonic() - started
+                if why:
+                    tail = log.read_text()[-500:].strip()
+                    return [f"{why} (within {max_load_seconds:.0f} s; server log: {tail})"], {}
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                for name, input_name in SIGNATURES.items():
+                    served = _predict(stub, model_name, name, input_name, inputs[input_name])
+                    want = expected[name]
+                    if not np.array_equal(
+                        served[CLASS_ID_OUTPUT], want[CLASS_ID_OUTPUT].numpy()
+                    ) or (
+                        not np.allclose(
+                            served[PROBABILITIES_OUTPUT],
+                            want[PROBABILITIES_OUTPUT].numpy(),
+                            atol=1e-5,
+                        )
+                    ):
+                        problems.append(f"{name}: the server's answers differ from the model's")
+                latencies = []
+                for _ in range(20):
+                    before = time.perf_counter()
+                    _predict(
+                        stub,
+                        model_name,
+                        SERVING_IMAGE_SIGNATURE,
+                        IMAGES_INPUT,
+                        inputs[IMAGES_INPUT][:1],
+                    )
+                    latencies.append((time.perf_counter() - before) * 1000)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    p50 = float(np.median(latencies))
+    if load_seconds > max_load_seconds:
+        problems.append(f"loading took {load_seconds:.1f} s, over {max_load_seconds} s")
+    if p50 > max_latency_ms:
+        problems.append(f"batch-1 latency p50 {p50:.1f} ms, over {max_latency_ms} ms")
+    return problems, {"load_seconds": round(load_seconds, 2), "batch_1_p50_ms": round(p50, 2)}
+
+
+def test_examples(examples_uri: str, split: str, count: int) -> list[bytes]:
+    """The first `count` serialized examples of one split of an Examples artifact."""
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
+    return [record.numpy() for record in records]
+
+
+@tfx.dsl.components.component
+def ServingValidator(  # noqa: N802 (a TFX component, named like TFX's)
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.InfraBlessing],
+    server: tfx.dsl.components.Parameter[str] = "auto",
+    max_load_seconds: tfx.dsl.components.Parameter[float] = 60.0,
+    max_latency_ms: tfx.dsl.components.Parameter[float] = 100.0,
+    num_examples: tfx.dsl.components.Parameter[int] = 16,
+) -> None:
+    model_dir = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+    problems, measured = check_serving(
+        model_dir,
+        test_examples(examples.uri, "test", num_examples),
+        DEFAULT_MODEL_NAME,
+        server,
+        max_load_seconds,
+        max_latency_ms,
+    )
+    blessing.set_int_custom_property("blessed", 0 if problems else 1)
+    blessing.set_string_custom_property("problems", "\n".join(problems))
+    for key, value in measured.items():
+        blessing.set_float_custom_property(key, value)
+    marker = NOT_BLESSED_FILE if problems else BLESSED_FILE
+    tf.io.gfile.makedirs(blessing.uri)
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, marker), "w") as file:
+        file.write("\n".join(problems))
