@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run schema serve predict browser test bench bench-serving bench-gpu lint lock clean kubeflow image
+.PHONY: venv data run schema serve predict browser test bench bench-serving bench-gpu lint lock clean kubeflow kubeflow-local image
 
 venv: $(STAMP)
 
@@ -41,6 +41,10 @@ schema: $(STAMP)
 # The KFP v2 / Vertex AI pipeline spec, under outputs/kubeflow/ (settings: README, Kubeflow).
 kubeflow: $(STAMP)
 	$(PY) -m kubeflow.runner
+
+# That spec executed here, task by task, as KFP v2's launcher would (outputs/kubeflow-local/).
+kubeflow-local: $(STAMP)
+	$(QUIET) $(PY) -m kubeflow.local_run
 
 # Builds and pushes the pipeline image (needs a Docker engine, which this machine lacks).
 image: $(STAMP)

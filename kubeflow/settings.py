@@ -38,6 +38,9 @@ class KubeflowSettings:
     dataflow_machine_type: str = knob("DATAFLOW_MACHINE_TYPE", "n1-standard-4")
     dataflow_max_workers: int = knob("DATAFLOW_MAX_WORKERS", 10)
     dataflow_temp_location: str = knob("DATAFLOW_TEMP_LOCATION", "")
+    # DirectRunner: Beam on the machine that runs a task (make kubeflow-local; clusters without
+    # Dataflow); it ignores the Dataflow settings above.
+    beam_runner: str = knob("KUBEFLOW_BEAM_RUNNER", "DataflowRunner")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "KubeflowSettings":
@@ -70,7 +73,10 @@ class KubeflowSettings:
         return self.dataflow_temp_location or f"gs://{self.bucket}/dataflow/tmp"
 
     def dataflow_beam_pipeline_args(self) -> list[str]:
-        """Beam arguments that run every Beam-based component on Dataflow, workers in our image."""
+        """Beam arguments that run every Beam-based component on Dataflow, workers in our image
+        (or in the task's own process with the DirectRunner)."""
+        if self.beam_runner == "DirectRunner":
+            return ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
         return [
             "--runner=DataflowRunner",
             f"--project={self.project}",
