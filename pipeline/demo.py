@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from serving.client import ServingClient
+from serving.grpc_client import ServingClient
 from serving.model_store import VersionedModel
 from serving.server import create_server
 from trainer.features import IMAGE_KEY, LABEL_KEY

@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from components.data.codecs import encode_png
 from components.data.sample import load_sample, make_example
 from pipeline.settings import PROJECT_ROOT
-from serving.client import RestClient, ServingClient
+from serving.client import RestClient
 from serving.core import ServingCore
+from serving.grpc_client import ServingClient
 from serving.limits import Limits
 from serving.metrics import LOAD_ATTEMPTS, REQUEST_COUNT, REQUEST_LATENCY, Metrics
 from serving.model_store import VersionedModel
@@ -204,3 +205,14 @@ def test_cli_talks_rest(servers, pngs, tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.startswith(f"{tmp_path / 'digit.png'}\t")
+
+
+def test_the_client_command_line_starts_without_tensorflow():
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, serving.client; print('tensorflow' in sys.modules)"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "False"  # --help and --rest stay fast

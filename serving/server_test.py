@@ -23,7 +23,7 @@ from tensorflow_serving.apis import (
 from components.data.codecs import encode_png, write_idx
 from components.data.sample import load_sample, make_example
 from pipeline.settings import PROJECT_ROOT
-from serving.client import ServingClient
+from serving.grpc_client import ServingClient
 from serving.model_store import VersionedModel
 from serving.server import create_server
 from trainer.features import (

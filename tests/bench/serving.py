@@ -34,7 +34,8 @@ from components.data.codecs import encode_png
 from pipeline.demo import read_split
 from pipeline.results import latest_run_summary
 from pipeline.settings import PROJECT_ROOT, Settings
-from serving.client import RestClient, ServingClient
+from serving.client import RestClient
+from serving.grpc_client import ServingClient
 from trainer.features import IMAGES_INPUT, SERVING_IMAGE_SIGNATURE
 
 

@@ -1,0 +1,130 @@
+"""A gRPC client for TF Serving's API (PredictionService, ModelService), and so for
+serving.server too; retries UNAVAILABLE with exponential backoff under a deadline per call."""
+
+import time
+from collections.abc import Callable
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving.client import DEFAULT_TARGET, Prediction, PredictionClient
+from serving.limits import GRPC_MESSAGE_OPTIONS
+from trainer.features import (
+    CLASS_ID_OUTPUT,
+    CLASS_NAME_OUTPUT,
+    CONFIDENCE_OUTPUT,
+    DEFAULT_MODEL_NAME,
+    PROBABILITIES_OUTPUT,
+)
+
+
+class ServingClient(PredictionClient):
+    """Predict, GetModelMetadata and GetModelStatus against one model. Each call has a
+    deadline; calls answered UNAVAILABLE are retried with exponential backoff."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        model_name: str = DEFAULT_MODEL_NAME,
+        timeout_s: float = 10.0,
+        retries: int = 5,
+        backoff_s: float = 0.2,
+        version: int | None = None,
+    ):
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.version = version
+        self._channel = grpc.insecure_channel(
+            target,
+            options=GRPC_MESSAGE_OPTIONS,
+        )
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def __enter__(self) -> "ServingClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, rpc: Callable, request):
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                return rpc(request, timeout=self.timeout_s)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+
+    def _model_spec(self, spec, signature_name: str = "") -> None:
+        spec.name = self.model_name
+        if self.version is not None:
+            spec.version.value = self.version
+        spec.signature_name = signature_name
+
+    def predict(self, signature_name: str, input_name: str, values: list[bytes]) -> Prediction:
+        request = predict_pb2.PredictRequest()
+        self._model_spec(request.model_spec, signature_name)
+        request.inputs[input_name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
+        response = self._call(self._predictions.Predict, request)
+        class_ids = tf.make_ndarray(response.outputs[CLASS_ID_OUTPUT])
+        if CLASS_NAME_OUTPUT in response.outputs:
+            names = [n.decode() for n in tf.make_ndarray(response.outputs[CLASS_NAME_OUTPUT])]
+        else:  # a model exported before class names travelled with it
+            names = [str(class_id) for class_id in class_ids]
+        probabilities = tf.make_ndarray(response.outputs[PROBABILITIES_OUTPUT])
+        if CONFIDENCE_OUTPUT in response.outputs:
+            confidences = tf.make_ndarray(response.outputs[CONFIDENCE_OUTPUT])
+        else:  # a model exported before it said how sure it is
+            confidences = probabilities.max(axis=-1)
+        return Prediction(
+            probabilities=probabilities,
+            class_ids=class_ids,
+            class_names=names,
+            confidences=confidences,
+            model_version=response.model_spec.version.value,
+        )
+
+    def metadata(self) -> dict[str, dict]:
+        """{signature: {"inputs": {name: (dtype, shape)}, "outputs": {...}}}"""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._model_spec(request.model_spec)
+        response = self._call(self._predictions.GetModelMetadata, request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+
+        def describe(tensors) -> dict:
+            return {
+                name: (
+                    tf.dtypes.as_dtype(info.dtype).name,
+                    [d.size for d in info.tensor_shape.dim],
+                )
+                for name, info in tensors.items()
+            }
+
+        return {
+            name: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs)}
+            for name, sig in signature_map.signature_def.items()
+        }
+
+    def status(self) -> list[tuple[int, str]]:
+        """(version, state) of every version the server knows, newest first."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._model_spec(request.model_spec)
+        response = self._call(self._models.GetModelStatus, request)
+        state_name = get_model_status_pb2.ModelVersionStatus.State.Name
+        return [(s.version, state_name(s.state)) for s in response.model_version_status]
