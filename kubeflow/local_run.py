@@ -64,8 +64,9 @@ class ArtifactStore:
     def by_name(self, name: str) -> dict:
         return next(a for a in self.artifacts if a["name"] == name)
 
-    def new_name(self) -> str:
-        return f"local/artifacts/{len(self.artifacts) + 1}"
+    def new_name(self, run_id: str, task: str, key: str) -> str:
+        """A name no artifact has, as Vertex ML Metadata's resource names are unique."""
+        return f"local/artifacts/{len(self.artifacts) + 1}-{run_id}-{task}-{key}"
 
     def query(self, expression: str) -> list[dict]:
         """The latest artifact matching a KFP filter of `AND`ed clauses (schema_title, state,
@@ -152,7 +153,7 @@ class LocalRun:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         self.state_path.write_text(json.dumps(self.state, indent=1))
 
-    def inputs_of(self, task: dict, definitions: dict) -> dict:
+    def inputs_of(self, task: dict) -> dict:
         """{input name: [artifact records]} from the producing tasks' outputs."""
         found = {}
         for name, source in task.get("inputs", {}).get("artifacts", {}).items():
@@ -165,7 +166,7 @@ class LocalRun:
         return found
 
     def resolve(self, name: str, task: dict, component: dict, executor: dict) -> dict:
-        inputs = self.inputs_of(task, component.get("inputDefinitions", {}))
+        inputs = self.inputs_of(task)
         outputs = {}
         for key, query in executor["resolver"]["outputArtifactQueries"].items():
 
@@ -184,7 +185,7 @@ class LocalRun:
         outputs = {}
         for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
             record = {
-                "name": self.store.new_name() + f"-{self.run_id}-{name}-{key}",
+                "name": self.store.new_name(self.run_id, name, key),
                 "schema_title": schema_title(definition["artifactType"]),
                 "uri": str(task_root / key),
                 "metadata": {},
@@ -203,7 +204,7 @@ class LocalRun:
                             runtime_artifact(a, definitions[key]["artifactType"]) for a in records
                         ]
                     }
-                    for key, records in self.inputs_of(task, definitions).items()
+                    for key, records in self.inputs_of(task).items()
                 },
             },
             "outputs": {

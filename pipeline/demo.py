@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from serving.core import ServingCore
 from serving.grpc_client import ServingClient
 from serving.model_store import VersionedModel
 from serving.server import create_server
@@ -54,7 +55,7 @@ def demonstrate(
     batches, times 50 single-image requests, and stops the server."""
     model = VersionedModel(model_name, base_path)
     model.start()
-    server, port = create_server(model, "127.0.0.1:0")
+    server, port = create_server(ServingCore(model), "127.0.0.1:0")
     address = f"127.0.0.1:{port}"
     try:
         with ServingClient(address, model_name) as client:

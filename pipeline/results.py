@@ -10,6 +10,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.paired_regression import BASELINE_ONLY_CORRECT, CANDIDATE_ONLY_CORRECT, P_VALUE
+from pipeline.local_runner import sqlite_metadata
 from pipeline.pipeline import ACCURACY_METRIC
 from trainer.export import read_class_names
 from trainer.features import LABEL_KEY
@@ -119,9 +120,7 @@ def _paired(metrics: dict) -> PairedComparison | None:
 
 
 def _open_store(metadata_path: Path) -> metadata_store.MetadataStore:
-    return metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path))
-    )
+    return metadata_store.MetadataStore(sqlite_metadata(metadata_path))
 
 
 def ingested_spans(metadata_path: Path, pipeline_name: str, example_gen_id: str) -> set[int]:

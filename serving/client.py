@@ -74,7 +74,7 @@ class FileResult:
 
 
 class RestError(Exception):
-    """A refusal over REST, with TF Serving's status name where it said one."""
+    """A refusal over REST: the HTTP status and the server's `error` message."""
 
 
 class PredictionClient:

@@ -88,10 +88,12 @@ def chunks(pixels: list[int]) -> list[tuple[int, int]]:
 class ServingCore:
     """One model's versions behind both front ends, with its limits and metrics."""
 
-    def __init__(self, model: VersionedModel, limits: Limits, metrics: Metrics):
+    def __init__(
+        self, model: VersionedModel, limits: Limits | None = None, metrics: Metrics | None = None
+    ):
         self.model = model
-        self.limits = limits
-        self.metrics = metrics
+        self.limits = limits or Limits()
+        self.metrics = metrics or Metrics()
         self._large = threading.Semaphore(1)
 
     def measured(self, api: str, entrypoint: str, call: Callable):

@@ -47,9 +47,9 @@ def fingerprint(path: Path) -> tuple:
     )
 
 
-def load_version(path: Path) -> LoadedVersion:
-    """Loads one version folder; the SignatureDefs come from saved_model.pb for metadata."""
-    before = fingerprint(path)
+def load_version(path: Path, folder_fingerprint: tuple) -> LoadedVersion:
+    """Loads one version folder, whose `fingerprint` was taken before; the SignatureDefs come
+    from saved_model.pb for metadata."""
     saved_model = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
     signature_defs = {
         name: signature
@@ -57,7 +57,7 @@ def load_version(path: Path) -> LoadedVersion:
         if not name.startswith("__")
     }
     model = tf.saved_model.load(str(path))
-    return LoadedVersion(int(path.name), model, signature_defs, before)
+    return LoadedVersion(int(path.name), model, signature_defs, folder_fingerprint)
 
 
 class VersionedModel:
@@ -91,7 +91,7 @@ class VersionedModel:
             return {}
         return {
             int(path.name): path
-            for path in sorted(self.base_path.iterdir(), key=lambda p: p.name)
+            for path in self.base_path.iterdir()
             if path.name.isdigit() and (path / "saved_model.pb").is_file()
         }
 
@@ -124,7 +124,7 @@ class VersionedModel:
             if standby and standby.version == version and standby.fingerprint == current:
                 self._serve(standby)
                 return
-            if self._load(version, path):
+            if self._load(version, path, current):
                 return
         if served and served.version not in on_disk:
             with self._lock:
@@ -133,16 +133,18 @@ class VersionedModel:
                 "Model %s version %d left the disk: nothing to serve", self.name, served.version
             )
 
-    def _load(self, version: int, path: Path) -> bool:
+    def _load(self, version: int, path: Path, folder_fingerprint: tuple) -> bool:
+        """Loads `version`; a failure is recorded against the folder as it was before the load,
+        so that a folder still being written when the load failed is tried again."""
         with self._lock:
             self._loading = version
         started = time.monotonic()
         try:
-            loaded = load_version(path)
+            loaded = load_version(path, folder_fingerprint)
         except Exception as error:  # a broken SavedModel must not take the server down
             log.error("Model %s version %d failed to load: %s", self.name, version, error)
             with self._lock:
-                self._failed[version] = (fingerprint(path) if path.exists() else (), str(error))
+                self._failed[version] = (folder_fingerprint, str(error))
                 self._loading = None
             self._report(path, False, started)
             return False

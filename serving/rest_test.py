@@ -47,7 +47,7 @@ def servers(tmp_path_factory, trained_model_dir):
     )
     model.start()
     core = ServingCore(model, Limits(), metrics)
-    grpc_server, grpc_port = create_server(model, "127.0.0.1:0", core=core)
+    grpc_server, grpc_port = create_server(core, "127.0.0.1:0")
     rest = create_rest_server(core, "127.0.0.1", 0)
     yield f"http://127.0.0.1:{rest.port}", f"127.0.0.1:{grpc_port}"
     rest.stop()

@@ -144,15 +144,13 @@ def _answer(context: grpc.ServicerContext, handler):
 
 
 def create_server(
-    model: VersionedModel,
+    core: ServingCore,
     address: str,
     workers: int = DEFAULT_WORKERS,
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
-    core: ServingCore | None = None,
 ) -> tuple[grpc.Server, int]:
-    """A started gRPC server and its port (pass port 0 for an ephemeral one); `core` brings
-    limits and metrics shared with a REST server (default: the default limits)."""
-    core = core or ServingCore(model, Limits(), Metrics())
+    """A started gRPC server over `core` (a REST server may share it) and its port (pass
+    port 0 for an ephemeral one)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
         maximum_concurrent_rpcs=max_concurrent_rpcs,  # more get RESOURCE_EXHAUSTED
@@ -209,7 +207,7 @@ def main() -> None:
     limits = Limits(**{field: getattr(args, field) for field in vars(Limits())})
     core = ServingCore(model, limits, metrics)
     grpc_server, port = create_server(
-        model, f"{args.host}:{args.port}", args.workers, args.max_concurrent_rpcs, core=core
+        core, f"{args.host}:{args.port}", args.workers, args.max_concurrent_rpcs
     )
     rest = create_rest_server(core, args.host, args.rest_api_port) if args.rest_api_port else None
     log.info(

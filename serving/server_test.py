@@ -1,7 +1,6 @@
 """The local server and the client over real gRPC on an ephemeral localhost port."""
 
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -22,7 +21,9 @@ from tensorflow_serving.apis import (
 
 from components.data.codecs import encode_png, write_idx
 from components.data.sample import load_sample, make_example
+from components.serving_check import free_port
 from pipeline.settings import PROJECT_ROOT
+from serving.core import ServingCore
 from serving.grpc_client import ServingClient
 from serving.model_store import VersionedModel
 from serving.server import create_server
@@ -56,7 +57,7 @@ def base_path(tmp_path_factory, trained_model_dir):
 def server(base_path):
     model = VersionedModel(DEFAULT_MODEL_NAME, base_path, poll_interval_s=0.1)
     model.start()
-    grpc_server, port = create_server(model, "127.0.0.1:0")
+    grpc_server, port = create_server(ServingCore(model), "127.0.0.1:0")
     yield f"127.0.0.1:{port}"
     grpc_server.stop(grace=None)
     model.stop()
@@ -177,12 +178,6 @@ def test_new_version_is_picked_up_and_a_broken_one_is_not(client, base_path, hel
     assert client.predict_images(held_out[0][:1]).model_version == 2
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_client_retry_reaches_a_server_that_starts_late(base_path, held_out):
     port = free_port()
     answers = []
@@ -196,7 +191,7 @@ def test_client_retry_reaches_a_server_that_starts_late(base_path, held_out):
     time.sleep(1.0)  # the client has failed and is backing off by now
     model = VersionedModel(DEFAULT_MODEL_NAME, base_path)
     model.start()
-    grpc_server, _ = create_server(model, f"127.0.0.1:{port}")
+    grpc_server, _ = create_server(ServingCore(model), f"127.0.0.1:{port}")
     try:
         caller.join(timeout=60)
         assert answers and answers[0].class_ids.shape == (2,)

@@ -9,12 +9,12 @@ import pytest
 import tensorflow as tf
 from ml_metadata import metadata_store
 from PIL import Image
-from tfx import v1 as tfx
 
 from components.data.codecs import encode_png
 from components.data.sample import load_sample, make_example
 from components.splits import SPLITS, TEST, TRAIN, VALIDATION
 from pipeline.demo import read_split
+from pipeline.local_runner import sqlite_metadata
 from pipeline.results import latest_run_summary
 from pipeline.settings import Settings
 from pipeline.stats import accuracy_text
@@ -82,11 +82,7 @@ def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, out
 
 def executions(output_dir, component: str) -> dict[str, str]:
     """The exec properties of the latest execution of `component`, from ML Metadata."""
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(settings_for(output_dir).metadata_path)
-        )
-    )
+    store = metadata_store.MetadataStore(sqlite_metadata(settings_for(output_dir).metadata_path))
     latest = max(
         (e for e in store.get_executions() if e.type.endswith(f".{component}")),
         key=lambda e: e.id,

@@ -15,7 +15,6 @@ separate process on ephemeral ports, with TF Serving's own messages.
 import argparse
 import json
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from components.data.codecs import encode_png
+from components.serving_check import free_port
 from pipeline.demo import read_split
 from pipeline.results import latest_run_summary
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -54,12 +54,6 @@ def timings(call, repeats: int) -> list[float]:
         call()
         samples.append(time.perf_counter() - started)
     return samples
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServerProcess:
