@@ -13,6 +13,7 @@ Binary strings travel as {"b64": "..."}; answers are TF Serving's (`predictions`
 import base64
 import binascii
 import json
+import logging
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,8 @@ from google.protobuf import json_format
 
 from serving.core import ServingCore, ServingError, invalid
 from serving.limits import MAX_MESSAGE_BYTES
+
+log = logging.getLogger(__name__)
 
 REST = "REST"
 PAGE = Path(__file__).with_name("page.html")
@@ -169,16 +172,16 @@ class RestHandler(BaseHTTPRequestHandler):
         self._serve("POST")
 
     def _serve(self, method: str) -> None:
-        self.rest.enter()
+        self.rest.enter()  # in flight until the answer is written: a drain waits for it
         try:
             status, content_type, body = self._route(method)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         finally:
             self.rest.leave()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _route(self, method: str) -> tuple[int, str, bytes]:
         core = self.rest.core
@@ -192,7 +195,8 @@ class RestHandler(BaseHTTPRequestHandler):
             answer = self._api(method, path)
         except ServingError as error:
             return self._json(HTTP_STATUS.get(error.code, 500), {"error": str(error)})
-        except Exception as error:  # noqa: BLE001 (one line, never a crash)
+        except Exception as error:  # noqa: BLE001 (one log line, never a crash)
+            log.error("REST request failed: %s: %s", type(error).__name__, error)
             return self._json(500, {"error": f"{type(error).__name__} while serving"})
         return self._json(200, answer)
 
