@@ -42,9 +42,10 @@ schema: $(STAMP)
 kubeflow: $(STAMP)
 	$(PY) -m kubeflow.runner
 
-# That spec executed here, task by task, as KFP v2's launcher would (outputs/kubeflow-local/).
+# That spec executed here, task by task, as KFP v2's launcher would (outputs/kubeflow-local/);
+# ARGS=--fresh-processes starts each step in a new interpreter, as its container does.
 kubeflow-local: $(STAMP)
-	$(QUIET) $(PY) -m kubeflow.local_run
+	$(QUIET) $(PY) -m kubeflow.local_run $(ARGS)
 
 # Builds and pushes the pipeline image (needs a Docker engine, which this machine lacks).
 image: $(STAMP)

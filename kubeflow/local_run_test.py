@@ -3,7 +3,17 @@ spec of resolver tasks (the container tasks run in tests/test_kubeflow_local.py)
 
 import json
 
-from kubeflow.local_run import ArtifactStore, LocalRun, order, start_or_continue
+import pytest
+
+from kubeflow.local_run import (
+    ArtifactStore,
+    LocalRun,
+    TaskFailed,
+    modules_to_preload,
+    order,
+    start_or_continue,
+    start_preloading,
+)
 
 
 def artifact(name: str, title: str, **metadata) -> dict:
@@ -105,3 +115,45 @@ def test_resolvers_chain_through_a_placeholder_and_a_failed_run_continues(tmp_pa
         "complete": True,
     }
     assert start_or_continue(tmp_path, spec).run_id != "run-1"  # complete: a new run
+
+
+@pytest.mark.parametrize("preloaded", [True, False], ids=["forked", "fresh"])
+def test_a_step_runs_as_its_module_and_a_failing_one_is_named(tmp_path, preloaded):
+    """`python -m json.tool IN OUT` writes OUT: the step's executor output file."""
+    (tmp_path / "in.json").write_text('{"parameterValues": {"span": 3}}')
+    output_file = tmp_path / "executor_output.json"
+    executor_input = {"outputs": {"outputFile": str(output_file)}}
+    run = LocalRun(resolver_spec(), tmp_path, store_of(tmp_path), "run-1", {"done": {}})
+    if preloaded:
+        start_preloading(["json.tool", "kubeflow.local_run"])  # the child's target is here
+    run.preloaded = preloaded
+    step = {"command": ["python", "-m", "json.tool"], "args": [str(tmp_path / "in.json"), "{{$}}"]}
+    with pytest.raises(
+        TaskFailed, match=r"(?s)task Trainer failed \(exit 1\).*json.tool .*\{\{\$\}\}"
+    ):
+        run.launch("Trainer", step, executor_input, tmp_path / "Trainer.log")  # {{$}}: no file
+    assert "No such file or directory" in (tmp_path / "Trainer.log").read_text()
+    step["args"][1] = str(output_file)
+    written = run.launch("Trainer", step, executor_input, tmp_path / "Trainer.log")
+    assert written == {"parameterValues": {"span": 3}}
+
+
+def test_the_preloaded_modules_are_the_steps_and_their_executor_classes():
+    spec = {
+        "deploymentSpec": {
+            "executors": {
+                "a": {
+                    "container": {
+                        "command": ["python", "-m", "tfx.run_executor"],
+                        "args": ["--executor_class_path", "components.spans.Executor", "{{$}}"],
+                        "lifecycle": {
+                            "preCacheCheck": {"command": ["python", "-m", "tfx.driver"], "args": []}
+                        },
+                    }
+                },
+                "b": {"container": {"command": ["sh", "-c", "true"], "args": []}},
+                "c": {"resolver": {}},
+            }
+        }
+    }
+    assert modules_to_preload(spec) == ["components.spans", "tfx.driver", "tfx.run_executor"]
