@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run schema serve predict browser test bench bench-serving bench-gpu lint lock clean kubeflow kubeflow-local image
+.PHONY: venv data run schema serve predict browser test bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
 
 venv: $(STAMP)
 
@@ -87,13 +87,18 @@ browser:
 test: $(STAMP) lint browser
 	$(PY) -m pytest
 
-# Every performance figure of the README, side by side in one run (about 10 minutes).
+# Every performance figure of the README, side by side in one run (about 17 minutes here).
 bench: $(STAMP)
 	$(PY) -m tests.bench.figures
 
 # The serving figures alone (a few minutes), against the model `make run` pushed.
 bench-serving: $(STAMP)
 	$(QUIET) $(PY) -m tests.bench.serving
+
+# How the pipeline's cost grows: 5,000 to 500,000 jittered digits, both Beam modes (about 40 min;
+# ARGS="--sizes 5000 50000" for fewer).
+bench-scale: $(STAMP)
+	$(QUIET) $(PY) -m tests.bench.scale $(ARGS)
 
 # Training examples/s and step time on the visible devices (GPUs if any; ARGS="--jit_compile").
 bench-gpu: $(STAMP)
