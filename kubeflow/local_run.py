@@ -15,7 +15,7 @@ A failed run stops at the failing task, naming it, its command and its log's tai
 continues that run from the failed task, keeping the artifacts made before it.
 
 A `python -m <module>` step starts as a fork of one interpreter that has already imported the
-spec's entry points and executor classes (multiprocessing's forkserver), then runs the module as
+spec's entry points and executor classes (pipeline/preloaded.py), then runs the module as
 `__main__` with the step's arguments, as the container's Python would. Importing TFX costs 5-9 s
 per task otherwise; `--fresh-processes` starts every step in a new interpreter instead.
 """
@@ -23,10 +23,7 @@ per task otherwise; `--fresh-processes` starts every step in a new interpreter i
 import argparse
 import dataclasses
 import json
-import multiprocessing
-import os
 import re
-import runpy
 import subprocess
 import sys
 import time
@@ -35,12 +32,12 @@ from pathlib import Path
 from components.data.sample import write_sample
 from kubeflow.runner import compile_pipeline
 from kubeflow.settings import KubeflowSettings
+from pipeline.preloaded import run_module, start_preloading
 from pipeline.settings import MNIST_SCHEMA, Settings
 
 SCHEMA_TITLE = re.compile(r"^title: (\S+)$", re.MULTILINE)
 PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}")
 CLAUSE = re.compile(r"^(schema_title|state|name|metadata\.(\w+)\.(\w+))\s*=\s*(.+)$")
-FORKSERVER = multiprocessing.get_context("forkserver")
 
 
 class TaskFailed(RuntimeError):
@@ -173,23 +170,6 @@ def modules_to_preload(spec: dict) -> list[str]:
     return sorted(modules)
 
 
-def start_preloading(modules: list[str]) -> None:
-    """Starts the forkserver importing `modules`, while this process goes on. (Not this module:
-    under `python -m` each child reruns it as `__main__`, cheaply once TFX is imported, and
-    runpy warns when it is already imported.)"""
-    FORKSERVER.set_forkserver_preload(modules)
-    multiprocessing.forkserver.ensure_running()
-
-
-def run_module_as_main(module: str, args: list[str], log: str) -> None:
-    """In a forked child: the step's output to its log, then `python -m module args`."""
-    log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    sys.argv = [module, *args]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
-
-
 class LocalRun:
     """One execution of the spec; its state (tasks done, their outputs) is kept in a file so
     that a failed run can continue."""
@@ -294,10 +274,7 @@ class LocalRun:
         args = [serialized if arg == "{{$}}" else arg for arg in step["args"]]
         module = python_module(step["command"])
         if self.preloaded and module:
-            child = FORKSERVER.Process(target=run_module_as_main, args=(module, args, str(log)))
-            child.start()
-            child.join()
-            exit_code = child.exitcode
+            exit_code = run_module(module, args, log)
         else:
             with open(log, "a") as log_file:
                 exit_code = subprocess.run(

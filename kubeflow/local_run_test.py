@@ -12,8 +12,8 @@ from kubeflow.local_run import (
     modules_to_preload,
     order,
     start_or_continue,
-    start_preloading,
 )
+from pipeline.preloaded import start_preloading
 
 
 def artifact(name: str, title: str, **metadata) -> dict:
@@ -125,7 +125,7 @@ def test_a_step_runs_as_its_module_and_a_failing_one_is_named(tmp_path, preloade
     executor_input = {"outputs": {"outputFile": str(output_file)}}
     run = LocalRun(resolver_spec(), tmp_path, store_of(tmp_path), "run-1", {"done": {}})
     if preloaded:
-        start_preloading(["json.tool", "kubeflow.local_run"])  # the child's target is here
+        start_preloading(["json.tool"])
     run.preloaded = preloaded
     step = {"command": ["python", "-m", "json.tool"], "args": [str(tmp_path / "in.json"), "{{$}}"]}
     with pytest.raises(

@@ -2,6 +2,7 @@
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +26,47 @@ class DemoResult:
     single_p50_ms: float
 
 
-def read_split(examples_uris: list[Path], split: str) -> tuple[list[bytes], np.ndarray]:
-    """Encoded images and labels of one split of ExampleGen outputs (one per span)."""
+# At most this many test digits go through the server after a run: a demonstration (the
+# Evaluator measured the whole split), whose time and memory stay bounded on large data.
+DEMO_DIGITS = 10_000
+FEATURE_SPECS = {
+    IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+    LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def split_batches(
+    examples_uris: list[Path], split: str, keys: tuple[str, ...] = (IMAGE_KEY, LABEL_KEY)
+) -> Iterator[dict[str, np.ndarray]]:
+    """One split of ExampleGen outputs (one per span) streamed in batches of 1,024: the
+    features `keys` (others are not decoded) as arrays."""
     files = [
         str(path) for uri in examples_uris for path in sorted((uri / f"Split-{split}").glob("*"))
     ]
-    spec = {
-        IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-        LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-    }
-    images, labels = [], []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        example = tf.io.parse_single_example(record, spec)
-        images.append(example[IMAGE_KEY].numpy())
-        labels.append(int(example[LABEL_KEY]))
-    return images, np.array(labels)
+    spec = {key: FEATURE_SPECS[key] for key in keys}
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024)
+    for batch in records.map(lambda serialized: tf.io.parse_example(serialized, spec)):
+        yield {key: value.numpy() for key, value in batch.items()}
+
+
+def read_split(
+    examples_uris: list[Path], split: str, limit: int | None = None
+) -> tuple[list[bytes], np.ndarray]:
+    """Encoded images and labels of one split (its first `limit` examples, if given)."""
+    images: list[bytes] = []
+    labels: list[np.ndarray] = []
+    for batch in split_batches(examples_uris, split):
+        images.extend(batch[IMAGE_KEY])
+        labels.append(batch[LABEL_KEY])
+        if limit is not None and len(images) >= limit:
+            break
+    return images[:limit], np.concatenate(labels or [np.zeros(0, np.int64)])[:limit]
+
+
+def split_labels(examples_uris: list[Path], split: str) -> np.ndarray:
+    """The labels of one split, without decoding its images."""
+    batches = [b[LABEL_KEY] for b in split_batches(examples_uris, split, keys=(LABEL_KEY,))]
+    return np.concatenate(batches or [np.zeros(0, np.int64)])
 
 
 def _timed(call) -> float:

@@ -1,6 +1,7 @@
 """The run report: `outputs/report/index.html`, a static page with PNG charts, written after
 every `make run` from what the run produced."""
 
+import dataclasses
 import html
 import io
 import json
@@ -16,7 +17,7 @@ from PIL import Image  # noqa: E402
 
 from components.data.photos import KINDS, render  # noqa: E402
 from components.splits import TEST, TRAIN, VALIDATION  # noqa: E402
-from pipeline.demo import read_split  # noqa: E402
+from pipeline.demo import split_batches, split_labels  # noqa: E402
 from pipeline.results import RunSummary  # noqa: E402
 from pipeline.stats import accuracy_text, reliability, wilson_interval  # noqa: E402
 from trainer.config import HISTORY_FILE  # noqa: E402
@@ -25,12 +26,56 @@ from trainer.features import (  # noqa: E402
     CLASS_ID_OUTPUT,
     CONFIDENCE_OUTPUT,
     CONFIDENCE_THRESHOLD,
+    IMAGE_KEY,
     IMAGES_INPUT,
+    LABEL_KEY,
     PROBABILITIES_OUTPUT,
     SERVING_IMAGE_SIGNATURE,
 )
 
 MAX_MISCLASSIFIED = 24
+
+
+@dataclasses.dataclass
+class TestAnswers:
+    """The model's answers on the whole test split, read in batches; of the pictures, only those
+    the report shows are kept (memory stays bounded however large the split)."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+    misclassified: list[tuple[int, bytes]]  # (index, picture), the first MAX_MISCLASSIFIED
+    first_per_class: dict[int, bytes]  # label -> its first picture
+    first_two: list[bytes]
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+
+def test_answers(signature, examples_uris: list[Path]) -> TestAnswers:
+    labels, probabilities, misclassified, first_per_class, first_two = [], [], [], {}, []
+    seen = 0
+    for batch in split_batches(examples_uris, TEST):
+        images, batch_labels = batch[IMAGE_KEY], batch[LABEL_KEY]
+        batch_probabilities = signature(**{IMAGES_INPUT: tf.constant(images)})[
+            PROBABILITIES_OUTPUT
+        ].numpy()
+        for index in np.flatnonzero(batch_probabilities.argmax(axis=1) != batch_labels):
+            if len(misclassified) < MAX_MISCLASSIFIED:
+                misclassified.append((seen + int(index), images[index]))
+        for image, label in zip(images, batch_labels, strict=True):
+            first_per_class.setdefault(int(label), image)
+        first_two.extend(images[: 2 - len(first_two)])
+        labels.append(batch_labels)
+        probabilities.append(batch_probabilities)
+        seen += len(images)
+    return TestAnswers(
+        np.concatenate(labels),
+        np.concatenate(probabilities),
+        misclassified,
+        first_per_class,
+        first_two,
+    )
 
 
 def _save(figure: plt.Figure, path: Path) -> str:
@@ -172,22 +217,19 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     """Charts and index.html for the run; numbers also go to report.json."""
     report_dir.mkdir(parents=True, exist_ok=True)
     uris = summary.artifact_uris
-    eval_images, eval_labels = read_split(summary.examples_uris, TEST)
-    labels_by_split = {TRAIN: read_split(summary.examples_uris, TRAIN)[1]}
-    labels_by_split[VALIDATION] = read_split(summary.examples_uris, VALIDATION)[1]
-    labels_by_split[TEST] = eval_labels
     model_dir = uris["Trainer.Model"] / "Format-Serving"
     model = tf.saved_model.load(str(model_dir))
     signature = model.signatures[SERVING_IMAGE_SIGNATURE]
-    probabilities = signature(**{IMAGES_INPUT: tf.constant(eval_images)})[
-        PROBABILITIES_OUTPUT
-    ].numpy()
-    predicted = probabilities.argmax(axis=1)
+    answers = test_answers(signature, summary.examples_uris)
+    eval_labels, probabilities, predicted = answers.labels, answers.probabilities, answers.predicted
+    labels_by_split = {
+        split: split_labels(summary.examples_uris, split) for split in (TRAIN, VALIDATION)
+    }
+    labels_by_split[TEST] = eval_labels
     class_names = read_class_names(model_dir)
     matrix = np.zeros((len(class_names), len(class_names)), dtype=int)
     np.add.at(matrix, (eval_labels, predicted), 1)
-    wrong = np.flatnonzero(predicted != eval_labels)[:MAX_MISCLASSIFIED]
-    samples = [int(np.flatnonzero(eval_labels == c)[0]) for c in np.unique(eval_labels)]
+    samples = sorted(answers.first_per_class)
     history = json.loads((uris["Trainer.ModelRun"] / HISTORY_FILE).read_text())
     bins, ece = reliability(probabilities, eval_labels)
     facts = {
@@ -222,24 +264,24 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
         ),
         "Reliability diagram": _reliability(bins, ece, report_dir / "reliability.png"),
         "Misclassified test digits": _gallery(
-            [eval_images[i] for i in wrong],
+            [image for _, image in answers.misclassified],
             [
                 f"true {eval_labels[i]} / {predicted[i]} ({probabilities[i].max():.2f})"
-                for i in wrong
+                for i, _ in answers.misclassified
             ],
             f"{len(np.flatnonzero(predicted != eval_labels))} misclassified (first "
-            f"{len(wrong)}): true / predicted (probability)",
+            f"{len(answers.misclassified)}): true / predicted (probability)",
             report_dir / "misclassified.png",
         ),
         "Label distribution": _label_distribution(
             labels_by_split, class_names, report_dir / "labels.png"
         ),
         "Digits as people send them": _as_people_send_them(
-            signature, eval_images, eval_labels, class_names, report_dir / "people.png"
+            signature, answers.first_two, eval_labels, class_names, report_dir / "people.png"
         ),
         "Sample per class": _gallery(
-            [eval_images[i] for i in samples],
-            [class_names[eval_labels[i]] for i in samples],
+            [answers.first_per_class[label] for label in samples],
+            [class_names[label] for label in samples],
             "One test digit per class",
             report_dir / "samples.png",
         ),

@@ -145,12 +145,17 @@ def print_summary(summary: RunSummary, seconds: float, settings: Settings) -> No
 
 
 def print_demo(summary: RunSummary, settings: Settings) -> None:
-    images, labels = demo.read_split(summary.examples_uris, TEST)
+    images, labels = demo.read_split(summary.examples_uris, TEST, limit=demo.DEMO_DIGITS)
     result = demo.demonstrate(settings.model_name, settings.serving_model_dir, images, labels)
+    tested = (
+        "test accuracy"
+        if result.images == summary.test_examples
+        else f"accuracy on the first {result.images:,} test digits"
+    )
     print(
         f"\nServed version {result.model_version} with the local TF Serving-compatible server on "
         f"{result.address} (gRPC), stopped again:\n"
-        f"  test accuracy {accuracy_text(result.accuracy, result.images)}\n"
+        f"  {tested} {accuracy_text(result.accuracy, result.images)}\n"
         f"  latency p50: {result.batch_p50_ms:.1f} ms per request of {result.batch_size} images, "
         f"{result.single_p50_ms:.1f} ms for one image"
     )

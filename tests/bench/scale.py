@@ -44,6 +44,8 @@ SHARD_SIZE = 25_000  # digits per TFRecord file (at least two files, so that wor
 RUNNING = re.compile(r"^\[\d+/\d+\] (\S+) running\.\.\.$")
 DONE = re.compile(r"^\[\d+/\d+\] (\S+) done in ([\d.]+) s$")
 EPOCH = re.compile(r"^(\d+)/\1 - \d+s - .* - (\d+)ms/step$")
+FINISHED = re.compile(r"^Pipeline run \S+ finished in (\d+) s")
+AFTER = "report and demo"  # make run's work after the pipeline: the run report, the served demo
 BENCH_DIR = PROJECT_ROOT / "outputs" / "bench"
 
 
@@ -128,6 +130,8 @@ def watched_run(output_dir: Path, env: dict[str, str]) -> dict:
                 current[0] = running[1]
             elif DONE.match(lines[-1]):
                 current[0] = None
+            elif FINISHED.match(lines[-1]):
+                current[0] = AFTER
 
     started = time.monotonic()
     run = subprocess.Popen(
@@ -154,8 +158,10 @@ def watched_run(output_dir: Path, env: dict[str, str]) -> dict:
         raise RuntimeError(f"pipeline run in {output_dir} failed:\n{tail}")
     seconds = {m[1]: float(m[2]) for line in lines if (m := DONE.match(line))}
     epoch = next(m for line in lines if (m := EPOCH.match(line)))
+    pipeline_s = next(int(m[1]) for line in lines if (m := FINISHED.match(line)))
     return {
         "wall_s": round(wall_s, 1),
+        "pipeline_s": pipeline_s,
         "seconds": seconds,
         "peak_rss_mb": {name: round(rss / 2**20) for name, rss in peaks.items()},
         "epoch_steps": int(epoch[1]),
@@ -191,6 +197,8 @@ def measure(size: int, mode: str, data: Path, work_dir: Path) -> dict:
         "size": size,
         "mode": mode,
         "wall_s": run["wall_s"],
+        "pipeline_s": run["pipeline_s"],
+        "after_pipeline_peak_rss_mb": run["peak_rss_mb"].get(AFTER),
         "components": {
             name: {
                 "s": run["seconds"][name],
@@ -214,7 +222,9 @@ def measure(size: int, mode: str, data: Path, work_dir: Path) -> dict:
 
 def markdown(rows: list[dict], machine: str) -> str:
     head = (
-        "| digits | Beam mode | wall (s) | " + " | ".join(COMPONENTS) + " | epoch | peak memory |"
+        "| digits | Beam mode | wall (pipeline) | "
+        + " | ".join(COMPONENTS)
+        + f" | epoch | {AFTER} | peak memory |"
     )
     lines = [
         "# Scaling benchmark (`make bench-scale`)",
@@ -224,7 +234,7 @@ def markdown(rows: list[dict], machine: str) -> str:
         "training epoch alone (Keras' step time), in seconds and examples/s.",
         "",
         head,
-        "|" + "---|" * (len(COMPONENTS) + 5),
+        "|" + "---|" * (len(COMPONENTS) + 6),
     ]
     for row in rows:
         cells = [
@@ -232,10 +242,10 @@ def markdown(rows: list[dict], machine: str) -> str:
             for c in (row["components"][name] for name in COMPONENTS)
         ]
         lines.append(
-            f"| {row['size']:,} | {row['mode']} | {row['wall_s']:.0f} | "
+            f"| {row['size']:,} | {row['mode']} | {row['wall_s']:.0f} s ({row['pipeline_s']} s) | "
             + " | ".join(cells)
             + f" | {row['epoch_s']:.0f} s, {row['epoch_examples_per_s']:,}/s"
-            + f" | {row['peak_rss_mb']:,} MB |"
+            + f" | {row['after_pipeline_peak_rss_mb']} MB | {row['peak_rss_mb']:,} MB |"
         )
     lines += [
         "",
