@@ -174,9 +174,17 @@ class LocalRun:
     """One execution of the spec; its state (tasks done, their outputs) is kept in a file so
     that a failed run can continue."""
 
-    def __init__(self, spec: dict, root: Path, store: ArtifactStore, run_id: str, state: dict):
+    def __init__(
+        self,
+        spec: dict,
+        root: Path,
+        store: ArtifactStore,
+        run_id: str,
+        state: dict,
+        preloaded: bool = False,  # python -m steps fork the preloaded interpreter
+    ):
         self.spec = spec["pipelineSpec"]
-        self.preloaded = False  # True once start_preloading ran for this spec's modules
+        self.preloaded = preloaded
         self.root = root
         self.store = store
         self.run_id = run_id
@@ -335,7 +343,7 @@ class LocalRun:
         self.save()
 
 
-def start_or_continue(root: Path, spec: dict) -> LocalRun:
+def start_or_continue(root: Path, spec: dict, preloaded: bool = False) -> LocalRun:
     """A new run, or the last one where it failed."""
     store = ArtifactStore(root / "artifacts.json")
     runs = sorted((root / "runs").glob("*.json")) if (root / "runs").is_dir() else []
@@ -343,9 +351,9 @@ def start_or_continue(root: Path, spec: dict) -> LocalRun:
         state = json.loads(runs[-1].read_text())
         if not state["complete"]:
             print(f"Continuing run {runs[-1].stem} after its failed task")
-            return LocalRun(spec, root, store, runs[-1].stem, state)
+            return LocalRun(spec, root, store, runs[-1].stem, state, preloaded)
     run_id = time.strftime("run-%Y%m%d-%H%M%S")
-    return LocalRun(spec, root, store, run_id, {"done": {}, "complete": False})
+    return LocalRun(spec, root, store, run_id, {"done": {}, "complete": False}, preloaded)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,8 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.sample_root.exists():  # the spec reads TFRecords, as on a cluster
         write_sample(settings.sample_root, settings.sample_size, settings.data_seed)
     print(f"Compiled {spec_path}; executing its tasks here")
-    run = start_or_continue(root, spec)
-    run.preloaded = not flags.fresh_processes
+    run = start_or_continue(root, spec, preloaded=not flags.fresh_processes)
     started = time.monotonic()
     try:
         run.run()

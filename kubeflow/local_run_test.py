@@ -123,10 +123,10 @@ def test_a_step_runs_as_its_module_and_a_failing_one_is_named(tmp_path, preloade
     (tmp_path / "in.json").write_text('{"parameterValues": {"span": 3}}')
     output_file = tmp_path / "executor_output.json"
     executor_input = {"outputs": {"outputFile": str(output_file)}}
-    run = LocalRun(resolver_spec(), tmp_path, store_of(tmp_path), "run-1", {"done": {}})
+    store = store_of(tmp_path)
+    run = LocalRun(resolver_spec(), tmp_path, store, "run-1", {"done": {}}, preloaded)
     if preloaded:
         start_preloading(["json.tool"])
-    run.preloaded = preloaded
     step = {"command": ["python", "-m", "json.tool"], "args": [str(tmp_path / "in.json"), "{{$}}"]}
     with pytest.raises(
         TaskFailed, match=r"(?s)task Trainer failed \(exit 1\).*json.tool .*\{\{\$\}\}"
