@@ -37,7 +37,7 @@ MAX_MISCLASSIFIED = 24
 
 
 @dataclasses.dataclass
-class TestAnswers:
+class SplitAnswers:
     """The model's answers on the whole test split, read in batches; of the pictures, only those
     the report shows are kept (memory stays bounded however large the split)."""
 
@@ -52,7 +52,7 @@ class TestAnswers:
         return self.probabilities.argmax(axis=1)
 
 
-def test_answers(signature, examples_uris: list[Path]) -> TestAnswers:
+def answer_test_split(signature, examples_uris: list[Path]) -> SplitAnswers:
     labels, probabilities, misclassified, first_per_class, first_two = [], [], [], {}, []
     seen = 0
     for batch in split_batches(examples_uris, TEST):
@@ -69,7 +69,7 @@ def test_answers(signature, examples_uris: list[Path]) -> TestAnswers:
         labels.append(batch_labels)
         probabilities.append(batch_probabilities)
         seen += len(images)
-    return TestAnswers(
+    return SplitAnswers(
         np.concatenate(labels),
         np.concatenate(probabilities),
         misclassified,
@@ -220,7 +220,7 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     model_dir = uris["Trainer.Model"] / "Format-Serving"
     model = tf.saved_model.load(str(model_dir))
     signature = model.signatures[SERVING_IMAGE_SIGNATURE]
-    answers = test_answers(signature, summary.examples_uris)
+    answers = answer_test_split(signature, summary.examples_uris)
     eval_labels, probabilities, predicted = answers.labels, answers.probabilities, answers.predicted
     labels_by_split = {
         split: split_labels(summary.examples_uris, split) for split in (TRAIN, VALIDATION)
