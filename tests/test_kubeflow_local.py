@@ -2,27 +2,17 @@
 executed here, the model pushed, and a second run resolving the first's blessed model."""
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
-from pipeline.settings import PROJECT_ROOT
-from tests.pipeline_runs import SMALL_RUN, settings_for
-
-TINY = {**SMALL_RUN, "EPOCHS": "2"}  # the smallest run still blessed: 1,000 digits
+from tests.pipeline_runs import run_pipeline, settings_for
 
 
 def kubeflow_local(output_dir) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kubeflow.local_run"],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **TINY, "OUTPUT_DIR": str(output_dir)},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    """`make kubeflow-local` with SMALL_RUN's settings and 2 epochs, the smallest run still
+    blessed (its steps fork an interpreter of their own)."""
+    return run_pipeline(output_dir, "kubeflow.local_run", EPOCHS="2")
 
 
 @pytest.fixture(scope="module")
