@@ -34,7 +34,8 @@ from components.data.codecs import encode_png  # noqa: E402
 from components.data.sample import load_sample, make_example  # noqa: E402
 from components.splits import HASH_BUCKETS, TEST, TRAIN  # noqa: E402
 from pipeline.results import latest_run_summary  # noqa: E402
-from pipeline.settings import PROJECT_ROOT, Settings  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from tests.bench.figures import BENCH_DIR, EPOCH, PROGRESS  # noqa: E402
 from trainer.features import IMAGE_HEIGHT, IMAGE_WIDTH, MNIST_CLASS_NAMES  # noqa: E402
 
 SIZES = (5_000, 50_000, 500_000)
@@ -42,11 +43,8 @@ MODES = ("in_memory", "multi_processing")
 COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
 SHARD_SIZE = 25_000  # digits per TFRecord file (at least two files, so that workers can share)
 RUNNING = re.compile(r"^\[\d+/\d+\] (\S+) running\.\.\.$")
-DONE = re.compile(r"^\[\d+/\d+\] (\S+) done in ([\d.]+) s$")
-EPOCH = re.compile(r"^(\d+)/\1 - \d+s - .* - (\d+)ms/step$")
 FINISHED = re.compile(r"^Pipeline run \S+ finished in (\d+) s")
 AFTER = "report and demo"  # make run's work after the pipeline: the run report, the served demo
-BENCH_DIR = PROJECT_ROOT / "outputs" / "bench"
 
 
 def jittered(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -128,7 +126,7 @@ def watched_run(output_dir: Path, env: dict[str, str]) -> dict:
             lines.append(line.rstrip("\n"))
             if running := RUNNING.match(lines[-1]):
                 current[0] = running[1]
-            elif DONE.match(lines[-1]):
+            elif PROGRESS.match(lines[-1]):
                 current[0] = None
             elif FINISHED.match(lines[-1]):
                 current[0] = AFTER
@@ -156,7 +154,7 @@ def watched_run(output_dir: Path, env: dict[str, str]) -> dict:
     if run.returncode:
         tail = "\n".join(lines[-40:])
         raise RuntimeError(f"pipeline run in {output_dir} failed:\n{tail}")
-    seconds = {m[1]: float(m[2]) for line in lines if (m := DONE.match(line))}
+    seconds = {m[1]: float(m[2]) for line in lines if (m := PROGRESS.match(line))}
     epoch = next(m for line in lines if (m := EPOCH.match(line)))
     pipeline_s = next(int(m[1]) for line in lines if (m := FINISHED.match(line)))
     return {
@@ -263,8 +261,9 @@ def markdown(rows: list[dict], machine: str) -> str:
     for mode in MODES:
         ours = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["size"])
         if len(ours) > 1:
+            smallest, largest = ours[0]["components"], ours[-1]["components"]
             ratios = [
-                f"{name} {ours[-1]['components'][name]['examples_per_s'] / ours[0]['components'][name]['examples_per_s']:.2f}"  # noqa: E501
+                f"{name} {largest[name]['examples_per_s'] / smallest[name]['examples_per_s']:.2f}"
                 for name in COMPONENTS
             ]
             epoch = ours[-1]["epoch_examples_per_s"] / ours[0]["epoch_examples_per_s"]
