@@ -32,7 +32,9 @@ def _run_as_main(
 ) -> None:
     """In the forked child: output to the files, then `python -m module args`."""
     for fd, path in ((1, stdout), (2, stderr)):
-        os.dup2(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), fd)
+        opened = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(opened, fd)
+        os.close(opened)
     if env is not None:
         os.environ.clear()
         os.environ.update(env)
