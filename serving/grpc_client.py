@@ -43,9 +43,17 @@ class ServingClient(PredictionClient):
         self.retries = retries
         self.backoff_s = backoff_s
         self.version = version
+        # The channel reconnects on the retries' schedule, not gRPC's own (1 s, then 1.6x as
+        # long): a retry after the server came up must find the channel trying again.
+        backoff_ms = int(backoff_s * 1000)
         self._channel = grpc.insecure_channel(
             target,
-            options=GRPC_MESSAGE_OPTIONS,
+            options=[
+                *GRPC_MESSAGE_OPTIONS,
+                ("grpc.initial_reconnect_backoff_ms", backoff_ms),
+                ("grpc.min_reconnect_backoff_ms", backoff_ms),
+                ("grpc.max_reconnect_backoff_ms", backoff_ms * 2**retries),
+            ],
         )
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
