@@ -54,7 +54,6 @@ def run_example_gen(tmp_path: Path, example_gen) -> Path:
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(tmp_path / "metadata.sqlite")
         ),
-        beam_pipeline_args=["--direct_running_mode=in_memory"],
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     (examples,) = (tmp_path / "root" / "ImageExampleGen" / "examples").iterdir()

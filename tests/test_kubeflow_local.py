@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.pipeline_runs import run_pipeline, settings_for
+from tests.pipeline_runs import TFX_PACKAGES_ITSELF, run_pipeline, settings_for
 
 
 def kubeflow_local(output_dir) -> subprocess.CompletedProcess:
@@ -43,3 +43,11 @@ def test_the_second_run_compares_against_the_first_runs_blessed_model(two_runs):
     store = json.loads((output_dir / "kubeflow-local" / "artifacts.json").read_text())
     first_model = next(a["name"] for a in store if a["schema_title"] == "tfx.Model")
     assert f"Baseline: {first_model}" in second
+
+
+def test_no_step_packages_tfx_for_remote_workers(two_runs):
+    output_dir, _, _ = two_runs
+    step_logs = sorted((output_dir / "kubeflow-local" / "logs").glob("*/*.log"))
+    assert step_logs
+    for log in step_logs:
+        assert TFX_PACKAGES_ITSELF not in log.read_text(), log.name

@@ -18,7 +18,13 @@ from pipeline.local_runner import sqlite_metadata
 from pipeline.results import latest_run_summary
 from pipeline.settings import Settings
 from pipeline.stats import accuracy_text
-from tests.pipeline_runs import SMALL_RUN, run_pipeline, served_versions, settings_for
+from tests.pipeline_runs import (
+    SMALL_RUN,
+    TFX_PACKAGES_ITSELF,
+    run_pipeline,
+    served_versions,
+    settings_for,
+)
 from trainer.features import (
     CLASS_ID_OUTPUT,
     EXAMPLES_INPUT,
@@ -78,6 +84,12 @@ def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, out
     assert f"test accuracy {accuracy_text(summary.accuracy, summary.test_examples)}" in (
         completed.stdout
     )  # the served model answers the test digits as the Evaluator scored them
+
+
+def test_no_beam_component_packages_tfx_for_remote_workers(first_run, output_dir):
+    logs = [log.read_text() for log in settings_for(output_dir).log_dir.glob("run-*.log")]
+    assert any("Component Transform is finished" in log for log in logs)
+    assert not any(TFX_PACKAGES_ITSELF in log for log in logs)
 
 
 def executions(output_dir, component: str) -> dict[str, str]:
