@@ -31,3 +31,22 @@ def test_a_run_past_its_timeout_is_killed(tmp_path):
         run_module(
             "timeit", ["-n1", "import time; time.sleep(30)"], tmp_path / "out", timeout_s=0.5
         )
+
+
+def test_temporary_files_follow_the_given_tmpdir(tmp_path):
+    status = run_module(
+        "timeit",
+        ["-n1", "-r1", "import tempfile; print(tempfile.gettempdir())"],
+        tmp_path / "out",
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert status == 0 and (tmp_path / "out").read_text().startswith(f"{tmp_path}\n")
+
+
+def test_the_modules_exit_handlers_run_when_it_ends(tmp_path):
+    status = run_module(
+        "timeit",
+        ["-n1", "-r1", "import atexit; atexit.register(print, 'exit handler ran')"],
+        tmp_path / "out",
+    )
+    assert status == 0 and (tmp_path / "out").read_text().endswith("exit handler ran\n")

@@ -60,7 +60,8 @@ def output_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(output_dir):
-    completed = run_pipeline(output_dir)
+    (output_dir / "tmp").mkdir()
+    completed = run_pipeline(output_dir, TMPDIR=str(output_dir / "tmp"))
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
     return completed, latest_run_summary(settings_for(output_dir).metadata_path)
 
@@ -90,6 +91,10 @@ def test_no_beam_component_packages_tfx_for_remote_workers(first_run, output_dir
     logs = [log.read_text() for log in settings_for(output_dir).log_dir.glob("run-*.log")]
     assert any("Component Transform is finished" in log for log in logs)
     assert not any(TFX_PACKAGES_ITSELF in log for log in logs)
+
+
+def test_the_run_leaves_nothing_in_the_temporary_folder(first_run, output_dir):
+    assert list((output_dir / "tmp").iterdir()) == []
 
 
 def executions(output_dir, component: str) -> dict[str, str]:
