@@ -32,6 +32,7 @@ from pathlib import Path
 from components.data.sample import write_sample
 from kubeflow.runner import compile_pipeline
 from kubeflow.settings import KubeflowSettings
+from pipeline.local_runner import run_cli
 from pipeline.preloaded import run_module, start_preloading
 from pipeline.settings import MNIST_SCHEMA, Settings
 
@@ -390,4 +391,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -11,13 +11,16 @@ from tests.pipeline_runs import TFX_PACKAGES_ITSELF, run_pipeline, settings_for
 
 def kubeflow_local(output_dir) -> subprocess.CompletedProcess:
     """`make kubeflow-local` with SMALL_RUN's settings and 2 epochs, the smallest run still
-    blessed (its steps fork an interpreter of their own)."""
-    return run_pipeline(output_dir, "kubeflow.local_run", EPOCHS="2")
+    blessed (its steps fork an interpreter of their own), temporary files under tmp/."""
+    return run_pipeline(
+        output_dir, "kubeflow.local_run", EPOCHS="2", TMPDIR=str(output_dir / "tmp")
+    )
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("kubeflow-local")
+    (output_dir / "tmp").mkdir()
     first, second = kubeflow_local(output_dir), kubeflow_local(output_dir)
     for completed in (first, second):
         assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
@@ -51,3 +54,8 @@ def test_no_step_packages_tfx_for_remote_workers(two_runs):
     assert step_logs
     for log in step_logs:
         assert TFX_PACKAGES_ITSELF not in log.read_text(), log.name
+
+
+def test_the_runs_leave_nothing_in_the_temporary_folder(two_runs):
+    output_dir, _, _ = two_runs
+    assert list((output_dir / "tmp").iterdir()) == []
