@@ -36,9 +36,10 @@ def _as_raw_image_feature(images: tf.Tensor, spec) -> tf.Tensor | tf.SparseTenso
     return tf.reshape(images, [-1, *spec.shape])
 
 
-def _class_name_table(model: keras.Model, class_names: list[str]) -> tf.lookup.StaticHashTable:
-    """class id -> name, read from an asset file that the SavedModel carries."""
-    folder = Path(tempfile.mkdtemp())
+def _class_name_table(
+    model: keras.Model, class_names: list[str], folder: Path
+) -> tf.lookup.StaticHashTable:
+    """class id -> name, read from an asset file in `folder` that the SavedModel carries."""
     (folder / CLASS_NAMES_ASSET).write_text("".join(f"{name}\n" for name in class_names))
     model.class_names_asset = tf.saved_model.Asset(str(folder / CLASS_NAMES_ASSET))
     return tf.lookup.StaticHashTable(
@@ -54,12 +55,16 @@ def _class_name_table(model: keras.Model, class_names: list[str]) -> tf.lookup.S
 
 
 def make_serving_signatures(
-    model: keras.Model, tf_transform_output: tft.TFTransformOutput, class_names: list[str]
+    model: keras.Model,
+    tf_transform_output: tft.TFTransformOutput,
+    class_names: list[str],
+    assets_dir: Path,
 ) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Both serving signatures; they output `probabilities` [N, classes], `class_id` [N],
-    `class_name` [N] and `confidence` [N]."""
+    `class_name` [N] and `confidence` [N]. The class names' asset is written to `assets_dir`,
+    which must stay until the model is saved (saving copies it into the SavedModel)."""
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
-    model.class_names = _class_name_table(model, class_names)
+    model.class_names = _class_name_table(model, class_names, assets_dir)
     raw_feature_spec = tf_transform_output.raw_feature_spec()
     for key in (LABEL_KEY, CLASS_NAME_KEY):  # what a client knows is the image
         raw_feature_spec.pop(key, None)
@@ -97,8 +102,11 @@ def export_model(
     class_names: list[str],
 ) -> None:
     """Writes the SavedModel that Evaluator, Pusher and TF Serving load."""
-    signatures = make_serving_signatures(model, tf_transform_output, class_names)
-    model.save(export_dir, save_format="tf", signatures=signatures)
+    with tempfile.TemporaryDirectory() as assets_dir:
+        signatures = make_serving_signatures(
+            model, tf_transform_output, class_names, Path(assets_dir)
+        )
+        model.save(export_dir, save_format="tf", signatures=signatures)
 
 
 def read_class_names(saved_model_dir: Path | str) -> list[str] | None:
