@@ -104,11 +104,18 @@ bench-scale: $(STAMP)
 bench-gpu: $(STAMP)
 	$(PY) -m tests.bench.devices $(ARGS)
 
-# Re-pins requirements.lock to what is installed in .venv now.
-lock:
+# Resolves requirements.lock afresh from pyproject.toml's dependencies, in a virtualenv of its
+# own (a few minutes); the next make reinstalls .venv from it.
+LOCK_VENV := build/lock-venv
+lock: $(STAMP)
+	rm -rf $(LOCK_VENV) && $(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip==26.3
+	$(LOCK_VENV)/bin/python -m pip install --quiet \
+	  $$($(PY) -c 'import tomli; print(" ".join(tomli.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
+	$(LOCK_VENV)/bin/python -m pip check
 	{ echo "# Exact versions of every package in .venv (Python 3.10). Regenerate with: make lock"; \
-	  $(PY) -m pip freeze --all --exclude-editable --exclude pip; } > requirements.lock
-	touch $(STAMP)
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable --exclude pip; } > requirements.lock
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf outputs
