@@ -2,8 +2,9 @@
 
 It fails, with a readable summary, when ExampleValidator found anomalies in any split, or when
 the distribution of class names in the train split moved further than an L-infinity bound
-from the previous span's (TFDV's drift comparator). The run then ends with a non-zero exit
-and nothing is trained or pushed.
+from the latest data that passed the gate before this run (TFDV's drift comparator): the
+previous span's, or the previous run's when the data has no spans. The run then ends with a
+non-zero exit and nothing is trained or pushed.
 """
 
 import os
@@ -12,15 +13,15 @@ import tensorflow_data_validation as tfdv
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx import v1 as tfx
-from tfx.components.statistics_gen import stats_artifact_utils
-from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
+from tfx.types.experimental.simple_artifacts import Statistics
 from tfx.utils import io_utils
 
 from trainer.features import CLASS_NAME_KEY
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's file in each Split-<name>/ folder
-STATISTICS_KEY, CURRENT_KEY = "statistics", "current"
+STATISTICS_KEY = "statistics"
+TRAIN_STATISTICS = os.path.join("Split-train", "FeatureStats.pb")  # as StatisticsGen writes
 PASSED_STATES = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
 
@@ -41,28 +42,6 @@ def passed_statistics(store, statistics_ids: list[int]) -> set[int]:
         and execution.last_known_state in PASSED_STATES
     }
     return {event.artifact_id for event in events if event.execution_id in passed}
-
-
-class PreviousStatisticsStrategy(resolver.ResolverStrategy):
-    """Inputs `statistics` (all) and `current` (this run's); outputs the statistics to compare
-    with, among those that passed the gate: the latest of the previous span when the data comes
-    in spans, else the latest other than the current ones, or none. A re-run on unchanged data
-    thus gives the gate the same inputs (it stays cached), and a first run is not recorded as a
-    failed resolver, as with TFX's LatestArtifactStrategy."""
-
-    def resolve_artifacts(self, store, input_dict: dict) -> dict:
-        current = input_dict[CURRENT_KEY]
-        current_ids = {artifact.id for artifact in current}
-        current_span = max((artifact.span for artifact in current), default=0)
-        others = [a for a in input_dict[STATISTICS_KEY] if a.id not in current_ids]
-        passed = passed_statistics(store, [a.id for a in others]) if others else set()
-        older = [a for a in others if a.id in passed]
-        earlier_spans = [a for a in older if a.span < current_span]
-        candidates = earlier_spans or older
-        return {
-            STATISTICS_KEY: [max(candidates, key=lambda a: (a.span, a.id))] if candidates else [],
-            CURRENT_KEY: current,
-        }
 
 
 class DataValidationError(RuntimeError):
@@ -110,34 +89,44 @@ def class_drift(
     ]
 
 
+def train_statistics(uri: str):
+    """The train split's statistics in a StatisticsGen output or a gate's validated copy."""
+    return tfdv.load_stats_binary(os.path.join(uri, TRAIN_STATISTICS))
+
+
 @tfx.dsl.components.component
 def ValidationGate(  # noqa: N802 (a TFX component, named like TFX's)
     statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
     schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    validated_statistics: tfx.dsl.components.OutputArtifact[Statistics],
     max_label_drift: tfx.dsl.components.Parameter[float],
-    previous_statistics: tfx.dsl.components.InputArtifact[  # optional: None on a first run
-        tfx.types.standard_artifacts.ExampleStatistics
-    ] = None,
+    previous_statistics: tfx.dsl.components.InputArtifact[Statistics] = None,  # none at first
 ) -> None:
+    """Raises DataValidationError for bad data; passed data's train statistics are copied to
+    `validated_statistics` (with its span), which the next run's drift check reads. A failed
+    gate writes none, so its data is never the reference (pipeline/resolvers.py)."""
     problems = split_anomalies(
         anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names)
     )
-    if previous_statistics is not None and previous_statistics.id != statistics.id:
+    span = statistics.span
+    if previous_statistics is not None:
+        previous_span = previous_statistics.get_int_custom_property("span")
         problems += class_drift(
-            stats_artifact_utils.load_statistics(statistics, "train").proto(),
-            stats_artifact_utils.load_statistics(previous_statistics, "train").proto(),
+            train_statistics(statistics.uri),
+            train_statistics(previous_statistics.uri),
             tfdv.load_schema_text(os.path.join(schema.uri, "schema.pbtxt")),
             max_label_drift,
-            against=(
-                f"span {previous_statistics.span}"
-                if previous_statistics.span != statistics.span
-                else "the previous run's data"
-            ),
+            against=f"span {previous_span}" if previous_span != span else "the previous run's data",
         )
     if problems:
-        which = f" for span {statistics.span}" if statistics.span else ""
+        which = f" for span {span}" if span else ""
         raise DataValidationError(
             f"Data validation failed{which}; nothing is trained or pushed:\n  "
             + "\n  ".join(problems)
         )
+    io_utils.copy_file(
+        os.path.join(statistics.uri, TRAIN_STATISTICS),
+        os.path.join(validated_statistics.uri, TRAIN_STATISTICS),
+    )
+    validated_statistics.set_int_custom_property("span", span)

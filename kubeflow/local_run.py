@@ -7,12 +7,16 @@ pipeline root) and runs its `command` and `args` with this project's `.venv` in 
 image, its `lifecycle.preCacheCheck` driver first where it has one (ExampleGen's); the executor
 output file it writes updates its artifacts. A resolver task evaluates its
 `outputArtifactQueries` filter against every artifact earlier runs of the spec produced (held in
-a JSON store beside them, standing in for Vertex ML Metadata) and yields the latest match.
+a JSON store beside them, standing in for Vertex ML Metadata) and yields the latest match. A
+task with a `triggerPolicy` condition runs only when its CEL expression holds for its inputs,
+and a task whose caching is on reuses the outputs of an earlier execution with the same cache
+key (its inputs' artifact names, its parameters after its driver, its outputs and container),
+as KFP v2's cache does.
 
-Only the places differ from the cluster's: the pipeline root, data root and serving base are
-under outputs/kubeflow-local/, the schema is read from the checkout, and Beam runs in the task.
+Only the places differ from the cluster's: the pipeline root and serving base are under
+outputs/kubeflow-local/, the data and schema are `make run`'s (DATA), and Beam runs in the task.
 A failed run stops at the failing task, naming it, its command and its log's tail; the next run
-continues that run from the failed task, keeping the artifacts made before it.
+reuses from the cache what the failed one finished, as a cluster's re-run does.
 
 A `python -m <module>` step starts as a fork of one interpreter that has already imported the
 spec's entry points and executor classes (pipeline/preloaded.py), then runs the module as
@@ -22,6 +26,7 @@ per task otherwise; `--fresh-processes` starts every step in a new interpreter i
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import re
 import subprocess
@@ -29,30 +34,37 @@ import sys
 import time
 from pathlib import Path
 
-from components.data.sample import write_sample
 from kubeflow.runner import compile_pipeline
 from kubeflow.settings import KubeflowSettings
-from pipeline.local_runner import run_cli
+from pipeline import data_source
+from pipeline.local_runner import ingest_of, run_cli
 from pipeline.preloaded import run_module, start_preloading
-from pipeline.settings import MNIST_SCHEMA, Settings
+from pipeline.settings import Settings
 
 SCHEMA_TITLE = re.compile(r"^title: (\S+)$", re.MULTILINE)
 PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}")
 CLAUSE = re.compile(r"^(schema_title|state|name|metadata\.(\w+)\.(\w+))\s*=\s*(.+)$")
+# The CEL that TFX compiles a tfx.dsl.Cond to: comparisons of input artifacts' metadata or URIs
+# with constants, `!`, `&&`, `||` and parentheses.
+CEL_TOKEN = re.compile(
+    r"\s*(?:inputs\.artifacts\['(?P<key>[^']+)'\]\.artifacts\[(?P<index>\d+)\]"
+    r"(?:\.metadata\['(?P<property>[^']+)'\]|(?P<uri>\.uri))"
+    r"|(?P<number>-?\d+(?:\.\d+)?)|'(?P<string>[^']*)'|(?P<op>&&|\|\||==|!=|<|>|!|\(|\)))"
+)
 
 
 class TaskFailed(RuntimeError):
     """A spec task that failed; the message names it, its command and its log's tail."""
 
 
-def local_places(settings: Settings, root: Path) -> KubeflowSettings:
+def local_places(root: Path, source: data_source.DataSource) -> KubeflowSettings:
     """The Kubeflow settings of the environment with this machine's places."""
     return dataclasses.replace(
         KubeflowSettings.from_env(),
         kubeflow_pipeline_root=str(root / "pipeline_root"),
-        kubeflow_data_root=str(settings.sample_root),
+        kubeflow_data_root=str(source.root),
         kubeflow_serving_base=str(root / "serving_model"),
-        schema=str(MNIST_SCHEMA),
+        schema=str(source.schema or ""),
         beam_runner="DirectRunner",
         vertex_training=False,
     )
@@ -171,9 +183,116 @@ def modules_to_preload(spec: dict) -> list[str]:
     return sorted(modules)
 
 
+class Condition:
+    """A task's `triggerPolicy` condition, evaluated against its input artifacts' records."""
+
+    def __init__(self, expression: str, inputs: dict[str, list[dict]]):
+        self.expression, self.inputs = expression, inputs
+        self.tokens = list(CEL_TOKEN.finditer(expression))
+        if sum(len(t[0]) for t in self.tokens) != len(expression):
+            raise ValueError(f"Unsupported condition: {expression!r}")
+        self.position = 0
+
+    def holds(self) -> bool:
+        value = self._or()
+        if self.position != len(self.tokens):
+            raise ValueError(f"Unsupported condition: {self.expression!r}")
+        return bool(value)
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.position]["op"] if self.position < len(self.tokens) else None
+
+    def _take(self) -> re.Match:
+        self.position += 1
+        return self.tokens[self.position - 1]
+
+    def _or(self):
+        value = self._and()
+        while self._peek() == "||":
+            self._take()
+            value = self._and() or value
+        return value
+
+    def _and(self):
+        value = self._comparison()
+        while self._peek() == "&&":
+            self._take()
+            value = self._comparison() and value
+        return value
+
+    def _comparison(self):
+        left = self._unary()
+        if self._peek() in ("==", "!=", "<", ">"):
+            op, right = self._take()["op"], self._unary()
+            return {"==": left == right, "!=": left != right, "<": left < right, ">": left > right}[
+                op
+            ]
+        return left
+
+    def _unary(self):
+        if self._peek() == "!":
+            self._take()
+            return not self._unary()
+        return self._primary()
+
+    def _primary(self):
+        token = self._take()
+        if token["op"] == "(":
+            value = self._or()
+            if self._take()["op"] != ")":
+                raise ValueError(f"Unbalanced condition: {self.expression!r}")
+            return value
+        if token["number"] is not None:
+            return float(token["number"])
+        if token["string"] is not None:
+            return token["string"]
+        if token["key"] is not None:
+            records = self.inputs.get(token["key"], [])
+            index = int(token["index"])
+            if index >= len(records):
+                raise ValueError(f"Condition {self.expression!r}: no artifact {token[0].strip()}")
+            record = records[index]
+            if token["uri"]:
+                return record["uri"]
+            value = record["metadata"].get(token["property"])
+            if value is None:
+                raise ValueError(f"Condition {self.expression!r}: no metadata {token[0].strip()}")
+            return float(value) if isinstance(value, (int, float)) else value
+        raise ValueError(f"Unsupported condition: {self.expression!r}")
+
+
+class TaskCache:
+    """KFP v2's execution cache: a task's outputs by its cache key, in a JSON file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+
+    def get(self, key: str) -> dict | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, outputs: dict) -> None:
+        self.entries[key] = outputs
+        self.path.write_text(json.dumps(self.entries, indent=1))
+
+
+def cache_key(inputs: dict[str, list[dict]], parameters: dict, component: dict, container: dict):
+    """What KFP v2 fingerprints: input artifact names, parameter values, output definitions and
+    the container's image, command and arguments."""
+    document = {
+        "inputArtifactNames": {key: [a["name"] for a in found] for key, found in inputs.items()},
+        "inputParameterValues": parameters,
+        "outputArtifactsSpec": component.get("outputDefinitions", {}),
+        "containerSpec": {
+            "image": container.get("image"),
+            "cmdArgs": [*container["command"], *container.get("args", [])],
+        },
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
 class LocalRun:
-    """One execution of the spec; its state (tasks done, their outputs) is kept in a file so
-    that a failed run can continue."""
+    """One execution of the spec; what each task did and read is kept in a file."""
 
     def __init__(
         self,
@@ -181,15 +300,17 @@ class LocalRun:
         root: Path,
         store: ArtifactStore,
         run_id: str,
-        state: dict,
         preloaded: bool = False,  # python -m steps fork the preloaded interpreter
     ):
         self.spec = spec["pipelineSpec"]
         self.preloaded = preloaded
         self.root = root
         self.store = store
+        self.cache = TaskCache(root / "cache.json")
         self.run_id = run_id
-        self.state = state  # {"done": {task: {output key: [artifact names]}}, "complete": bool}
+        # {task: {"state": COMPLETE | CACHED | SKIPPED, "inputs": {key: [artifact names]},
+        #  "outputs": {key: [artifact names]}}}; "complete" once every task is done.
+        self.state: dict = {"tasks": {}, "complete": False}
         self.state_path = root / "runs" / f"{run_id}.json"
 
     def save(self) -> None:
@@ -201,14 +322,13 @@ class LocalRun:
         found = {}
         for name, source in task.get("inputs", {}).get("artifacts", {}).items():
             producer = source["taskOutputArtifact"]
-            names = self.state["done"][producer["producerTask"]].get(
-                producer["outputArtifactKey"], []
-            )
+            done = self.state["tasks"][producer["producerTask"]]
+            names = done["outputs"].get(producer["outputArtifactKey"], [])
             if names:
                 found[name] = [self.store.by_name(n) for n in names]
         return found
 
-    def resolve(self, name: str, task: dict, component: dict, executor: dict) -> dict:
+    def resolve(self, task: dict, executor: dict) -> dict:
         inputs = self.inputs_of(task)
         outputs = {}
         for key, query in executor["resolver"]["outputArtifactQueries"].items():
@@ -222,8 +342,10 @@ class LocalRun:
             ]
         return outputs
 
-    def execute(self, name: str, task: dict, component: dict, executor: dict, log: Path) -> dict:
+    def execute(self, name: str, task: dict, component: dict, executor: dict, log: Path):
+        """Runs a container task, or reuses a cached execution's outputs: (outputs, state)."""
         definitions = component.get("inputDefinitions", {}).get("artifacts", {})
+        inputs = self.inputs_of(task)
         task_root = self.root / "pipeline_root" / self.run_id / name
         outputs = {}
         for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
@@ -247,7 +369,7 @@ class LocalRun:
                             runtime_artifact(a, definitions[key]["artifactType"]) for a in records
                         ]
                     }
-                    for key, records in self.inputs_of(task).items()
+                    for key, records in inputs.items()
                 },
             },
             "outputs": {
@@ -266,14 +388,20 @@ class LocalRun:
             updates = self.launch(name, driver, executor_input, log)
             for key, value in updates.get("parameterValues", {}).items():
                 parameters[key] = legacy_value(value)
+        key = cache_key(inputs, parameters, component, container)
+        cached = self.cache.get(key) if task.get("cachingOptions", {}).get("enableCache") else None
+        if cached is not None:
+            return cached, "CACHED"
         written = self.launch(name, container, executor_input, log)
-        for key, (record, _) in outputs.items():
-            for artifact in written.get("artifacts", {}).get(key, {}).get("artifacts", []):
+        for output_key, (record, _) in outputs.items():
+            for artifact in written.get("artifacts", {}).get(output_key, {}).get("artifacts", []):
                 record["metadata"].update(artifact.get("metadata", {}))
                 record["uri"] = artifact.get("uri", record["uri"])
-            record.update({"run": self.run_id, "task": name, "key": key, "state": "LIVE"})
+            record.update({"run": self.run_id, "task": name, "key": output_key, "state": "LIVE"})
             self.store.add(record)
-        return {key: [record["name"]] for key, (record, _) in outputs.items()}
+        names = {output_key: [record["name"]] for output_key, (record, _) in outputs.items()}
+        self.cache.put(key, names)
+        return names, "COMPLETE"
 
     def launch(self, name: str, step: dict, executor_input: dict, log: Path) -> dict:
         """Runs a container step with `{{$}}` filled in; returns the executor output it wrote."""
@@ -299,11 +427,17 @@ class LocalRun:
         return json.loads(output_file.read_text()) if output_file.exists() else {}
 
     def output(self, task: str, key: str) -> dict | None:
-        names = self.state["done"].get(task, {}).get(key, [])
+        names = self.state["tasks"].get(task, {}).get("outputs", {}).get(key, [])
         return self.store.by_name(names[0]) if names else None
 
     def summary(self) -> list[str]:
         """What the run decided, from its artifacts' metadata."""
+        if self.state["tasks"]["Evaluator"]["state"] == "SKIPPED":
+            return [
+                "Candidate: the Trainer's model is the last blessed one (nothing changed): "
+                "not evaluated, checked or pushed again",
+                "Pushed model: none this run",
+            ]
         blessing = self.output("Evaluator", "blessing")["metadata"]
         check = self.output("ServingValidator", "blessing")["metadata"]
         pushed = self.output("Pusher", "pushed_model")["metadata"]
@@ -316,45 +450,47 @@ class LocalRun:
             + (pushed["pushed_destination"] if pushed.get("pushed") else "none this run"),
         ]
 
+    def skips(self, task: dict) -> bool:
+        """Whether KFP would skip the task: an input's producer was skipped, or its trigger
+        condition does not hold."""
+        producers = {
+            source["taskOutputArtifact"]["producerTask"]
+            for source in task.get("inputs", {}).get("artifacts", {}).values()
+        }
+        if any(self.state["tasks"][p]["state"] == "SKIPPED" for p in producers):
+            return True
+        condition = task.get("triggerPolicy", {}).get("condition")
+        return bool(condition) and not Condition(condition, self.inputs_of(task)).holds()
+
     def run(self) -> None:
         tasks = self.spec["root"]["dag"]["tasks"]
         executors = self.spec["deploymentSpec"]["executors"]
         names = order(tasks)
         for index, name in enumerate(names, start=1):
-            if name in self.state["done"]:
-                print(f"[{index}/{len(names)}] {name} done in an earlier try", flush=True)
+            task = tasks[name]
+            if self.skips(task):
+                self.state["tasks"][name] = {"state": "SKIPPED", "inputs": {}, "outputs": {}}
+                self.save()
+                print(f"[{index}/{len(names)}] {name} skipped (its condition is false)")
                 continue
             print(f"[{index}/{len(names)}] {name} running...", flush=True)
             started = time.monotonic()
-            component = self.spec["components"][tasks[name]["componentRef"]["name"]]
+            component = self.spec["components"][task["componentRef"]["name"]]
             executor = executors[component["executorLabel"]]
             log = self.root / "logs" / self.run_id / f"{name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
+            inputs = {k: [a["name"] for a in v] for k, v in self.inputs_of(task).items()}
             if "resolver" in executor:
-                outputs = self.resolve(name, tasks[name], component, executor)
+                outputs, state = self.resolve(task, executor), "COMPLETE"
             else:
-                outputs = self.execute(name, tasks[name], component, executor, log)
-            self.state["done"][name] = outputs
+                outputs, state = self.execute(name, task, component, executor, log)
+            self.state["tasks"][name] = {"state": state, "inputs": inputs, "outputs": outputs}
             self.save()
-            print(
-                f"[{index}/{len(names)}] {name} done in {time.monotonic() - started:.1f} s",
-                flush=True,
-            )
+            how = "reused from cache" if state == "CACHED" else "done"
+            elapsed = time.monotonic() - started
+            print(f"[{index}/{len(names)}] {name} {how} in {elapsed:.1f} s", flush=True)
         self.state["complete"] = True
         self.save()
-
-
-def start_or_continue(root: Path, spec: dict, preloaded: bool = False) -> LocalRun:
-    """A new run, or the last one where it failed."""
-    store = ArtifactStore(root / "artifacts.json")
-    runs = sorted((root / "runs").glob("*.json")) if (root / "runs").is_dir() else []
-    if runs:
-        state = json.loads(runs[-1].read_text())
-        if not state["complete"]:
-            print(f"Continuing run {runs[-1].stem} after its failed task")
-            return LocalRun(spec, root, store, runs[-1].stem, state, preloaded)
-    run_id = time.strftime("run-%Y%m%d-%H%M%S")
-    return LocalRun(spec, root, store, run_id, {"done": {}, "complete": False}, preloaded)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,21 +502,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     flags = parser.parse_args(argv)
     settings = Settings.from_env()
+    source = data_source.resolve(settings)  # the data make run reads
     root = settings.output_dir / "kubeflow-local"
-    spec_path = compile_pipeline(settings, local_places(settings, root), root / "spec.json")
+    spec_path = compile_pipeline(
+        settings, local_places(root, source), root / "spec.json", ingest_of(source)
+    )
     spec = json.loads(spec_path.read_text())
     if not flags.fresh_processes:
         start_preloading(modules_to_preload(spec["pipelineSpec"]))
-    if not settings.sample_root.exists():  # the spec reads TFRecords, as on a cluster
-        write_sample(settings.sample_root, settings.sample_size, settings.data_seed)
     print(f"Compiled {spec_path}; executing its tasks here")
-    run = start_or_continue(root, spec, preloaded=not flags.fresh_processes)
+    run_id = time.strftime("run-%Y%m%d-%H%M%S")
+    store = ArtifactStore(root / "artifacts.json")
+    run = LocalRun(spec, root, store, run_id, preloaded=not flags.fresh_processes)
     started = time.monotonic()
     try:
         run.run()
     except TaskFailed as error:
         print(
-            f"\nerror: {error}\nRun `make kubeflow-local` again to continue from this task.",
+            f"\nerror: {error}\nA new `make kubeflow-local` reuses from the cache what this run "
+            "finished, as a cluster's re-run does.",
             file=sys.stderr,
         )
         return 1

@@ -1,5 +1,5 @@
-"""The local KFP executor's resolver queries and its resume, on constructed artifacts and a
-spec of resolver tasks (the container tasks run in tests/test_kubeflow_local.py)."""
+"""The local KFP executor's resolver queries, trigger conditions and cache, on constructed
+artifacts and small specs (the pipeline's own tasks run in tests/test_runner_decisions.py)."""
 
 import json
 
@@ -7,11 +7,11 @@ import pytest
 
 from kubeflow.local_run import (
     ArtifactStore,
+    Condition,
     LocalRun,
     TaskFailed,
     modules_to_preload,
     order,
-    start_or_continue,
 )
 from pipeline.preloaded import start_preloading
 
@@ -93,8 +93,8 @@ def resolver_spec() -> dict:
     }
 
 
-def test_resolvers_chain_through_a_placeholder_and_a_failed_run_continues(tmp_path):
-    store_of(
+def test_resolvers_chain_through_a_placeholder(tmp_path):
+    store = store_of(
         tmp_path,
         artifact("m1", "tfx.Model"),
         artifact("b1", "tfx.ModelBlessing", blessed=1.0, current_model_id="m1"),
@@ -102,19 +102,93 @@ def test_resolvers_chain_through_a_placeholder_and_a_failed_run_continues(tmp_pa
     )
     spec = resolver_spec()
     assert order(spec["pipelineSpec"]["root"]["dag"]["tasks"]) == ["blessing", "model"]
-    # A run that failed after its first task: the next try keeps that task's outputs.
-    interrupted = {"done": {"blessing": {"model_blessing": ["b1"]}}, "complete": False}
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "run-1.json").write_text(json.dumps(interrupted))
-    run = start_or_continue(tmp_path, spec)
-    assert isinstance(run, LocalRun) and run.run_id == "run-1"
+    run = LocalRun(spec, tmp_path, store, "run-1")
     run.run()
     state = json.loads((tmp_path / "runs" / "run-1.json").read_text())
-    assert state == {
-        "done": {"blessing": {"model_blessing": ["b1"]}, "model": {"model": ["m1"]}},
-        "complete": True,
+    assert state["complete"] and state["tasks"]["model"]["outputs"] == {"model": ["m1"]}
+    assert state["tasks"]["model"]["inputs"] == {"input": ["b1"]}
+
+
+def test_conditions_read_input_metadata_and_uris_as_tfx_compiles_them():
+    inputs = {"_Check.verdict": [artifact("v", "tfx.Metrics", is_new=1, span=3)]}
+    ref = "inputs.artifacts['_Check.verdict'].artifacts[0]"
+    for expression, expected in [
+        (f"({ref}.metadata['is_new'] == 1.0)", True),
+        (f"!(({ref}.metadata['is_new'] == 1.0))", False),
+        (f"(({ref}.metadata['span'] > 2.0) && ({ref}.metadata['is_new'] < 1.0))", False),
+        (f"(({ref}.metadata['span'] > 2.0) || ({ref}.metadata['is_new'] < 1.0))", True),
+        (f"({ref}.uri == '/x/v') && ({ref}.metadata['span'] == 3.0)", True),
+    ]:
+        assert Condition(expression, inputs).holds() is expected, expression
+    with pytest.raises(ValueError, match="no metadata"):
+        Condition(f"({ref}.metadata['missing'] == 1.0)", inputs).holds()
+    with pytest.raises(ValueError, match="Unsupported condition"):
+        Condition(f"size({ref}) > 0", inputs).holds()
+
+
+# A container task writing an artifact with metadata is_new=0, and one conditional on it.
+WRITER = (
+    "import json, sys; i = json.loads(sys.argv[1]); open(sys.argv[2], 'a').write('ran\\n');"
+    " out = {'artifacts': {'verdict': {'artifacts': [{'metadata': {'is_new': 0}}]}}};"
+    " open(i['outputs']['outputFile'], 'w').write(json.dumps(out))"
+)
+
+
+def cached_and_conditional_spec(log) -> dict:
+    verdict = {"artifactType": {"schemaTitle": "tfx.Metrics"}}
+    container = {"image": "x", "command": ["python", "-c", WRITER], "args": ["{{$}}", str(log)]}
+    condition = "(inputs.artifacts['_check.verdict'].artifacts[0].metadata['is_new'] == 1.0)"
+    reads_verdict = {
+        "taskOutputArtifact": {"producerTask": "check", "outputArtifactKey": "verdict"}
     }
-    assert start_or_continue(tmp_path, spec).run_id != "run-1"  # complete: a new run
+    return {
+        "pipelineSpec": {
+            "root": {
+                "dag": {
+                    "tasks": {
+                        "check": {
+                            "componentRef": {"name": "check"},
+                            "cachingOptions": {"enableCache": True},
+                        },
+                        "push": {
+                            "componentRef": {"name": "push"},
+                            "inputs": {"artifacts": {"_check.verdict": reads_verdict}},
+                            "triggerPolicy": {"condition": condition},
+                        },
+                    }
+                }
+            },
+            "components": {
+                "check": {
+                    "executorLabel": "check_executor",
+                    "outputDefinitions": {"artifacts": {"verdict": verdict}},
+                },
+                "push": {
+                    "executorLabel": "check_executor",
+                    "inputDefinitions": {"artifacts": {"_check.verdict": verdict}},
+                },
+            },
+            "deploymentSpec": {"executors": {"check_executor": {"container": container}}},
+        }
+    }
+
+
+def test_a_task_with_the_same_cache_key_is_reused_and_a_false_condition_skips(tmp_path):
+    log = tmp_path / "ran.log"
+    spec = cached_and_conditional_spec(log)
+    store = store_of(tmp_path)
+    first = LocalRun(spec, tmp_path, store, "run-1")
+    first.run()
+    second = LocalRun(spec, tmp_path, store, "run-2")
+    second.run()
+    assert log.read_text() == "ran\n"  # the second run's task came from the cache
+    assert second.state["tasks"]["check"]["state"] == "CACHED"
+    assert second.state["tasks"]["check"]["outputs"] == first.state["tasks"]["check"]["outputs"]
+    assert store.by_name(first.state["tasks"]["check"]["outputs"]["verdict"][0])["metadata"] == {
+        "is_new": 0
+    }
+    for run in (first, second):
+        assert run.state["tasks"]["push"]["state"] == "SKIPPED"
 
 
 @pytest.mark.parametrize("preloaded", [True, False], ids=["forked", "fresh"])
@@ -124,7 +198,7 @@ def test_a_step_runs_as_its_module_and_a_failing_one_is_named(tmp_path, preloade
     output_file = tmp_path / "executor_output.json"
     executor_input = {"outputs": {"outputFile": str(output_file)}}
     store = store_of(tmp_path)
-    run = LocalRun(resolver_spec(), tmp_path, store, "run-1", {"done": {}}, preloaded)
+    run = LocalRun(resolver_spec(), tmp_path, store, "run-1", preloaded)
     if preloaded:
         start_preloading(["json.tool"])
     step = {"command": ["python", "-m", "json.tool"], "args": [str(tmp_path / "in.json"), "{{$}}"]}

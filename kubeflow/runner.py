@@ -14,8 +14,8 @@ from tfx import v1 as tfx
 
 from kubeflow.settings import KubeflowSettings
 from pipeline import pipeline
-from pipeline.resolvers import BuiltinResolvers
-from pipeline.settings import Settings
+from pipeline.local_runner import run_cli
+from pipeline.settings import Settings, SettingsError
 
 ResourceSpec = PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 
@@ -49,8 +49,8 @@ def vertex_training(cloud: KubeflowSettings) -> dict:
 
 
 def kubeflow_choices(cloud: KubeflowSettings) -> pipeline.RunnerChoices:
-    """TFX's built-in resolvers (the only ones KFP v2 compiles), Beam on Dataflow, and the
-    Trainer as a container with resources or as a Vertex AI Training job."""
+    """Beam on Dataflow, and the Trainer as a container with resources or as a Vertex AI
+    Training job."""
     if cloud.vertex_training:
         trainer = {
             "trainer_class": tfx.extensions.google_cloud_ai_platform.Trainer,
@@ -59,28 +59,44 @@ def kubeflow_choices(cloud: KubeflowSettings) -> pipeline.RunnerChoices:
     else:
         trainer = {"trainer_platform_config": trainer_resources(cloud)}
     return pipeline.RunnerChoices(
-        resolvers=BuiltinResolvers(),
         beam_pipeline_args=cloud.dataflow_beam_pipeline_args(),
         **trainer,
     )
 
 
-def create_kubeflow_pipeline(settings: Settings, cloud: KubeflowSettings) -> tfx.dsl.Pipeline:
+def create_kubeflow_pipeline(
+    settings: Settings, cloud: KubeflowSettings, ingest: pipeline.Ingest | None = None
+) -> tfx.dsl.Pipeline:
+    """The pipeline reading `ingest` (default: TFRecords under the data root, by
+    KUBEFLOW_DATA_PATTERN). A setting that KFP v2 cannot honour is refused here."""
+    if settings.train_spans > 1:
+        raise SettingsError(
+            f"TRAIN_SPANS={settings.train_spans}: the Kubeflow / Vertex AI pipeline trains on "
+            "the span each run ingests (KFP v2 resolves one artifact per query, not the latest "
+            "spans that passed the gate); set TRAIN_SPANS=1, or train on several spans with "
+            "make run."
+        )
     return pipeline.create_pipeline(
         pipeline_name=settings.pipeline_name,
         pipeline_root=cloud.pipeline_root,
-        ingest=pipeline.Ingest(cloud.data_root),
-        schema_file=cloud.schema,
+        ingest=ingest or pipeline.Ingest(cloud.data_root, splits={"all": cloud.data_pattern}),
+        schema_file=cloud.schema or None,  # none: SchemaGen infers one
         training=settings.training,
         gates=settings.gates,
         serving_model_dir=f"{cloud.serving_base}/{settings.model_name}",
         runner=kubeflow_choices(cloud),
+        train_spans=settings.train_spans,
         warm_start=settings.warm_start,
         enable_cache=settings.enable_cache,
     )
 
 
-def compile_pipeline(settings: Settings, cloud: KubeflowSettings, output_path: Path) -> Path:
+def compile_pipeline(
+    settings: Settings,
+    cloud: KubeflowSettings,
+    output_path: Path,
+    ingest: pipeline.Ingest | None = None,
+) -> Path:
     """Writes the KFP v2 / Vertex AI pipeline spec JSON."""
     output_path.parent.mkdir(parents=True, exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -88,7 +104,7 @@ def compile_pipeline(settings: Settings, cloud: KubeflowSettings, output_path: P
         output_dir=str(output_path.parent),
         output_filename=output_path.name,
     )
-    runner.run(create_kubeflow_pipeline(settings, cloud), write_out=True)
+    runner.run(create_kubeflow_pipeline(settings, cloud, ingest), write_out=True)
     return output_path
 
 
@@ -99,6 +115,7 @@ FLAGS = {
     "--pipeline_root": "kubeflow_pipeline_root",
     "--image": "kubeflow_image",
     "--data_root": "kubeflow_data_root",
+    "--data_pattern": "data_pattern",
     "--serving_base": "kubeflow_serving_base",
     "--gpu_type": "gpu_type",
     "--gpu_count": "gpu_count",
@@ -122,11 +139,12 @@ def parse_flags(argv: list[str] | None, settings: Settings) -> tuple[KubeflowSet
     return KubeflowSettings.from_env(**args), output
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     cloud, output = parse_flags(argv, settings)
     print(f"Wrote {compile_pipeline(settings, cloud, output)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

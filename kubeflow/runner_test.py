@@ -5,11 +5,12 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from components.candidate_check import IS_NEW
 from kubeflow import runner
 from kubeflow.settings import KubeflowSettings
 from pipeline import local_runner
 from pipeline.data_source import DataSource
-from pipeline.settings import MNIST_SCHEMA, PROJECT_ROOT, Settings
+from pipeline.settings import MNIST_SCHEMA, PROJECT_ROOT, Settings, SettingsError
 
 IMAGE = "europe-docker.pkg.dev/test-project/pipelines/mnist-tfx:1.0"
 CLOUD = {
@@ -59,27 +60,43 @@ def node_id(task_name: str) -> str:
     return task_name.split("-")[0]
 
 
-def test_local_and_kubeflow_pipelines_have_the_same_components_and_edges(compiled, tmp_path):
+def test_local_and_kubeflow_pipelines_have_the_same_components_edges_and_conditions(
+    compiled, tmp_path
+):
     _, spec = compiled
     settings = Settings(output_dir=tmp_path)
+    settings.sample_root.mkdir(parents=True)
     sample = DataSource(settings.sample_root, "tfrecords", {"all": "*"}, MNIST_SCHEMA)
     local = local_runner.create_local_pipeline(settings, sample)
     tasks = spec.root.dag.tasks
-    kfp_nodes, local_nodes = {node_id(name) for name in tasks}, {c.id for c in local.components}
-    # The same components; KFP has the built-in form of the local resolvers but one: the latest
-    # validated spans (KFP v2 trains on the run's own span).
-    assert local_nodes - kfp_nodes == {"latest_spans_resolver"}
-    assert kfp_nodes <= local_nodes
-    # Resolvers sit differently: locally they wait for the run's own model and statistics (to
-    # leave them out), while KFP v2's built-in ones resolve before.
+    assert {node_id(name) for name in tasks} == {c.id for c in local.components}
     for component in local.components:
         if component.id.endswith(RESOLVER_SUFFIX):
             continue
         kfp_upstream = {node_id(t) for t in tasks[component.id].dependent_tasks}
-        local_upstream = {upstream.id for upstream in component.upstream_nodes}
-        assert {n for n in kfp_upstream if not n.endswith(RESOLVER_SUFFIX)} == {
-            n for n in local_upstream if not n.endswith(RESOLVER_SUFFIX)
-        }
+        assert kfp_upstream == {upstream.id for upstream in component.upstream_nodes}
+    # The Evaluator, the serving check and the Pusher run only for a new model, on both.
+    conditional = {name for name, task in tasks.items() if task.trigger_policy.condition}
+    assert conditional == {"Evaluator", "ServingValidator", "Pusher"}
+    condition = tasks["Pusher"].trigger_policy.condition
+    assert "CandidateCheck" in condition and f"metadata['{IS_NEW}'] == 1.0" in condition
+
+
+def test_a_setting_kubeflow_cannot_honour_is_refused_before_compiling(tmp_path):
+    with pytest.raises(SettingsError, match=r"TRAIN_SPANS=3: the Kubeflow / Vertex AI pipeline"):
+        compile_spec(tmp_path, Settings(train_spans=3))
+    assert not (tmp_path / "spec.json").exists()
+
+
+def test_a_beam_runner_the_spec_does_not_name_is_refused():
+    with pytest.raises(SettingsError, match="KUBEFLOW_BEAM_RUNNER=PrismRunner: the Kubeflow spec"):
+        KubeflowSettings.from_env({"KUBEFLOW_BEAM_RUNNER": "PrismRunner"})
+
+
+def test_data_in_spans_is_read_by_the_pattern(tmp_path):
+    document, _ = compile_spec(tmp_path, data_pattern="span-{SPAN}/*")
+    example_gen = json.dumps(document["pipelineSpec"]["root"]["dag"]["tasks"]["ImportExampleGen"])
+    assert "span-{SPAN}/*" in example_gen
 
 
 def containers(spec: pipeline_spec_pb2.PipelineSpec) -> dict:
@@ -88,7 +105,7 @@ def containers(spec: pipeline_spec_pb2.PipelineSpec) -> dict:
 
 def test_every_executor_runs_in_the_configured_image(compiled):
     _, spec = compiled
-    assert len(containers(spec)) == 10, containers(spec).keys()  # all but the resolvers' queries
+    assert len(containers(spec)) == 11, containers(spec).keys()  # all but the resolvers' queries
     assert {c.image for c in containers(spec).values()} == {IMAGE}
 
 
@@ -152,7 +169,7 @@ def test_warm_start_compiles_with_the_built_in_blessed_model_resolver(tmp_path):
     trainer = spec.root.dag.tasks["Trainer"]
     assert "base_model" in trainer.inputs.artifacts
     producer = trainer.inputs.artifacts["base_model"].task_output_artifact.producer_task
-    assert producer.startswith("warm_start_model_resolver")
+    assert producer.startswith("latest_blessed_model_resolver")  # the Evaluator's baseline too
 
 
 def test_project_flag_moves_every_value_derived_from_it(tmp_path, monkeypatch):
@@ -192,6 +209,7 @@ def test_each_flag_sets_its_field_and_what_is_derived_from_it(flag, field, value
         "kubeflow_pipeline_root": [cloud.pipeline_root],
         "kubeflow_image": [cloud.image, *cloud.dataflow_beam_pipeline_args()[-2:-1]],
         "kubeflow_data_root": [cloud.data_root],
+        "data_pattern": [cloud.data_pattern],
         "kubeflow_serving_base": [cloud.serving_base],
         "gpu_type": [runner.trainer_resources(cloud).accelerator.type],
         "gpu_count": [str(runner.trainer_resources(cloud).accelerator.count)],

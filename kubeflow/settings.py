@@ -10,7 +10,9 @@ import os
 import sys
 from collections.abc import Mapping
 
-from pipeline.settings import knob, print_settings, read_env
+from pipeline.settings import SettingsError, knob, print_settings, read_env
+
+BEAM_RUNNERS = ("DataflowRunner", "DirectRunner")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +23,8 @@ class KubeflowSettings:
     gcs_bucket: str = knob("GCS_BUCKET", "")
     kubeflow_pipeline_root: str = knob("KUBEFLOW_PIPELINE_ROOT", "")
     kubeflow_data_root: str = knob("KUBEFLOW_DATA_ROOT", "")
+    # The TFRecord files under the data root; data in spans: "span-{SPAN}/*" (the newest span).
+    data_pattern: str = knob("KUBEFLOW_DATA_PATTERN", "*")
     kubeflow_serving_base: str = knob("KUBEFLOW_SERVING_BASE", "")
     kubeflow_image: str = knob("KUBEFLOW_IMAGE", "")
     # The reviewed schema as the pipeline image holds it (kubeflow/Dockerfile copies pipeline/).
@@ -41,6 +45,13 @@ class KubeflowSettings:
     # DirectRunner: Beam on the machine that runs a task (make kubeflow-local; clusters without
     # Dataflow); it ignores the Dataflow settings above.
     beam_runner: str = knob("KUBEFLOW_BEAM_RUNNER", "DataflowRunner")
+
+    def __post_init__(self):
+        if self.beam_runner not in BEAM_RUNNERS:
+            raise SettingsError(
+                f"KUBEFLOW_BEAM_RUNNER={self.beam_runner}: the Kubeflow spec runs Beam on "
+                + " or ".join(BEAM_RUNNERS)
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "KubeflowSettings":

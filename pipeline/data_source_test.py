@@ -49,6 +49,12 @@ def test_span_folders_give_span_patterns_laid_out_like_the_newest(tmp_path, digi
     assert source.schema == MNIST_SCHEMA  # digits: the reviewed schema
 
 
+def test_a_span_still_being_written_under_another_name_is_not_a_span(tmp_path, digits):
+    class_folders(tmp_path / "span-1", digits)
+    class_folders(tmp_path / "span-2.partial", digits)  # renamed to span-2 once complete
+    assert resolve(str(tmp_path)).spans == (1,)
+
+
 def test_class_folders_in_spans(tmp_path, digits):
     class_folders(tmp_path / "span-1", digits)
     class_folders(tmp_path / "span-2", digits)

@@ -26,7 +26,6 @@ from components.data.download import DownloadError  # noqa: E402
 from components.image_example_gen import BadImagesError  # noqa: E402
 from components.validation_gate import DataValidationError  # noqa: E402
 from pipeline import data_source, pipeline  # noqa: E402
-from pipeline.resolvers import LocalResolvers  # noqa: E402
 from pipeline.settings import Settings, SettingsError  # noqa: E402
 
 
@@ -37,9 +36,8 @@ def sqlite_metadata(path: Path) -> metadata_store_pb2.ConnectionConfig:
 
 
 def local_choices(settings: Settings, metadata_path: Path) -> pipeline.RunnerChoices:
-    """This project's resolvers, Beam's DirectRunner and ML Metadata in SQLite."""
+    """Beam's DirectRunner and ML Metadata in SQLite."""
     return pipeline.RunnerChoices(
-        resolvers=LocalResolvers(train_spans=settings.train_spans),
         beam_pipeline_args=settings.beam_pipeline_args(),
         metadata_connection_config=sqlite_metadata(metadata_path),
         model_server=settings.model_server,
@@ -70,12 +68,14 @@ def create_local_pipeline(
     return pipeline.create_pipeline(
         pipeline_name=settings.pipeline_name,
         pipeline_root=str(settings.pipeline_root),
-        ingest=ingest_of(source),
+        # The newest span as the run starts: one that appears meanwhile is the next run's.
+        ingest=ingest_of(source, source.spans[-1] if source.spans else None),
         schema_file=schema_file,
         training=settings.training,
         gates=settings.gates,
         serving_model_dir=str(settings.serving_model_dir),
         runner=runner,
+        train_spans=settings.train_spans,
         warm_start=settings.warm_start,
         enable_cache=settings.enable_cache,
     )

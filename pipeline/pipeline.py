@@ -1,6 +1,7 @@
-"""Wires the TFX components, in three phases: ingest and validate the data; transform, train
-and evaluate; check serving and push. One function serves every runner (local, Kubeflow,
-Vertex AI); what differs between runners arrives as one `RunnerChoices`.
+"""Wires the TFX components, in three phases: ingest and validate the data; transform and
+train; for a new model, evaluate, check serving and push. One function serves every runner
+(local, Kubeflow, Vertex AI), with the same resolvers (pipeline/resolvers.py) and so the same
+decisions; what differs between runners arrives as one `RunnerChoices`.
 """
 
 import dataclasses
@@ -11,17 +12,13 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components import splits
+from components.candidate_check import IS_NEW, CandidateCheck
 from components.image_example_gen import ImageExampleGen
 from components.paired_regression import PairedRegression
 from components.serving_check import ServingValidator
 from components.spans import ImportExampleGen
 from components.validation_gate import ValidationGate
-from pipeline.resolvers import (
-    WARM_START_MODEL,
-    BuiltinResolvers,
-    LocalResolvers,
-    blessed_model_resolver,
-)
+from pipeline import resolvers
 from pipeline.settings import PREPROCESSING_FN, RUN_FN, Gates
 from trainer.config import TrainingConfig
 from trainer.features import LABEL_KEY, PROBABILITIES_OUTPUT, SERVING_DEFAULT_SIGNATURE
@@ -44,11 +41,10 @@ class Ingest:
 
 @dataclasses.dataclass(frozen=True)
 class RunnerChoices:
-    """What differs between runners: how earlier runs' artifacts are resolved, where Beam and
-    ML Metadata run, and how the Trainer runs (a plain component, or a Vertex AI job with its
-    custom_config entries; the container's resources as a platform config)."""
+    """What differs between runners: where Beam and ML Metadata run, and how the Trainer runs (a
+    plain component, or a Vertex AI job with its custom_config entries; the container's
+    resources as a platform config). What the runs decide is the same on every runner."""
 
-    resolvers: LocalResolvers | BuiltinResolvers
     beam_pipeline_args: list[str]
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None
     trainer_class: type = tfx.components.Trainer
@@ -195,14 +191,15 @@ class ValidatedData:
 
 
 def ingest_and_validate(
-    ingest: Ingest, schema_file: str | None, gates: Gates, runner: RunnerChoices
+    ingest: Ingest, schema_file: str | None, gates: Gates, train_spans: int = 1
 ) -> ValidatedData:
     """ExampleGen, statistics, the schema (a reviewed file, else inferred), ExampleValidator and
-    the gate: anomalies, too many bad images or a drifted class distribution stop the run."""
+    the gate: anomalies, too many bad images or a drifted class distribution stop the run.
+    Training reads this run's span, or the latest `train_spans` that passed (local only)."""
     example_gen = create_example_gen(ingest, gates.max_bad_image_fraction)
     statistics_gen = create_statistics_gen(example_gen.outputs["examples"])
     statistics = statistics_gen.outputs["statistics"]
-    previous_statistics = runner.resolvers.previous_statistics(statistics_gen)
+    previous_statistics = resolvers.previous_statistics()
     if schema_file:  # a reviewed schema: every run's data is checked against it
         schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     else:
@@ -217,45 +214,41 @@ def ingest_and_validate(
         previous_statistics=previous_statistics.outputs["statistics"],
         max_label_drift=gates.max_label_drift,
     )
-    span_resolvers, training_examples = runner.resolvers.training_examples(example_gen, gate)
+    components = [
+        example_gen,
+        previous_statistics,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        gate,
+    ]
+    training_examples = example_gen.outputs["examples"]
+    if train_spans > 1:
+        spans = resolvers.training_spans(example_gen, gate, train_spans)
+        components.append(spans)
+        training_examples = spans.outputs["examples"]
     return ValidatedData(
-        components=[
-            example_gen,
-            previous_statistics,
-            statistics_gen,
-            schema_gen,
-            example_validator,
-            gate,
-            *span_resolvers,
-        ],
-        example_gen=example_gen,
-        schema=schema_gen.outputs["schema"],
-        gate=gate,
-        training_examples=training_examples,
+        components, example_gen, schema_gen.outputs["schema"], gate, training_examples
     )
 
 
 @dataclasses.dataclass
-class EvaluatedModel:
-    """The second phase's components, and the candidate model with the Evaluator's verdict."""
+class TrainedModel:
+    """The second phase's components, the candidate model, the baseline it would be compared
+    with, and whether it is new (the later phases run only then)."""
 
     components: list
     model: tfx.dsl.Channel
-    blessing: tfx.dsl.Channel
-    evaluator: object
+    baseline: tfx.dsl.Channel
+    is_new: object  # a predicate for tfx.dsl.Cond
 
 
-def transform_train_evaluate(
-    data: ValidatedData,
-    training: TrainingConfig,
-    gates: Gates,
-    runner: RunnerChoices,
-    warm_start: bool,
-) -> EvaluatedModel:
+def transform_and_train(
+    data: ValidatedData, training: TrainingConfig, runner: RunnerChoices, warm_start: bool
+) -> TrainedModel:
     """Transform (analyzes train, transforms train and validation: the Trainer cannot read the
     test split), the Trainer (selects on validation; warm-started from the last blessed model
-    with `warm_start`), and the Evaluator (the test split, gated by `gates` against the
-    baseline)."""
+    with `warm_start`), and whether its model is new (components/candidate_check.py)."""
     transform = tfx.components.Transform(
         examples=data.training_examples,
         schema=data.schema,
@@ -264,47 +257,56 @@ def transform_train_evaluate(
             analyze=[splits.TRAIN], transform=[splits.TRAIN, splits.VALIDATION]
         ),
         custom_config={"code_version": training.code_version},
-        # No pre/post-transform statistics: they cost time, and StatisticsGen's must stay the
-        # only ExampleStatistics that the previous statistics resolver can pick.
+        # No pre/post-transform statistics: they cost time, and the drift check reads the
+        # gate's copy of StatisticsGen's.
         disable_statistics=True,
     )
     # Bad data stops the run at the gate; the ExampleGen edge is the data's own, which the
     # span resolver's channel does not carry.
     transform.add_upstream_node(data.gate)
     transform.add_upstream_node(data.example_gen)
-    warm_start_resolvers = [blessed_model_resolver(WARM_START_MODEL)] if warm_start else []
+    latest_blessed = resolvers.latest_blessed_model()
     trainer = runner.trainer_class(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=data.schema,
-        base_model=warm_start_resolvers[0].outputs["model"] if warm_start else None,
+        base_model=latest_blessed.outputs["model"] if warm_start else None,
         train_args=tfx.proto.TrainArgs(splits=[splits.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[splits.VALIDATION]),  # early stopping reads it
         custom_config={**training.to_custom_config(), **runner.trainer_custom_config},
     )
     if runner.trainer_platform_config is not None:
         trainer.with_platform_config(runner.trainer_platform_config)
-    baseline = runner.resolvers.baseline_model(trainer.outputs["model"])
-    evaluator = tfx.components.Evaluator(
-        examples=data.training_examples,  # the test splits of the spans trained on
+    check = CandidateCheck(
+        model=trainer.outputs["model"], baseline_model=latest_blessed.outputs["model"]
+    )
+    return TrainedModel(
+        components=[transform, latest_blessed, trainer, check],
         model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"],
+        baseline=latest_blessed.outputs["model"],
+        is_new=check.outputs["verdict"].future()[0].custom_property(IS_NEW) == 1,
+    )
+
+
+def evaluate(data: ValidatedData, candidate: TrainedModel, gates: Gates):
+    """The Evaluator: the test splits of the spans trained on, gated by `gates` against the
+    last blessed model."""
+    evaluator = tfx.components.Evaluator(
+        examples=data.training_examples,
+        model=candidate.model,
+        baseline_model=candidate.baseline,
         example_splits=[splits.TEST],
         eval_config=create_eval_config(gates),
     )
     evaluator.add_upstream_node(data.example_gen)
-    return EvaluatedModel(
-        components=[transform, *warm_start_resolvers, trainer, baseline, evaluator],
-        model=trainer.outputs["model"],
-        blessing=evaluator.outputs["blessing"],
-        evaluator=evaluator,
-    )
+    return evaluator
 
 
 def check_serving_and_push(
     data: ValidatedData,
-    candidate: EvaluatedModel,
+    candidate: TrainedModel,
+    evaluator,
     gates: Gates,
     runner: RunnerChoices,
     serving_model_dir: str,
@@ -319,10 +321,10 @@ def check_serving_and_push(
         max_load_seconds=gates.serving_max_load_seconds,
         max_latency_ms=gates.serving_max_latency_ms,
     )
-    serving_check.add_upstream_node(candidate.evaluator)  # a model the Evaluator judged
+    serving_check.add_upstream_node(evaluator)  # a model the Evaluator judged
     pusher = tfx.components.Pusher(
         model=candidate.model,
-        model_blessing=candidate.blessing,
+        model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
@@ -341,7 +343,7 @@ def create_validation_pipeline(
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
     """The first phase alone: ingests and validates a span that training should read too."""
-    data = ingest_and_validate(ingest, schema_file, gates, runner)
+    data = ingest_and_validate(ingest, schema_file, gates)
     return _pipeline(pipeline_name, pipeline_root, data.components, runner, enable_cache)
 
 
@@ -354,12 +356,16 @@ def create_pipeline(
     gates: Gates,
     serving_model_dir: str,
     runner: RunnerChoices,
+    train_spans: int = 1,
     warm_start: bool = False,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """Ingest and validate; transform, train and evaluate; check serving and push."""
-    data = ingest_and_validate(ingest, schema_file, gates, runner)
-    candidate = transform_train_evaluate(data, training, gates, runner, warm_start)
-    push = check_serving_and_push(data, candidate, gates, runner, serving_model_dir)
-    components = [*data.components, *candidate.components, *push]
+    """Ingest and validate; transform and train; for a new model, evaluate, check serving and
+    push."""
+    data = ingest_and_validate(ingest, schema_file, gates, train_spans)
+    candidate = transform_and_train(data, training, runner, warm_start)
+    with tfx.dsl.Cond(candidate.is_new):
+        evaluator = evaluate(data, candidate, gates)
+        push = check_serving_and_push(data, candidate, evaluator, gates, runner, serving_model_dir)
+    components = [*data.components, *candidate.components, evaluator, *push]
     return _pipeline(pipeline_name, pipeline_root, components, runner, enable_cache)

@@ -68,6 +68,17 @@ class RunSummary:
         return [n for i, n in enumerate(self.class_names) if i not in self.per_class_accuracy]
 
 
+@dataclasses.dataclass
+class UnchangedRun:
+    """A run whose Trainer gave the last blessed model again (nothing changed since it was
+    trained): the Evaluator, the serving check and the Pusher did not run
+    (components/candidate_check.py)."""
+
+    run_id: str
+    components: list[ComponentRun]
+    model_path: Path
+
+
 def _state_name(execution: metadata_store_pb2.Execution) -> str:
     return metadata_store_pb2.Execution.State.Name(execution.last_known_state)
 
@@ -139,7 +150,7 @@ def ingested_spans(metadata_path: Path, pipeline_name: str, example_gen_id: str)
     }
 
 
-def latest_run_summary(metadata_path: Path) -> RunSummary:
+def latest_run_summary(metadata_path: Path) -> RunSummary | UnchangedRun:
     """Summary of the most recent run recorded in the pipeline's SQLite metadata store."""
     if not metadata_path.exists():
         raise FileNotFoundError(f"No metadata store at {metadata_path}: run the pipeline first.")
@@ -152,6 +163,8 @@ def latest_run_summary(metadata_path: Path) -> RunSummary:
     components = [ComponentRun(e.type.rsplit(".", 1)[-1], _state_name(e)) for e in executions]
     outputs = _run_outputs(store, executions)
     executed = {e.type.rsplit(".", 1)[-1]: e.id for e in executions}
+    if "Evaluator" not in executed:
+        return UnchangedRun(run.name, components, Path(outputs["Trainer.Model"].uri))
     evaluated = sorted(
         _inputs(store, executed["Evaluator"], tfx.types.standard_artifacts.Examples.TYPE_NAME),
         key=_span,

@@ -20,7 +20,12 @@ from absl import logging as absl_logging  # noqa: E402
 
 from components.splits import TEST  # noqa: E402
 from pipeline import data_source, demo, local_runner, report  # noqa: E402
-from pipeline.results import RunSummary, ingested_spans, latest_run_summary  # noqa: E402
+from pipeline.results import (  # noqa: E402
+    RunSummary,
+    UnchangedRun,
+    ingested_spans,
+    latest_run_summary,
+)
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.stats import accuracy_text  # noqa: E402
 
@@ -51,18 +56,20 @@ class ComponentProgress(logging.Handler):
         self.total = total
         self.done = 0
         self.started = 0.0
-        self.cached = False
+        self.how = "done"
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if message.startswith("Component ") and message.endswith(" is running."):
-            self.started, self.cached = time.monotonic(), False
+            self.started, self.how = time.monotonic(), "done"
             print(f"[{self.done + 1}/{self.total}] {message[10:-12]} running...", flush=True)
         elif message.startswith("A cached execution"):
-            self.cached = True
+            self.how = "reused from cache"
+        elif message.startswith("Skipping execution for"):  # a tfx.dsl.Cond that is false
+            self.how = "skipped (the model is not new)"
         elif message.startswith("Component ") and message.endswith(" is finished."):
             self.done += 1
-            how = "reused from cache" if self.cached else "done"
+            how = self.how
             elapsed = time.monotonic() - self.started
             print(
                 f"[{self.done}/{self.total}] {message[10:-13]} {how} in {elapsed:.1f} s", flush=True
@@ -88,12 +95,23 @@ def _log_to_file(log_dir: Path) -> str:
     return str(path)
 
 
-def print_summary(summary: RunSummary, seconds: float, settings: Settings) -> None:
+def print_run(summary: RunSummary | UnchangedRun, seconds: float) -> None:
     cached = sum(component.state == "CACHED" for component in summary.components)
     print(
         f"\nPipeline run {summary.run_id} finished in {seconds:.0f} s "
         f"({len(summary.components)} components, {cached} from cache)."
     )
+
+
+def print_unchanged(summary: UnchangedRun, settings: Settings) -> None:
+    print(
+        f"The Trainer's model is the last blessed one, {summary.model_path} (nothing changed "
+        "since it was trained): not evaluated, checked or pushed again.\n"
+        f"Pushed model: none this run; {settings.serving_model_dir} is unchanged"
+    )
+
+
+def print_summary(summary: RunSummary, settings: Settings) -> None:
     if summary.spans != [0]:
         print(f"Trained and evaluated on spans {', '.join(map(str, summary.spans))}.")
     if summary.warm_start_model:
@@ -192,7 +210,11 @@ def main() -> int:
         run_with_progress(local_runner.create_local_pipeline(settings, source, ingest_span=span))
     run_with_progress(pipeline)
     summary = latest_run_summary(settings.metadata_path)
-    print_summary(summary, time.monotonic() - started, settings)
+    print_run(summary, time.monotonic() - started)
+    if isinstance(summary, UnchangedRun):
+        print_unchanged(summary, settings)
+        return 0
+    print_summary(summary, settings)
     print(f"Run report: {report.write_report(summary, settings.report_dir)}")
     if any(settings.serving_model_dir.glob("*/saved_model.pb")):
         print_demo(summary, settings)

@@ -31,7 +31,7 @@ def summary(**changes) -> RunSummary:
 
 def test_accuracy_with_count_and_interval_and_the_regression_numbers(capsys):
     paired = PairedComparison(baseline_only_correct=3, candidate_only_correct=4, p_value=0.773)
-    print_summary(summary(accuracy_change=0.002, paired=paired), seconds=10, settings=Settings())
+    print_summary(summary(accuracy_change=0.002, paired=paired), settings=Settings())
     out = capsys.readouterr().out
     assert "Test accuracy: 0.9900 on 500 examples (95 % interval 0.9768-0.9957)" in out
     assert "Per class (accuracy, test examples): 0: 1.000 (250), 1: 0.980 (250)" in out
@@ -46,7 +46,6 @@ def test_a_class_without_test_examples_is_named(capsys):
             per_class_accuracy={0: 1.0, 2: 0.98},
             per_class_examples={0: 250, 2: 250},
         ),
-        seconds=10,
         settings=Settings(),
     )
     assert "the test split has no example of class(es) one" in capsys.readouterr().out

@@ -21,6 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MNIST_SCHEMA = PROJECT_ROOT / "pipeline" / "schema" / "schema.pbtxt"  # the reviewed one
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.train.run_fn"
+BEAM_DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+LOCAL_WORKERS = "none-local-workers-run-in-this-environment"  # Beam's container name, unused
 # The Trainer's knobs by field of TrainingConfig (whose defaults are the pipeline's).
 TRAINING_KNOBS = {
     "epochs": "EPOCHS",
@@ -103,9 +105,10 @@ class Settings:
     # and lets SchemaGen infer one for class folders; "infer" always infers. `make schema`
     # writes one to review for a new data set.
     schema: str = knob("SCHEMA", "")
-    # Data in spans (`<DATA>/span-<N>/...`) trains on the latest TRAIN_SPANS spans; each run
-    # ingests the newest. WARM_START=1 starts from the last blessed model's weights.
-    train_spans: int = knob("TRAIN_SPANS", 3)
+    # Data in spans (`<DATA>/span-<N>/...`): each run ingests the newest span and trains on it;
+    # TRAIN_SPANS above 1 trains on that many of the latest that passed (the local runner only:
+    # pipeline/resolvers.py). WARM_START=1 starts from the last blessed model's weights.
+    train_spans: int = knob("TRAIN_SPANS", 1)
     warm_start: bool = knob("WARM_START", False)
     mnist_mirror: str = knob("MNIST_MIRROR", "https://storage.googleapis.com/cvdf-datasets/mnist/")
     # The offline sample: TFRecords of raw tf.Examples; "" is <OUTPUT_DIR>/data/mnist-sample.
@@ -127,6 +130,13 @@ class Settings:
 
     def __post_init__(self):
         object.__setattr__(self, "output_dir", Path(self.output_dir).expanduser().resolve())
+        if self.beam_direct_running_mode not in BEAM_DIRECT_RUNNING_MODES:
+            raise SettingsError(
+                f"BEAM_DIRECT_RUNNING_MODE={self.beam_direct_running_mode}: Beam's DirectRunner "
+                f"runs {', '.join(BEAM_DIRECT_RUNNING_MODES)}"
+            )
+        if self.train_spans < 1:
+            raise SettingsError(f"TRAIN_SPANS={self.train_spans}: expected 1 or more")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -191,15 +201,20 @@ class Settings:
         return self.output_dir / "kubeflow" / f"{self.pipeline_name}.json"
 
     def beam_pipeline_args(self) -> list[str]:
-        # in_memory is the DirectRunner's default: no arguments. With any, TFX's Beam executors
-        # repackage the installed TFX as an sdist for remote workers (1.5-2.3 s per component,
-        # and 49 MB left in the temp folder each time), which local workers never read.
-        if self.beam_direct_running_mode == "in_memory":  # it always runs one worker
-            return []
-        return [
+        """Beam's DirectRunner by name, never by default: from Beam 2.68 on the default first
+        tries the Prism runner, downloaded at run time, which TFX 1.16 does not support."""
+        args = [
+            "--runner=DirectRunner",
             f"--direct_running_mode={self.beam_direct_running_mode}",
-            f"--direct_num_workers={self.beam_direct_num_workers}",
+            # TFX's Beam executors package the installed TFX as an sdist for remote workers
+            # unless the arguments name the workers' container (1.5-2.3 s and 49 MB of temporary
+            # files per component). The DirectRunner's workers are this process or its children
+            # in .venv: it starts no container and stages nothing, so the name is never used.
+            f"--sdk_container_image={LOCAL_WORKERS}",
         ]
+        if self.beam_direct_running_mode != "in_memory":  # in_memory always runs one worker
+            args.append(f"--direct_num_workers={self.beam_direct_num_workers}")
+        return args
 
 
 def print_settings(settings, names: list[str]) -> int:

@@ -1,7 +1,12 @@
+import logging
 import subprocess
 import sys
 
+import apache_beam as beam
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.util import assert_that, equal_to
+from tfx.utils import dependency_utils
 
 from pipeline.settings import PROJECT_ROOT, Settings, SettingsError
 from trainer.config import TrainingConfig, trainer_code_version
@@ -65,3 +70,23 @@ def test_settings_load_without_tensorflow():
         check=True,
     )
     assert loaded.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_beam_runs_on_the_named_direct_runner_without_prism_or_packaging(mode, caplog):
+    args = Settings(beam_direct_running_mode=mode, beam_direct_num_workers=2).beam_pipeline_args()
+    assert dependency_utils.make_beam_dependency_flags(args) == args  # TFX packages nothing
+    options = PipelineOptions(args)
+    assert options.view_as(StandardOptions).runner == "DirectRunner"
+    with caplog.at_level(logging.INFO):
+        with beam.Pipeline(options=options) as pipeline:
+            doubled = pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: 2 * x)
+            assert_that(doubled, equal_to([2, 4, 6]))
+    assert "prism" not in caplog.text.lower() and "download" not in caplog.text.lower()
+
+
+def test_a_beam_mode_or_span_count_no_runner_honours_is_refused_naming_it():
+    with pytest.raises(SettingsError, match="BEAM_DIRECT_RUNNING_MODE=prism: Beam's DirectRunner"):
+        Settings.from_env({"BEAM_DIRECT_RUNNING_MODE": "prism"})
+    with pytest.raises(SettingsError, match="TRAIN_SPANS=0: expected 1 or more"):
+        Settings.from_env({"TRAIN_SPANS": "0"})
