@@ -29,13 +29,15 @@ from pipeline.results import (  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.stats import accuracy_text  # noqa: E402
 
-# Warnings TFX 1.16 and TFMA print on every run that ask nothing of the user (Transform writes
-# its examples without the payload_format property its readers look for), and the resolver's
+# Warnings TFX 1.16, TFMA and Beam print on every run that ask nothing of the user (Transform
+# writes its examples without the payload_format property its readers look for; Beam checksums
+# TFRecords with crcmod's C extension where python-snappy is missing), and the resolver's
 # complaint that a first run has no previous statistics yet.
 HARMLESS_WARNINGS = (
     "ArtifactQuery.property_predicate is not supported",
     "From ",
     "Examples artifact does not have payload_format custom property",
+    "Couldn't find python-snappy",
 )
 FIRST_RUN = "[previous_statistics_resolver] Input resolution error"
 
