@@ -110,8 +110,8 @@ LOCK_VENV := build/lock-venv
 lock: $(STAMP)
 	rm -rf $(LOCK_VENV) && $(PY) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip==26.3
-	$(LOCK_VENV)/bin/python -m pip install --quiet \
-	  $$($(PY) -c 'import tomli; print(" ".join(tomli.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
+	$(PY) -c 'import tomli; print("\n".join(tomli.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+	  | xargs -d '\n' $(LOCK_VENV)/bin/python -m pip install --quiet
 	$(LOCK_VENV)/bin/python -m pip check
 	{ echo "# Exact versions of every package in .venv (Python 3.10). Regenerate with: make lock"; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable --exclude pip; } > requirements.lock

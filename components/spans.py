@@ -20,9 +20,11 @@ from tfx.dsl.components.common import resolver
 from tfx.types import standard_component_specs
 
 from components.splits import ValidationCarvingExecutor
-from components.validation_gate import passed_statistics
+from components.validation_gate import ValidationGate
 
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
+STATISTICS_KEY = "statistics"  # the gate's input
+PASSED_STATES = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
 
 def record_span_and_version(examples: list[types.Artifact], exec_properties: dict) -> None:
@@ -52,6 +54,25 @@ class ImportExampleGen(tfx.components.ImportExampleGen):
     """TFX's ImportExampleGen, recording spans."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ImportExampleGenExecutor)
+
+
+def passed_statistics(store, statistics_ids: list[int]) -> set[int]:
+    """The statistics among `statistics_ids` that a ValidationGate execution passed (its
+    `statistics` input, and it completed or was reused from the cache)."""
+    events = [
+        event
+        for event in store.get_events_by_artifact_ids(statistics_ids)
+        if event.type == metadata_store_pb2.Event.INPUT
+        and event.path.steps
+        and event.path.steps[0].key == STATISTICS_KEY
+    ]
+    passed = {
+        execution.id
+        for execution in store.get_executions_by_id({event.execution_id for event in events})
+        if execution.type.endswith(ValidationGate.__name__)
+        and execution.last_known_state in PASSED_STATES
+    }
+    return {event.artifact_id for event in events if event.execution_id in passed}
 
 
 def passed_examples(store, examples_ids: list[int]) -> set[int]:

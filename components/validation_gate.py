@@ -10,7 +10,6 @@ non-zero exit and nothing is trained or pushed.
 import os
 
 import tensorflow_data_validation as tfdv
-from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
@@ -20,28 +19,7 @@ from tfx.utils import io_utils
 from trainer.features import CLASS_NAME_KEY
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's file in each Split-<name>/ folder
-STATISTICS_KEY = "statistics"
 TRAIN_STATISTICS = os.path.join("Split-train", "FeatureStats.pb")  # as StatisticsGen writes
-PASSED_STATES = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
-
-
-def passed_statistics(store, statistics_ids: list[int]) -> set[int]:
-    """The statistics among `statistics_ids` that a ValidationGate execution passed (its
-    `statistics` input, and it completed or was reused from the cache)."""
-    events = [
-        event
-        for event in store.get_events_by_artifact_ids(statistics_ids)
-        if event.type == metadata_store_pb2.Event.INPUT
-        and event.path.steps
-        and event.path.steps[0].key == STATISTICS_KEY
-    ]
-    passed = {
-        execution.id
-        for execution in store.get_executions_by_id({event.execution_id for event in events})
-        if execution.type.endswith(ValidationGate.__name__)
-        and execution.last_known_state in PASSED_STATES
-    }
-    return {event.artifact_id for event in events if event.execution_id in passed}
 
 
 class DataValidationError(RuntimeError):

@@ -34,10 +34,11 @@ import sys
 import time
 from pathlib import Path
 
+from components.validation_gate import DataValidationError
 from kubeflow.runner import compile_pipeline
 from kubeflow.settings import KubeflowSettings
 from pipeline import data_source
-from pipeline.local_runner import ingest_of, run_cli
+from pipeline.local_runner import EXIT_CODES, ingest_of, run_cli
 from pipeline.preloaded import run_module, start_preloading
 from pipeline.settings import Settings
 
@@ -49,12 +50,18 @@ CLAUSE = re.compile(r"^(schema_title|state|name|metadata\.(\w+)\.(\w+))\s*=\s*(.
 CEL_TOKEN = re.compile(
     r"\s*(?:inputs\.artifacts\['(?P<key>[^']+)'\]\.artifacts\[(?P<index>\d+)\]"
     r"(?:\.metadata\['(?P<property>[^']+)'\]|(?P<uri>\.uri))"
-    r"|(?P<number>-?\d+(?:\.\d+)?)|'(?P<string>[^']*)'|(?P<op>&&|\|\||==|!=|<|>|!|\(|\)))"
+    r"|(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|'(?P<string>[^']*)'"
+    r"|(?P<op>&&|\|\||==|!=|<|>|!|\(|\)))"
 )
 
 
 class TaskFailed(RuntimeError):
-    """A spec task that failed; the message names it, its command and its log's tail."""
+    """A spec task that failed; the message names it, its command and its log's tail.
+    `refused_data`: it failed on data that failed validation (make run's exit 3)."""
+
+    def __init__(self, message: str, refused_data: bool = False):
+        super().__init__(message)
+        self.refused_data = refused_data
 
 
 def local_places(root: Path, source: data_source.DataSource) -> KubeflowSettings:
@@ -184,7 +191,9 @@ def modules_to_preload(spec: dict) -> list[str]:
 
 
 class Condition:
-    """A task's `triggerPolicy` condition, evaluated against its input artifacts' records."""
+    """A task's `triggerPolicy` condition, evaluated against its input artifacts' records,
+    left to right with CEL's short-circuit `&&` and `||` (a side not needed is not evaluated,
+    so its errors do not count)."""
 
     def __init__(self, expression: str, inputs: dict[str, list[dict]]):
         self.expression, self.inputs = expression, inputs
@@ -194,7 +203,7 @@ class Condition:
         self.position = 0
 
     def holds(self) -> bool:
-        value = self._or()
+        value = self._or(evaluate=True)
         if self.position != len(self.tokens):
             raise ValueError(f"Unsupported condition: {self.expression!r}")
         return bool(value)
@@ -206,39 +215,44 @@ class Condition:
         self.position += 1
         return self.tokens[self.position - 1]
 
-    def _or(self):
-        value = self._and()
+    # Each step parses its part of the expression and, with `evaluate`, its value.
+    def _or(self, evaluate: bool) -> object:
+        value = self._and(evaluate)
         while self._peek() == "||":
             self._take()
-            value = self._and() or value
+            right = self._and(evaluate and not value)
+            value = value or right
         return value
 
-    def _and(self):
-        value = self._comparison()
+    def _and(self, evaluate: bool) -> object:
+        value = self._comparison(evaluate)
         while self._peek() == "&&":
             self._take()
-            value = self._comparison() and value
+            right = self._comparison(evaluate and bool(value))
+            value = value and right
         return value
 
-    def _comparison(self):
-        left = self._unary()
-        if self._peek() in ("==", "!=", "<", ">"):
-            op, right = self._take()["op"], self._unary()
-            return {"==": left == right, "!=": left != right, "<": left < right, ">": left > right}[
-                op
-            ]
-        return left
+    def _comparison(self, evaluate: bool) -> object:
+        left = self._unary(evaluate)
+        if self._peek() not in ("==", "!=", "<", ">"):
+            return left
+        op, right = self._take()["op"], self._unary(evaluate)
+        if not evaluate:
+            return None
+        if op in "<>" and type(left) is not type(right):
+            raise ValueError(f"Condition {self.expression!r} compares {left!r} with {right!r}")
+        return {"==": left == right, "!=": left != right, "<": left < right, ">": left > right}[op]
 
-    def _unary(self):
+    def _unary(self, evaluate: bool) -> object:
         if self._peek() == "!":
             self._take()
-            return not self._unary()
-        return self._primary()
+            return not self._unary(evaluate)
+        return self._primary(evaluate)
 
-    def _primary(self):
+    def _primary(self, evaluate: bool) -> object:
         token = self._take()
         if token["op"] == "(":
-            value = self._or()
+            value = self._or(evaluate)
             if self._take()["op"] != ")":
                 raise ValueError(f"Unbalanced condition: {self.expression!r}")
             return value
@@ -247,6 +261,8 @@ class Condition:
         if token["string"] is not None:
             return token["string"]
         if token["key"] is not None:
+            if not evaluate:
+                return None
             records = self.inputs.get(token["key"], [])
             index = int(token["index"])
             if index >= len(records):
@@ -276,7 +292,9 @@ class TaskCache:
         self.path.write_text(json.dumps(self.entries, indent=1))
 
 
-def cache_key(inputs: dict[str, list[dict]], parameters: dict, component: dict, container: dict):
+def cache_key(
+    inputs: dict[str, list[dict]], parameters: dict, component: dict, container: dict
+) -> str:
     """What KFP v2 fingerprints: input artifact names, parameter values, output definitions and
     the container's image, command and arguments."""
     document = {
@@ -342,7 +360,9 @@ class LocalRun:
             ]
         return outputs
 
-    def execute(self, name: str, task: dict, component: dict, executor: dict, log: Path):
+    def execute(
+        self, name: str, task: dict, component: dict, executor: dict, log: Path
+    ) -> tuple[dict, str]:
         """Runs a container task, or reuses a cached execution's outputs: (outputs, state)."""
         definitions = component.get("inputDefinitions", {}).get("artifacts", {})
         inputs = self.inputs_of(task)
@@ -419,10 +439,12 @@ class LocalRun:
                 ).returncode
         if exit_code:
             shown = ["{{$}}" if arg == serialized else arg for arg in args]
-            tail = "\n".join(log.read_text().splitlines()[-25:])
+            text = log.read_text()
+            tail = "\n".join(text.splitlines()[-25:])
             raise TaskFailed(
                 f"task {name} failed (exit {exit_code})\n  command: "
-                f"{' '.join([*command, *shown])}\n  log {log}, last lines:\n{tail}"
+                f"{' '.join([*command, *shown])}\n  log {log}, last lines:\n{tail}",
+                refused_data=DataValidationError.__name__ in text,
             )
         return json.loads(output_file.read_text()) if output_file.exists() else {}
 
@@ -434,8 +456,8 @@ class LocalRun:
         """What the run decided, from its artifacts' metadata."""
         if self.state["tasks"]["Evaluator"]["state"] == "SKIPPED":
             return [
-                "Candidate: the Trainer's model is the last blessed one (nothing changed): "
-                "not evaluated, checked or pushed again",
+                "Candidate: the Trainer's model is the last blessed one and is served (nothing "
+                "changed): nothing to evaluate, check or push",
                 "Pushed model: none this run",
             ]
         blessing = self.output("Evaluator", "blessing")["metadata"]
@@ -451,13 +473,13 @@ class LocalRun:
         ]
 
     def skips(self, task: dict) -> bool:
-        """Whether KFP would skip the task: an input's producer was skipped, or its trigger
-        condition does not hold."""
-        producers = {
+        """Whether KFP would skip the task: a task it depends on or reads from was skipped, or
+        its trigger condition does not hold."""
+        upstream = set(task.get("dependentTasks", [])) | {
             source["taskOutputArtifact"]["producerTask"]
             for source in task.get("inputs", {}).get("artifacts", {}).values()
         }
-        if any(self.state["tasks"][p]["state"] == "SKIPPED" for p in producers):
+        if any(self.state["tasks"][u]["state"] == "SKIPPED" for u in upstream):
             return True
         condition = task.get("triggerPolicy", {}).get("condition")
         return bool(condition) and not Condition(condition, self.inputs_of(task)).holds()
@@ -523,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
             "finished, as a cluster's re-run does.",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_CODES[DataValidationError] if error.refused_data else 1
     print(f"\nRun {run.run_id} finished in {time.monotonic() - started:.0f} s.")
     for line in run.summary():
         print(line)

@@ -110,26 +110,32 @@ def test_resolvers_chain_through_a_placeholder(tmp_path):
 
 
 def test_conditions_read_input_metadata_and_uris_as_tfx_compiles_them():
-    inputs = {"_Check.verdict": [artifact("v", "tfx.Metrics", is_new=1, span=3)]}
+    inputs = {"_Check.verdict": [artifact("v", "tfx.Metrics", to_judge=1, span=3)]}
     ref = "inputs.artifacts['_Check.verdict'].artifacts[0]"
     for expression, expected in [
-        (f"({ref}.metadata['is_new'] == 1.0)", True),
-        (f"!(({ref}.metadata['is_new'] == 1.0))", False),
-        (f"(({ref}.metadata['span'] > 2.0) && ({ref}.metadata['is_new'] < 1.0))", False),
-        (f"(({ref}.metadata['span'] > 2.0) || ({ref}.metadata['is_new'] < 1.0))", True),
+        (f"({ref}.metadata['to_judge'] == 1.0)", True),
+        (f"!(({ref}.metadata['to_judge'] == 1.0))", False),
+        (f"(({ref}.metadata['span'] > 2.0) && ({ref}.metadata['to_judge'] < 1.0))", False),
+        (f"(({ref}.metadata['span'] > 2.0) || ({ref}.metadata['to_judge'] < 1.0))", True),
         (f"({ref}.uri == '/x/v') && ({ref}.metadata['span'] == 3.0)", True),
+        (f"({ref}.metadata['span'] > 1e-05)", True),
+        # CEL's short circuit: the side not needed is not evaluated, nor its error.
+        (f"({ref}.metadata['span'] < 0.0) && ({ref}.metadata['missing'] == 1.0)", False),
+        (f"({ref}.metadata['span'] > 0.0) || ({ref}.metadata['missing'] == 1.0)", True),
     ]:
         assert Condition(expression, inputs).holds() is expected, expression
     with pytest.raises(ValueError, match="no metadata"):
         Condition(f"({ref}.metadata['missing'] == 1.0)", inputs).holds()
+    with pytest.raises(ValueError, match="compares"):
+        Condition(f"({ref}.uri > 1.0)", inputs).holds()
     with pytest.raises(ValueError, match="Unsupported condition"):
         Condition(f"size({ref}) > 0", inputs).holds()
 
 
-# A container task writing an artifact with metadata is_new=0, and one conditional on it.
+# A container task writing an artifact with metadata to_judge=0, and one conditional on it.
 WRITER = (
     "import json, sys; i = json.loads(sys.argv[1]); open(sys.argv[2], 'a').write('ran\\n');"
-    " out = {'artifacts': {'verdict': {'artifacts': [{'metadata': {'is_new': 0}}]}}};"
+    " out = {'artifacts': {'verdict': {'artifacts': [{'metadata': {'to_judge': 0}}]}}};"
     " open(i['outputs']['outputFile'], 'w').write(json.dumps(out))"
 )
 
@@ -137,7 +143,7 @@ WRITER = (
 def cached_and_conditional_spec(log) -> dict:
     verdict = {"artifactType": {"schemaTitle": "tfx.Metrics"}}
     container = {"image": "x", "command": ["python", "-c", WRITER], "args": ["{{$}}", str(log)]}
-    condition = "(inputs.artifacts['_check.verdict'].artifacts[0].metadata['is_new'] == 1.0)"
+    condition = "(inputs.artifacts['_check.verdict'].artifacts[0].metadata['to_judge'] == 1.0)"
     reads_verdict = {
         "taskOutputArtifact": {"producerTask": "check", "outputArtifactKey": "verdict"}
     }
@@ -155,6 +161,8 @@ def cached_and_conditional_spec(log) -> dict:
                             "inputs": {"artifacts": {"_check.verdict": reads_verdict}},
                             "triggerPolicy": {"condition": condition},
                         },
+                        # After the push by an edge alone (TFX's add_upstream_node).
+                        "after": {"componentRef": {"name": "check"}, "dependentTasks": ["push"]},
                     }
                 }
             },
@@ -185,10 +193,11 @@ def test_a_task_with_the_same_cache_key_is_reused_and_a_false_condition_skips(tm
     assert second.state["tasks"]["check"]["state"] == "CACHED"
     assert second.state["tasks"]["check"]["outputs"] == first.state["tasks"]["check"]["outputs"]
     assert store.by_name(first.state["tasks"]["check"]["outputs"]["verdict"][0])["metadata"] == {
-        "is_new": 0
+        "to_judge": 0
     }
     for run in (first, second):
         assert run.state["tasks"]["push"]["state"] == "SKIPPED"
+        assert run.state["tasks"]["after"]["state"] == "SKIPPED"
 
 
 @pytest.mark.parametrize("preloaded", [True, False], ids=["forked", "fresh"])

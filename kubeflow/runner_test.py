@@ -5,7 +5,7 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components.candidate_check import IS_NEW
+from components.candidate_check import TO_JUDGE
 from kubeflow import runner
 from kubeflow.settings import KubeflowSettings
 from pipeline import local_runner
@@ -79,7 +79,7 @@ def test_local_and_kubeflow_pipelines_have_the_same_components_edges_and_conditi
     conditional = {name for name, task in tasks.items() if task.trigger_policy.condition}
     assert conditional == {"Evaluator", "ServingValidator", "Pusher"}
     condition = tasks["Pusher"].trigger_policy.condition
-    assert "CandidateCheck" in condition and f"metadata['{IS_NEW}'] == 1.0" in condition
+    assert "CandidateCheck" in condition and f"metadata['{TO_JUDGE}'] == 1.0" in condition
 
 
 def test_a_setting_kubeflow_cannot_honour_is_refused_before_compiling(tmp_path):

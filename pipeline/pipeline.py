@@ -1,7 +1,7 @@
 """Wires the TFX components, in three phases: ingest and validate the data; transform and
-train; for a new model, evaluate, check serving and push. One function serves every runner
-(local, Kubeflow, Vertex AI), with the same resolvers (pipeline/resolvers.py) and so the same
-decisions; what differs between runners arrives as one `RunnerChoices`.
+train; for a model still to judge, evaluate, check serving and push. One function serves every
+runner (local, Kubeflow, Vertex AI), with the same resolvers (pipeline/resolvers.py) and so the
+same decisions; what differs between runners arrives as one `RunnerChoices`.
 """
 
 import dataclasses
@@ -10,9 +10,10 @@ import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.placeholder.placeholder_base import Predicate
 
 from components import splits
-from components.candidate_check import IS_NEW, CandidateCheck
+from components.candidate_check import TO_JUDGE, CandidateCheck
 from components.image_example_gen import ImageExampleGen
 from components.paired_regression import PairedRegression
 from components.serving_check import ServingValidator
@@ -235,20 +236,25 @@ def ingest_and_validate(
 @dataclasses.dataclass
 class TrainedModel:
     """The second phase's components, the candidate model, the baseline it would be compared
-    with, and whether it is new (the later phases run only then)."""
+    with, and whether it still has to be judged (the later phases run only then)."""
 
     components: list
     model: tfx.dsl.Channel
     baseline: tfx.dsl.Channel
-    is_new: object  # a predicate for tfx.dsl.Cond
+    to_judge: Predicate  # for tfx.dsl.Cond
 
 
 def transform_and_train(
-    data: ValidatedData, training: TrainingConfig, runner: RunnerChoices, warm_start: bool
+    data: ValidatedData,
+    training: TrainingConfig,
+    runner: RunnerChoices,
+    warm_start: bool,
+    serving_model_dir: str,
 ) -> TrainedModel:
     """Transform (analyzes train, transforms train and validation: the Trainer cannot read the
     test split), the Trainer (selects on validation; warm-started from the last blessed model
-    with `warm_start`), and whether its model is new (components/candidate_check.py)."""
+    with `warm_start`), and whether its model still has to be judged: not when it is the last
+    blessed one and already served (components/candidate_check.py)."""
     transform = tfx.components.Transform(
         examples=data.training_examples,
         schema=data.schema,
@@ -279,13 +285,15 @@ def transform_and_train(
     if runner.trainer_platform_config is not None:
         trainer.with_platform_config(runner.trainer_platform_config)
     check = CandidateCheck(
-        model=trainer.outputs["model"], baseline_model=latest_blessed.outputs["model"]
+        model=trainer.outputs["model"],
+        baseline_model=latest_blessed.outputs["model"],
+        serving_model_dir=serving_model_dir,
     )
     return TrainedModel(
         components=[transform, latest_blessed, trainer, check],
         model=trainer.outputs["model"],
         baseline=latest_blessed.outputs["model"],
-        is_new=check.outputs["verdict"].future()[0].custom_property(IS_NEW) == 1,
+        to_judge=check.outputs["verdict"].future()[0].custom_property(TO_JUDGE) == 1,
     )
 
 
@@ -360,11 +368,11 @@ def create_pipeline(
     warm_start: bool = False,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """Ingest and validate; transform and train; for a new model, evaluate, check serving and
-    push."""
+    """Ingest and validate; transform and train; for a model still to judge, evaluate, check
+    serving and push."""
     data = ingest_and_validate(ingest, schema_file, gates, train_spans)
-    candidate = transform_and_train(data, training, runner, warm_start)
-    with tfx.dsl.Cond(candidate.is_new):
+    candidate = transform_and_train(data, training, runner, warm_start, serving_model_dir)
+    with tfx.dsl.Cond(candidate.to_judge):
         evaluator = evaluate(data, candidate, gates)
         push = check_serving_and_push(data, candidate, evaluator, gates, runner, serving_model_dir)
     components = [*data.components, *candidate.components, evaluator, *push]

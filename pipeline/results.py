@@ -37,7 +37,9 @@ class ServingCheck:
 @dataclasses.dataclass
 class ComponentRun:
     name: str
-    state: str  # COMPLETE (ran now) or CACHED (reused an earlier execution's outputs)
+    # COMPLETE (ran now), CACHED (reused an earlier execution's outputs), or FAILED: TFX's
+    # LatestArtifactStrategy with nothing to resolve yet (a first run's previous statistics).
+    state: str
 
 
 @dataclasses.dataclass
@@ -70,8 +72,8 @@ class RunSummary:
 
 @dataclasses.dataclass
 class UnchangedRun:
-    """A run whose Trainer gave the last blessed model again (nothing changed since it was
-    trained): the Evaluator, the serving check and the Pusher did not run
+    """A run whose Trainer gave the last blessed model again, which is served (nothing changed
+    since it was trained): the Evaluator, the serving check and the Pusher did not run
     (components/candidate_check.py)."""
 
     run_id: str

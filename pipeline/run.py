@@ -68,7 +68,7 @@ class ComponentProgress(logging.Handler):
         elif message.startswith("A cached execution"):
             self.how = "reused from cache"
         elif message.startswith("Skipping execution for"):  # a tfx.dsl.Cond that is false
-            self.how = "skipped (the model is not new)"
+            self.how = "skipped (the model is the last blessed one, and served)"
         elif message.startswith("Component ") and message.endswith(" is finished."):
             self.done += 1
             how = self.how
@@ -107,8 +107,8 @@ def print_run(summary: RunSummary | UnchangedRun, seconds: float) -> None:
 
 def print_unchanged(summary: UnchangedRun, settings: Settings) -> None:
     print(
-        f"The Trainer's model is the last blessed one, {summary.model_path} (nothing changed "
-        "since it was trained): not evaluated, checked or pushed again.\n"
+        f"The Trainer's model, {summary.model_path}, is the last blessed one and is served "
+        "(nothing changed since it was trained): nothing to evaluate, check or push.\n"
         f"Pushed model: none this run; {settings.serving_model_dir} is unchanged"
     )
 

@@ -42,7 +42,7 @@ class Lineage:
                 events.append((artifact.mlmd_artifact, event))
         self.store.put_execution(execution, events, contexts=[])
 
-    def ingest(self, span: int, version: int = 0, gate=COMPLETE, previous=None):
+    def ingest(self, span: int, version: int = 0, gate=COMPLETE):
         """Examples of `span` and their statistics, judged by a gate that ended in `gate`
         (None: no gate ran). Returns (examples, statistics)."""
         examples = self._artifact(Examples, span, version)
@@ -55,7 +55,5 @@ class Lineage:
         )
         if gate is not None:
             gate_inputs = {"statistics": statistics}
-            if previous is not None:
-                gate_inputs["previous_statistics"] = previous
             self._execution("components.validation_gate.ValidationGate", gate, gate_inputs, {})
         return examples, statistics

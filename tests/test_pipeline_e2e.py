@@ -3,6 +3,7 @@
 import itertools
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -183,8 +184,23 @@ def test_unchanged_rerun_trains_nothing_and_pushes_nothing(first_run, output_dir
         assert states[name] == "CACHED", name
     # The Trainer's model is the last blessed one: it was judged and pushed when it was trained.
     assert not {"Evaluator", "ServingValidator", "Pusher"} & set(states)
-    assert "not evaluated, checked or pushed again" in completed.stdout
+    assert "nothing to evaluate, check or push" in completed.stdout
     assert served_versions(output_dir) == versions  # no copy of the served model pushed
+
+
+def test_a_blessed_model_missing_from_the_serving_base_is_pushed_by_the_next_run(
+    first_run, output_dir
+):
+    """As when its Pusher crashed: the next run, its Trainer cached, judges and pushes it."""
+    versions = served_versions(output_dir)
+    newest = max(versions, key=int)
+    shutil.rmtree(settings_for(output_dir).serving_model_dir / newest)
+    completed = run_pipeline(output_dir)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    summary = latest_run_summary(settings_for(output_dir).metadata_path)
+    assert {c.name: c.state for c in summary.components}["Trainer"] == "CACHED"
+    assert summary.blessed and summary.pushed_path is not None
+    assert summary.pushed_path.name not in versions
 
 
 def test_failed_run_keeps_the_served_model_and_a_rerun_reuses_the_cache(first_run, output_dir):

@@ -82,6 +82,10 @@ def kubeflow_decisions(output_dir: Path, completed) -> dict:
     }
 
 
+def without_messages(decisions: list[dict]) -> list[dict]:
+    return [{k: v for k, v in d.items() if k != "message"} for d in decisions]
+
+
 def in_run_terms(decisions: list[dict]) -> list[dict]:
     """Models named by the run that trained them ("run 1"), so that runners compare."""
     trained = {d["model"]: f"run {i}" for i, d in enumerate(decisions, 1) if "spans" in d}
@@ -146,13 +150,8 @@ def test_both_runners_decide_alike_on_three_spans_and_an_unchanged_run(scenario)
         "pushed": True,
     }
     assert unchanged == {"model": "run 3", "evaluated": False, "pushed": False}
-    assert [{k: v for k, v in d.items() if k != "message"} for d in kubeflow] == [
-        first,
-        {"refused": 1},  # the task failed; make kubeflow-local exits 1
-        third,
-        unchanged,
-    ]
     assert "train split against span 1" in kubeflow[1]["message"]
+    assert without_messages(kubeflow) == without_messages(local)
 
 
 def test_no_copy_of_a_served_model_is_pushed(scenario):
