@@ -1,29 +1,22 @@
-"""Which SavedModels count as served: the same fingerprint in a version folder."""
+"""Which SavedModels count as the same: the same fingerprint."""
 
-from components.candidate_check import FINGERPRINT, is_served
+from components.candidate_check import FINGERPRINT, same_saved_model
 
 
-def saved_model(folder, fingerprint: bytes):
+def saved_model(folder, fingerprint: bytes | None) -> str:
     folder.mkdir(parents=True)
-    (folder / FINGERPRINT).write_bytes(fingerprint)
+    if fingerprint is not None:
+        (folder / FINGERPRINT).write_bytes(fingerprint)
     return str(folder)
 
 
-def test_a_model_is_served_when_a_version_folder_holds_its_fingerprint(tmp_path):
-    base = tmp_path / "serving_model"
+def test_saved_models_are_the_same_when_their_fingerprints_are(tmp_path):
     candidate = saved_model(tmp_path / "Trainer" / "Format-Serving", b"weights A")
-    assert not is_served(candidate, str(base))  # nothing pushed yet
-    saved_model(base / "1", b"weights B")
-    assert not is_served(candidate, str(base))  # another model
-    saved_model(base / "2", b"weights A")
-    assert is_served(candidate, str(base))
-    (base / "3").mkdir()  # a version folder being written
-    assert is_served(candidate, str(base))
+    assert same_saved_model(candidate, saved_model(tmp_path / "serving" / "2", b"weights A"))
+    assert not same_saved_model(candidate, saved_model(tmp_path / "serving" / "1", b"weights B"))
 
 
-def test_a_model_without_a_fingerprint_is_never_taken_for_a_served_one(tmp_path):
-    base = tmp_path / "serving_model"
-    (base / "1").mkdir(parents=True)
-    candidate = tmp_path / "Format-Serving"
-    candidate.mkdir()
-    assert not is_served(str(candidate), str(base))
+def test_a_folder_without_a_fingerprint_or_gone_holds_no_model(tmp_path):
+    candidate = saved_model(tmp_path / "Format-Serving", b"weights A")
+    assert not same_saved_model(candidate, saved_model(tmp_path / "serving" / "1", None))
+    assert not same_saved_model(candidate, str(tmp_path / "deleted"))

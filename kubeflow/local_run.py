@@ -456,7 +456,7 @@ class LocalRun:
         """What the run decided, from its artifacts' metadata."""
         if self.state["tasks"]["Evaluator"]["state"] == "SKIPPED":
             return [
-                "Candidate: the Trainer's model is the last blessed one and is served (nothing "
+                "Candidate: the Trainer's model is the last blessed one and was pushed (nothing "
                 "changed): nothing to evaluate, check or push",
                 "Pushed model: none this run",
             ]

@@ -245,16 +245,12 @@ class TrainedModel:
 
 
 def transform_and_train(
-    data: ValidatedData,
-    training: TrainingConfig,
-    runner: RunnerChoices,
-    warm_start: bool,
-    serving_model_dir: str,
+    data: ValidatedData, training: TrainingConfig, runner: RunnerChoices, warm_start: bool
 ) -> TrainedModel:
     """Transform (analyzes train, transforms train and validation: the Trainer cannot read the
     test split), the Trainer (selects on validation; warm-started from the last blessed model
     with `warm_start`), and whether its model still has to be judged: not when it is the last
-    blessed one and already served (components/candidate_check.py)."""
+    blessed one and what the last push wrote (components/candidate_check.py)."""
     transform = tfx.components.Transform(
         examples=data.training_examples,
         schema=data.schema,
@@ -284,13 +280,14 @@ def transform_and_train(
     )
     if runner.trainer_platform_config is not None:
         trainer.with_platform_config(runner.trainer_platform_config)
+    last_push = resolvers.latest_push()
     check = CandidateCheck(
         model=trainer.outputs["model"],
         baseline_model=latest_blessed.outputs["model"],
-        serving_model_dir=serving_model_dir,
+        last_push=last_push.outputs["pushed_model"],
     )
     return TrainedModel(
-        components=[transform, latest_blessed, trainer, check],
+        components=[transform, latest_blessed, trainer, last_push, check],
         model=trainer.outputs["model"],
         baseline=latest_blessed.outputs["model"],
         to_judge=check.outputs["verdict"].future()[0].custom_property(TO_JUDGE) == 1,
@@ -371,7 +368,7 @@ def create_pipeline(
     """Ingest and validate; transform and train; for a model still to judge, evaluate, check
     serving and push."""
     data = ingest_and_validate(ingest, schema_file, gates, train_spans)
-    candidate = transform_and_train(data, training, runner, warm_start, serving_model_dir)
+    candidate = transform_and_train(data, training, runner, warm_start)
     with tfx.dsl.Cond(candidate.to_judge):
         evaluator = evaluate(data, candidate, gates)
         push = check_serving_and_push(data, candidate, evaluator, gates, runner, serving_model_dir)

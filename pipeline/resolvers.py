@@ -5,7 +5,8 @@ run starts, from what earlier runs left:
 - the previous statistics: the latest train statistics that passed the gate (the gate copies
   them, and a failed gate writes none), which the drift check compares with;
 - the latest blessed model: the Evaluator's baseline and, with WARM_START, the Trainer's start
-  (components/candidate_check.py says why that never compares a model with itself).
+  (components/candidate_check.py says why that never compares a model with itself);
+- the latest push: whether the Trainer's model is already what is served.
 
 One local extra, refused when compiling for Kubeflow (kubeflow/runner.py): TRAIN_SPANS above 1
 trains on several spans, which needs a strategy of this project's (components/spans.py) that
@@ -19,6 +20,7 @@ from components.spans import LatestValidatedSpansStrategy
 
 PREVIOUS_STATISTICS = "previous_statistics_resolver"
 LATEST_BLESSED_MODEL = "latest_blessed_model_resolver"
+LATEST_PUSH = "latest_push_resolver"
 TRAINING_SPANS = "latest_spans_resolver"
 
 
@@ -37,6 +39,14 @@ def latest_blessed_model() -> tfx.dsl.Resolver:
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(LATEST_BLESSED_MODEL)
+
+
+def latest_push() -> tfx.dsl.Resolver:
+    """The Pusher's latest output, pushed or not."""
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        pushed_model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.PushedModel),
+    ).with_id(LATEST_PUSH)
 
 
 def training_spans(example_gen, validation_gate, num_spans: int) -> tfx.dsl.Resolver:

@@ -38,7 +38,7 @@ class ServingCheck:
 class ComponentRun:
     name: str
     # COMPLETE (ran now), CACHED (reused an earlier execution's outputs), or FAILED: TFX's
-    # LatestArtifactStrategy with nothing to resolve yet (a first run's previous statistics).
+    # LatestArtifactStrategy with nothing to resolve yet (a first run's statistics and push).
     state: str
 
 
@@ -72,8 +72,8 @@ class RunSummary:
 
 @dataclasses.dataclass
 class UnchangedRun:
-    """A run whose Trainer gave the last blessed model again, which is served (nothing changed
-    since it was trained): the Evaluator, the serving check and the Pusher did not run
+    """A run whose Trainer gave the last blessed model again, which the last push wrote (nothing
+    changed since it was trained): the Evaluator, the serving check and the Pusher did not run
     (components/candidate_check.py)."""
 
     run_id: str

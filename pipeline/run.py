@@ -32,21 +32,21 @@ from pipeline.stats import accuracy_text  # noqa: E402
 # Warnings TFX 1.16, TFMA and Beam print on every run that ask nothing of the user (Transform
 # writes its examples without the payload_format property its readers look for; Beam checksums
 # TFRecords with crcmod's C extension where python-snappy is missing), and the resolver's
-# complaint that a first run has no previous statistics yet.
+# complaints that a first run has no statistics or push before it yet.
 HARMLESS_WARNINGS = (
     "ArtifactQuery.property_predicate is not supported",
     "From ",
     "Examples artifact does not have payload_format custom property",
     "Couldn't find python-snappy",
 )
-FIRST_RUN = "[previous_statistics_resolver] Input resolution error"
+FIRST_RUN = "_resolver] Input resolution error"
 
 
 def _not_harmless(record: logging.LogRecord) -> bool:
     message = record.getMessage()
     return not (
         message.startswith(HARMLESS_WARNINGS)
-        or (message.startswith(FIRST_RUN) and message.endswith("returned None."))
+        or (FIRST_RUN in message and message.endswith("returned None."))
     )
 
 
@@ -68,7 +68,7 @@ class ComponentProgress(logging.Handler):
         elif message.startswith("A cached execution"):
             self.how = "reused from cache"
         elif message.startswith("Skipping execution for"):  # a tfx.dsl.Cond that is false
-            self.how = "skipped (the model is the last blessed one, and served)"
+            self.how = "skipped (the model is the last blessed one, and pushed)"
         elif message.startswith("Component ") and message.endswith(" is finished."):
             self.done += 1
             how = self.how
@@ -107,7 +107,7 @@ def print_run(summary: RunSummary | UnchangedRun, seconds: float) -> None:
 
 def print_unchanged(summary: UnchangedRun, settings: Settings) -> None:
     print(
-        f"The Trainer's model, {summary.model_path}, is the last blessed one and is served "
+        f"The Trainer's model, {summary.model_path}, is the last blessed one and was pushed "
         "(nothing changed since it was trained): nothing to evaluate, check or push.\n"
         f"Pushed model: none this run; {settings.serving_model_dir} is unchanged"
     )
