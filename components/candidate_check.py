@@ -17,7 +17,7 @@ import os
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types.experimental.simple_artifacts import Metrics
-from tfx.utils import path_utils
+from tfx.utils import io_utils, path_utils
 
 TO_JUDGE = "to_judge"  # the verdict's custom property (1 or 0) that the condition reads
 # Written by TensorFlow beside every SavedModel: hashes of its graph, signatures and weights.
@@ -48,5 +48,5 @@ def same_saved_model(one: str, other: str) -> bool:
     fingerprints = [os.path.join(folder, FINGERPRINT) for folder in (one, other)]
     if not all(tf.io.gfile.exists(path) for path in fingerprints):
         return False
-    first, second = (tf.io.gfile.GFile(path, "rb").read() for path in fingerprints)
+    first, second = (io_utils.read_bytes_file(path) for path in fingerprints)
     return first == second

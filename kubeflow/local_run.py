@@ -346,8 +346,7 @@ class LocalRun:
                 found[name] = [self.store.by_name(n) for n in names]
         return found
 
-    def resolve(self, task: dict, executor: dict) -> dict:
-        inputs = self.inputs_of(task)
+    def resolve(self, executor: dict, inputs: dict) -> dict:
         outputs = {}
         for key, query in executor["resolver"]["outputArtifactQueries"].items():
 
@@ -361,11 +360,10 @@ class LocalRun:
         return outputs
 
     def execute(
-        self, name: str, task: dict, component: dict, executor: dict, log: Path
+        self, name: str, task: dict, component: dict, executor: dict, inputs: dict, log: Path
     ) -> tuple[dict, str]:
         """Runs a container task, or reuses a cached execution's outputs: (outputs, state)."""
         definitions = component.get("inputDefinitions", {}).get("artifacts", {})
-        inputs = self.inputs_of(task)
         task_root = self.root / "pipeline_root" / self.run_id / name
         outputs = {}
         for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
@@ -472,7 +470,7 @@ class LocalRun:
             + (pushed["pushed_destination"] if pushed.get("pushed") else "none this run"),
         ]
 
-    def skips(self, task: dict) -> bool:
+    def skips(self, task: dict, inputs: dict) -> bool:
         """Whether KFP would skip the task: a task it depends on or reads from was skipped, or
         its trigger condition does not hold."""
         upstream = set(task.get("dependentTasks", [])) | {
@@ -482,7 +480,7 @@ class LocalRun:
         if any(self.state["tasks"][u]["state"] == "SKIPPED" for u in upstream):
             return True
         condition = task.get("triggerPolicy", {}).get("condition")
-        return bool(condition) and not Condition(condition, self.inputs_of(task)).holds()
+        return bool(condition) and not Condition(condition, inputs).holds()
 
     def run(self) -> None:
         tasks = self.spec["root"]["dag"]["tasks"]
@@ -490,7 +488,8 @@ class LocalRun:
         names = order(tasks)
         for index, name in enumerate(names, start=1):
             task = tasks[name]
-            if self.skips(task):
+            inputs = self.inputs_of(task)
+            if self.skips(task, inputs):
                 self.state["tasks"][name] = {"state": "SKIPPED", "inputs": {}, "outputs": {}}
                 self.save()
                 print(f"[{index}/{len(names)}] {name} skipped (its condition is false)")
@@ -501,12 +500,12 @@ class LocalRun:
             executor = executors[component["executorLabel"]]
             log = self.root / "logs" / self.run_id / f"{name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            inputs = {k: [a["name"] for a in v] for k, v in self.inputs_of(task).items()}
             if "resolver" in executor:
-                outputs, state = self.resolve(task, executor), "COMPLETE"
+                outputs, state = self.resolve(executor, inputs), "COMPLETE"
             else:
-                outputs, state = self.execute(name, task, component, executor, log)
-            self.state["tasks"][name] = {"state": state, "inputs": inputs, "outputs": outputs}
+                outputs, state = self.execute(name, task, component, executor, inputs, log)
+            read = {key: [a["name"] for a in records] for key, records in inputs.items()}
+            self.state["tasks"][name] = {"state": state, "inputs": read, "outputs": outputs}
             self.save()
             how = "reused from cache" if state == "CACHED" else "done"
             elapsed = time.monotonic() - started
