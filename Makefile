@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run schema serve predict browser test bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
+.PHONY: venv data run schema serve predict browser fonts test bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
 
 venv: $(STAMP)
 
@@ -31,7 +31,7 @@ $(STAMP): requirements.lock
 data: $(STAMP)
 	$(PY) -m pipeline.data_source
 
-run: $(STAMP)
+run: $(STAMP) fonts
 	$(PY) -m pipeline.run
 
 # make schema DATA=<source>: a schema inferred for the data, to review and check in (SCHEMA=).
@@ -84,11 +84,23 @@ browser:
 	      || echo "note: Chromium did not install; the browser test will skip"; \
 	  else echo "note: no Chromium (needs root and apt-get); the browser test will skip"; fi; }
 
-test: $(STAMP) lint browser
+# The fonts the Trainer prints training digits in and the benchmark measures printed digits
+# with (trainer/fonts.py): Debian's DejaVu and Liberation, installed when missing and make runs
+# as root with apt-get; elsewhere training goes on without printed digits and says so.
+fonts: $(STAMP)
+	@$(PY) -m trainer.fonts || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing the DejaVu and Liberation fonts..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      fonts-dejavu-core fonts-liberation >/dev/null \
+	      || echo "note: the fonts did not install; training goes on without printed digits"; \
+	  else echo "note: installing them needs root and apt-get: no printed digits"; fi; }
+
+test: $(STAMP) lint browser fonts
 	$(PY) -m pytest
 
 # Every performance figure of the README, side by side in one run (about 17 minutes here).
-bench: $(STAMP)
+bench: $(STAMP) fonts
 	$(PY) -m tests.bench.figures
 
 # The serving figures alone (a few minutes), against the model `make run` pushed.

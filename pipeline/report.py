@@ -19,8 +19,9 @@ from components.data.photos import KINDS, render  # noqa: E402
 from components.splits import TEST, TRAIN, VALIDATION  # noqa: E402
 from pipeline.demo import split_batches, split_labels  # noqa: E402
 from pipeline.results import RunSummary  # noqa: E402
-from pipeline.stats import accuracy_text, reliability, wilson_interval  # noqa: E402
-from trainer.config import HISTORY_FILE  # noqa: E402
+from pipeline.stats import accuracy_text, wilson_interval  # noqa: E402
+from trainer.calibration import reliability, scaled  # noqa: E402
+from trainer.config import CALIBRATION_FILE, HISTORY_FILE  # noqa: E402
 from trainer.export import read_class_names  # noqa: E402
 from trainer.features import (  # noqa: E402
     CLASS_ID_OUTPUT,
@@ -116,11 +117,14 @@ def _confusion(matrix: np.ndarray, class_names: list[str], path: Path) -> str:
     return _save(figure, path)
 
 
-def _reliability(rows: list[dict], ece: float, path: Path) -> str:
-    """Accuracy against confidence per bin: a calibrated model's bars sit on the diagonal."""
+def _reliability(
+    calibrated: list[dict], raw: list[dict], ece: float, raw_ece: float, path: Path
+) -> str:
+    """Accuracy against confidence per bin, of the exported (calibrated) probabilities and of
+    the network's own: a calibrated model's bars sit on the diagonal."""
     figure, axes = plt.subplots(figsize=(5, 4.5))
-    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
-    for row in rows:
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    for row in calibrated:
         axes.bar(
             (row["low"] + row["high"]) / 2,
             row["accuracy"],
@@ -135,6 +139,13 @@ def _reliability(rows: list[dict], ece: float, path: Path) -> str:
             ha="center",
             fontsize=7,
         )
+    axes.plot(
+        [row["confidence"] for row in raw],
+        [row["accuracy"] for row in raw],
+        marker="o",
+        color="tab:orange",
+        label=f"before calibration (ECE {raw_ece:.4f})",
+    )
     axes.set(
         xlim=(0, 1),
         ylim=(0, 1.05),
@@ -213,8 +224,9 @@ def _as_people_send_them(
     )
 
 
-def write_report(summary: RunSummary, report_dir: Path) -> Path:
-    """Charts and index.html for the run; numbers also go to report.json."""
+def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
+    """Charts and index.html for the run; numbers also go to report.json. Returns the page and
+    the numbers."""
     report_dir.mkdir(parents=True, exist_ok=True)
     uris = summary.artifact_uris
     model_dir = uris["Trainer.Model"] / "Format-Serving"
@@ -231,7 +243,12 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     np.add.at(matrix, (eval_labels, predicted), 1)
     samples = sorted(answers.first_per_class)
     history = json.loads((uris["Trainer.ModelRun"] / HISTORY_FILE).read_text())
+    # The signatures apply the calibration's temperature; the inverse gives the network's own.
+    calibration = json.loads((uris["Trainer.ModelRun"] / CALIBRATION_FILE).read_text())
     bins, ece = reliability(probabilities, eval_labels)
+    raw_bins, raw_ece = reliability(
+        scaled(probabilities, 1 / calibration["temperature"]), eval_labels
+    )
     facts = {
         "run_id": summary.run_id,
         "test_accuracy": summary.accuracy,
@@ -239,6 +256,8 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
             round(summary.accuracy * summary.test_examples), summary.test_examples
         ),
         "expected_calibration_error": ece,
+        "expected_calibration_error_before": raw_ece,
+        "temperature": calibration["temperature"],
         "reliability_bins": bins,
         "accuracy_change_vs_baseline": summary.accuracy_change,
         "test_examples": summary.test_examples,
@@ -262,7 +281,9 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
             report_dir / "per_class.png",
             ylim=(min(summary.per_class_accuracy.values()) - 0.05, 1),
         ),
-        "Reliability diagram": _reliability(bins, ece, report_dir / "reliability.png"),
+        "Reliability diagram": _reliability(
+            bins, raw_bins, ece, raw_ece, report_dir / "reliability.png"
+        ),
         "Misclassified test digits": _gallery(
             [image for _, image in answers.misclassified],
             [
@@ -291,7 +312,8 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
     rows = {
         "Run": summary.run_id,
         "Test accuracy": accuracy_text(summary.accuracy, summary.test_examples),
-        "Expected calibration error": f"{ece:.4f} (test split, 10 confidence bins)",
+        "Expected calibration error": f"{ece:.4f} ({raw_ece:.4f} before the temperature "
+        f"{calibration['temperature']:.2f} fitted on the validation split; test split, 10 bins)",
         "Against the last blessed model": "no baseline yet" if change is None else f"{change:+.4f}",
         "Blessing": "BLESSED"
         if summary.blessed
@@ -315,4 +337,4 @@ def write_report(summary: RunSummary, report_dir: Path) -> Path:
         "th{text-align:left;padding-right:1em}img{max-width:100%}</style></head><body>"
         f"<h1>Pipeline run report</h1><table>{table}</table>{figures}</body></html>"
     )
-    return page
+    return page, facts

@@ -217,7 +217,14 @@ def main() -> int:
         print_unchanged(summary, settings)
         return 0
     print_summary(summary, settings)
-    print(f"Run report: {report.write_report(summary, settings.report_dir)}")
+    page, facts = report.write_report(summary, settings.report_dir)
+    print(
+        f"Confidence: calibrated by a temperature of {facts['temperature']:.2f} (validation "
+        f"split); expected calibration error on the test split "
+        f"{facts['expected_calibration_error_before']:.4f} before, "
+        f"{facts['expected_calibration_error']:.4f} after"
+    )
+    print(f"Run report: {page}")
     if any(settings.serving_model_dir.glob("*/saved_model.pb")):
         print_demo(summary, settings)
     return 0

@@ -1,8 +1,7 @@
-"""Uncertainty of the figures the project prints: accuracy intervals and calibration."""
+"""Uncertainty of the figures the project prints: accuracy intervals (calibration is
+trainer/calibration.py's, as the Trainer measures it too)."""
 
 import math
-
-import numpy as np
 
 Z_95 = 1.959964  # the standard normal's 97.5th percentile
 
@@ -22,28 +21,3 @@ def accuracy_text(accuracy: float, total: int) -> str:
     """'0.9900 on 500 examples (95 % interval 0.9768-0.9957)'."""
     low, high = wilson_interval(round(accuracy * total), total)
     return f"{accuracy:.4f} on {total} examples (95 % interval {low:.4f}-{high:.4f})"
-
-
-def reliability(
-    probabilities: np.ndarray, labels: np.ndarray, bins: int = 10
-) -> tuple[list[dict], float]:
-    """Per confidence bin (top-class probability): count, mean confidence and accuracy; and the
-    expected calibration error, their count-weighted mean gap."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    rows, gap = [], 0.0
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            rows.append(
-                {
-                    "low": float(low),
-                    "high": float(high),
-                    "count": int(inside.sum()),
-                    "confidence": float(confidence[inside].mean()),
-                    "accuracy": float(correct[inside].mean()),
-                }
-            )
-            gap += inside.sum() * abs(confidence[inside].mean() - correct[inside].mean())
-    return rows, float(gap / max(len(labels), 1))

@@ -1,9 +1,8 @@
-"""Accuracy intervals and calibration on cases whose answers are known."""
+"""Accuracy intervals on cases whose answers are known."""
 
-import numpy as np
 import pytest
 
-from pipeline.stats import accuracy_text, reliability, wilson_interval
+from pipeline.stats import accuracy_text, wilson_interval
 
 
 def test_wilson_interval_matches_the_textbook_value_and_stays_in_range():
@@ -17,13 +16,3 @@ def test_wilson_interval_matches_the_textbook_value_and_stays_in_range():
 
 def test_accuracy_text_names_count_and_interval():
     assert accuracy_text(0.99, 500) == "0.9900 on 500 examples (95 % interval 0.9768-0.9957)"
-
-
-def test_reliability_of_a_calibrated_and_an_overconfident_model():
-    labels = np.array([0] * 8 + [1] * 2)
-    calibrated = np.tile([0.8, 0.2], (10, 1))  # 80 % sure, right 8 times in 10
-    rows, ece = reliability(calibrated, labels)
-    assert ece == pytest.approx(0.0)
-    assert [(r["count"], r["confidence"], r["accuracy"]) for r in rows] == [(10, 0.8, 0.8)]
-    overconfident = np.tile([0.99, 0.01], (10, 1))
-    assert reliability(overconfident, labels)[1] == pytest.approx(0.19)

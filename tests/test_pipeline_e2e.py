@@ -25,6 +25,7 @@ from tests.pipeline_runs import (
     served_versions,
     settings_for,
 )
+from trainer.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 from trainer.features import (
     CLASS_ID_OUTPUT,
     EXAMPLES_INPUT,
@@ -146,6 +147,7 @@ def test_run_report_shows_the_runs_numbers(first_run, output_dir):
     assert abs(np.trace(matrix) / matrix.sum() - summary.accuracy) < 1e-6  # same model, split
     assert sum(row["count"] for row in facts["reliability_bins"]) == summary.test_examples
     assert 0 <= facts["expected_calibration_error"] < 1
+    assert MIN_TEMPERATURE < facts["temperature"] < MAX_TEMPERATURE
     assert facts["epochs_trained"] == int(SMALL_RUN["EPOCHS"])
     model = tf.saved_model.load(str(summary.pushed_path))
     assert facts["parameters"] == sum(np.prod(v.shape) for v in model.trainable_variables)

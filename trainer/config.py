@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 
 HISTORY_FILE = "history.json"  # per-epoch metrics, in the Trainer's model_run artifact
+# The fitted temperature and the validation split's calibration error before and after it.
+CALIBRATION_FILE = "calibration.json"
 
 
 def trainer_code_version() -> str:
@@ -29,6 +31,12 @@ class TrainingConfig:
     seed: int = 42
     ensemble_members: int = 3  # networks whose probabilities the model averages
     label_smoothing: float = 0.1
+    # Shares of each training batch rendered as pictures really arrive (trainer/conditions.py),
+    # replaced by printed digits and letter strings (trainer/printed.py), and by two digits side
+    # by side and as many filled shapes (the last two for digit classes only).
+    real_world_share: float = 0.4
+    printed_share: float = 0.08
+    pair_share: float = 0.03
     jit_compile: bool = False  # XLA-compile the training step (pays off on GPUs)
     code_version: str = ""  # trainer_code_version() of the code that trains
 

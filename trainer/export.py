@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from trainer.calibration import scaled
 from trainer.features import (
     CLASS_ID_OUTPUT,
     CLASS_NAME_KEY,
@@ -59,10 +60,12 @@ def make_serving_signatures(
     tf_transform_output: tft.TFTransformOutput,
     class_names: list[str],
     assets_dir: Path,
+    temperature: float = 1.0,
 ) -> dict[str, tf.types.experimental.ConcreteFunction]:
-    """Both serving signatures; they output `probabilities` [N, classes], `class_id` [N],
-    `class_name` [N] and `confidence` [N]. The class names' asset is written to `assets_dir`,
-    which must stay until the model is saved (saving copies it into the SavedModel)."""
+    """Both serving signatures; they output `probabilities` [N, classes] (the network's,
+    scaled by the calibration's `temperature`), `class_id` [N], `class_name` [N] and
+    `confidence` [N]. The class names' asset is written to `assets_dir`, which must stay until
+    the model is saved (saving copies it into the SavedModel)."""
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
     model.class_names = _class_name_table(model, class_names, assets_dir)
     raw_feature_spec = tf_transform_output.raw_feature_spec()
@@ -71,7 +74,7 @@ def make_serving_signatures(
 
     def classify(raw_features: dict) -> dict[str, tf.Tensor]:
         images = model.tft_layer(raw_features)[transformed_name(IMAGE_KEY)]
-        probabilities = model(images)
+        probabilities = scaled(model(images), temperature)
         class_ids = tf.argmax(probabilities, axis=-1)
         has_ink = tf.reduce_max(images, axis=[1, 2, 3]) > 0  # normalisation found a digit
         return {
@@ -100,11 +103,12 @@ def export_model(
     tf_transform_output: tft.TFTransformOutput,
     export_dir: str,
     class_names: list[str],
+    temperature: float = 1.0,
 ) -> None:
     """Writes the SavedModel that Evaluator, Pusher and TF Serving load."""
     with tempfile.TemporaryDirectory() as assets_dir:
         signatures = make_serving_signatures(
-            model, tf_transform_output, class_names, Path(assets_dir)
+            model, tf_transform_output, class_names, Path(assets_dir), temperature
         )
         model.save(export_dir, save_format="tf", signatures=signatures)
 

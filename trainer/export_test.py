@@ -7,6 +7,7 @@ from PIL import Image
 
 from components.data.photos import KINDS, render
 from components.data.sample import load_sample, make_example
+from trainer.calibration import scaled
 from trainer.export import export_model, read_class_names
 from trainer.features import (
     CLASS_ID_OUTPUT,
@@ -24,9 +25,14 @@ CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory, transform_output):
+def network():
+    return build_model(len(CLASS_NAMES), 1e-3)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, transform_output, network):
     path = tmp_path_factory.mktemp("model")
-    export_model(build_model(len(CLASS_NAMES), 1e-3), transform_output, str(path), CLASS_NAMES)
+    export_model(network, transform_output, str(path), CLASS_NAMES)
     return path
 
 
@@ -77,6 +83,24 @@ def test_both_signatures_agree_on_raw_examples_and_image_bytes(saved_model, png_
         np.testing.assert_array_equal(from_examples[key], from_images[key])
     names = [CLASS_NAMES[i].encode() for i in from_images[CLASS_ID_OUTPUT].numpy()]
     assert from_images[CLASS_NAME_OUTPUT].numpy().tolist() == names
+
+
+def test_both_signatures_apply_the_calibrations_temperature(
+    tmp_path, transform_output, network, saved_model, png_digits
+):
+    export_model(network, transform_output, str(tmp_path), CLASS_NAMES, temperature=0.5)
+    calibrated = tf.saved_model.load(str(tmp_path))
+    examples = [make_example(png, 0, "").SerializeToString() for png in png_digits[:6]]
+    for name, inputs in (
+        (SERVING_IMAGE_SIGNATURE, {IMAGES_INPUT: tf.constant(png_digits[:6])}),
+        (SERVING_DEFAULT_SIGNATURE, {EXAMPLES_INPUT: tf.constant(examples)}),
+    ):
+        raw, sharper = saved_model.signatures[name](**inputs), calibrated.signatures[name](**inputs)
+        expected = scaled(raw[PROBABILITIES_OUTPUT].numpy(), 0.5)
+        np.testing.assert_allclose(sharper[PROBABILITIES_OUTPUT], expected, rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(sharper[CLASS_ID_OUTPUT], raw[CLASS_ID_OUTPUT])
+        np.testing.assert_allclose(sharper[CONFIDENCE_OUTPUT], expected.max(axis=1), rtol=1e-4)
+        assert (sharper[CONFIDENCE_OUTPUT].numpy() > raw[CONFIDENCE_OUTPUT].numpy()).all()
 
 
 def test_image_signature_accepts_rgb_jpeg(saved_model):

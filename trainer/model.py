@@ -118,12 +118,24 @@ class Ensemble(keras.Model):
         return self.compute_metrics(images, labels, mean, sample_weight=None)
 
 
+# The training label of pictures that show no one class (two digits, a word): their target is
+# the uniform distribution, so the network learns to be unsure of them ("outlier exposure",
+# Hendrycks et al., 2019).
+NOT_ONE_CLASS = -1
+
+
 def smoothed_crossentropy(num_classes: int, smoothing: float):
-    """Cross-entropy against labels softened by `smoothing`: the network is not pushed towards
-    certainty on the few thousand digits it trains on."""
+    """Cross-entropy against labels softened by `smoothing` (the network is not pushed towards
+    certainty on the few thousand digits it trains on), and against the uniform distribution
+    for NOT_ONE_CLASS."""
 
     def loss(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
-        targets = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes)
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        targets = tf.where(
+            (labels == NOT_ONE_CLASS)[:, None],
+            1.0 / num_classes,
+            tf.one_hot(labels, num_classes),
+        )
         return keras.losses.categorical_crossentropy(
             targets, probabilities, label_smoothing=smoothing
         )

@@ -1,7 +1,15 @@
 import numpy as np
+import pytest
+import tensorflow as tf
 
 from trainer.features import IMAGE_SHAPE
-from trainer.model import RandomStrokes, build_augmentation, build_model
+from trainer.model import (
+    NOT_ONE_CLASS,
+    RandomStrokes,
+    build_augmentation,
+    build_model,
+    smoothed_crossentropy,
+)
 
 
 def test_model_outputs_a_probability_per_class():
@@ -52,3 +60,12 @@ def test_stroke_variations_stay_images_and_only_in_training():
     changed = np.abs(strokes_only - images).max(axis=(1, 2, 3)) > 1e-6
     assert 0.2 < changed.mean() < 0.8  # about half keep MNIST's own strokes
     np.testing.assert_array_equal(RandomStrokes()(images, training=False), images)
+
+
+def test_pictures_of_no_one_class_are_trained_towards_the_uniform_distribution():
+    loss = smoothed_crossentropy(10, 0.1)
+    labels = tf.constant([NOT_ONE_CLASS, NOT_ONE_CLASS])
+    uniform, confident = tf.fill([1, 10], 0.1), tf.constant([[0.91] + [0.01] * 9])
+    losses = loss(labels, tf.concat([uniform, confident], axis=0)).numpy()
+    assert losses[0] < losses[1]
+    assert losses[0] == pytest.approx(np.log(10), rel=1e-4)  # the uniform's own entropy

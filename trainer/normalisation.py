@@ -4,9 +4,15 @@ the form the network knows.
 
 MNIST's digits are white ink on black, the ink's bounding box scaled to 20 pixels on its longer
 side (aspect kept) and placed in 28x28 with its centre of mass at the centre. A phone photo of
-dark ink on white paper, a small digit off-centre on a web page's canvas or a scan of grey
-paper is none of that; this brings each of them there, and leaves a digit already in MNIST's
-form as it is (trainer/normalisation_test.py measures how close).
+dark ink on unevenly lit paper, a digit in a form's box or on ruled paper, a small digit
+off-centre on a web page's canvas or a scan of grey paper is none of that. In order:
+1. the paper's light is estimated at a large scale and divided out (shadows, gradients);
+2. the paper's noise, measured on the picture's border, is cut off;
+3. rulings and box borders (thin marks along half the picture) are removed;
+4. the digit is the dominant, central group of ink: specks and remains far from it go;
+5. the ink's box is scaled and centred as MNIST did.
+A digit already in MNIST's form passes unchanged (trainer/normalisation_test.py measures how
+close, and each step on constructed pictures).
 
 Each picture is first shrunk to fit MAX_SIDE and measured (`fit`, one picture at a time, as they
 differ in size); the batch then shares one canvas as large as its largest picture, and
@@ -23,9 +29,27 @@ MIN_CONTRAST = 0.15  # ink must differ this much from the paper; less is no ink 
 INK_LEVEL = 0.05  # share of the ink's range above which a pixel counts for the ink's box
 NOISE_MARGIN = 3.0  # standard deviations of the paper's noise cut off the ink
 NEIGHBOURHOOD_INK = 0.1  # a pixel counts for the box only when its 3x3 neighbourhood has ink
+# The ink's longer side must span this share of the picture, and these pixels, to be a digit.
+MIN_INK_SHARE, MIN_INK_SIDE = 0.1, 4.0
+# The paper's light is estimated on cells of PAPER_CELL pixels as the brightest paper within
+# PAPER_WINDOWS cells (28 and 20 pixels of 84): wider than strokes, narrower than shadows.
+PAPER_CELL, PAPER_WINDOWS = 4, (7, 5)
+MARK_LEVEL = 0.2  # share of the strongest ink above which a pixel is a mark (line, stroke)
+# Thin marks along half a row or column of the picture are a ruling or a box's border, not a
+# stroke; unless they are nearly all the ink (a long, thin "1" alone), they are removed.
+LINE_FILL, LINE_SHARE = 0.5, 0.9
+LINE_MARK_LEVEL = 0.05  # share of the strongest ink above which a pixel may be a ruling
+LINE_THICKNESS = 0.07  # of the picture's extent: marks this thick across are strokes
+LINE_MIN_EXTENT = 56  # pixels: smaller pictures are looked at as a digit alone
+# The digit is the dominant, central ink: marks are grouped on cells of COMPONENT_CELL pixels
+# (so strokes a cell apart, or cut by a removed line, stay together); ink outside the
+# group of the dominant cell is dropped when it is little (specks, the remains of a box), and
+# kept when it weighs as much as STRAY_SHARE of the digit (a second digit: the answer should
+# then be unsure, not confident).
+COMPONENT_CELL, STRAY_SHARE = 4, 0.15
 
 
-def _border(image: tf.Tensor) -> tf.Tensor:
+def _ring(image: tf.Tensor) -> tf.Tensor:
     """The outermost pixels of [H, W, 1] images, as a vector."""
     return tf.concat([image[0, :, 0], image[-1, :, 0], image[:, 0, 0], image[:, -1, 0]], axis=0)
 
@@ -33,43 +57,200 @@ def _border(image: tf.Tensor) -> tf.Tensor:
 def fit(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """A grayscale float image [H, W, 1] in [0, 1], any size, shrunk to fit MAX_SIDE (aspect
     kept; never enlarged) and shifted so that its paper, the median of its border, is 0 (the
-    batch's canvas is padded with zeros, that is with paper). Returns it and the paper's noise,
-    the standard deviation of the border."""
+    batch's canvas is padded with zeros, that is with paper). Returns it and [paper level,
+    height, width]: `to_mnist_form` needs the absolute light and the picture's extent."""
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.minimum(1.0, MAX_SIDE / tf.reduce_max(size))
     fitted = tf.minimum(MAX_SIDE, tf.maximum(1, tf.cast(tf.round(size * scale), tf.int32)))
     image = tf.cond(
         scale < 1.0, lambda: tf.image.resize(image, fitted, method="area"), lambda: image
     )
-    border = tf.sort(_border(image))
-    return image - border[tf.size(border) // 2], tf.math.reduce_std(border)
+    border = tf.sort(_ring(image))
+    paper = border[tf.size(border) // 2]
+    extent = tf.cast(tf.shape(image)[:2], tf.float32)
+    return image - paper, tf.concat([[paper], extent], axis=0)
 
 
-def white_ink_on_black(canvas: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
-    """Inverted where the ink is darker than the paper (the extreme of 3x3 means farther from
-    the paper is the ink: single noisy pixels do not decide); the paper and its noise
-    (NOISE_MARGIN standard deviations above it) cut off; then stretched so that the ink is 1.
-    All zeros where ink and paper barely differ."""
+def normalise_light(light: tf.Tensor) -> tf.Tensor:
+    """Pictures of one size [N, H, W, 1] (at most MAX_SIDE square), light in [0, 1], to MNIST's
+    form: what `fit` and `to_mnist_form` do to decoded pictures, for pictures rendered inside a
+    graph (the Trainer's real-world renderings and printed digits)."""
+    count, height, width = tf.shape(light)[0], tf.shape(light)[1], tf.shape(light)[2]
+    paper = _median(*_border(light, tf.fill([count], height), tf.fill([count], width)))
+    extent = tf.cast(tf.stack([height, width]), tf.float32)
+    measures = tf.concat([paper[:, None], tf.tile(extent[None], [count, 1])], axis=1)
+    return to_mnist_form(light - _per_image(paper), measures)
+
+
+def _erode(x: tf.Tensor, size: list[int]) -> tf.Tensor:
+    return -tf.nn.max_pool2d(-x, size, 1, "SAME")
+
+
+def _dilate(x: tf.Tensor, size: list[int]) -> tf.Tensor:
+    return tf.nn.max_pool2d(x, size, 1, "SAME")
+
+
+def _per_image(values: tf.Tensor) -> tf.Tensor:
+    return values[:, None, None, None]
+
+
+def flat_ink(canvas: tf.Tensor, paper: tf.Tensor, inside: tf.Tensor) -> tf.Tensor:
+    """The ink, positive, on paper of 0, whatever the light: inverted where the ink is darker
+    than the paper (the extreme of 3x3 means farther from the paper is the ink: single noisy
+    pixels do not decide). The paper's own light is estimated at a large scale (an opening
+    wider than strokes) and divided out for dark ink (a stroke in a shadow is as dark,
+    relative to its paper, as one in the light) or subtracted for light ink on dark paper."""
     smoothed = tf.nn.avg_pool2d(canvas, 3, 1, "SAME")  # the paper is 0 here
-    darkest = tf.reduce_min(smoothed, axis=[1, 2, 3], keepdims=True)
-    brightest = tf.reduce_max(smoothed, axis=[1, 2, 3], keepdims=True)
-    ink = tf.where(-darkest > brightest, -canvas, canvas)
-    floor = NOISE_MARGIN * noise[:, None, None, None]
+    dark_ink = -tf.reduce_min(smoothed, axis=[1, 2, 3]) > tf.reduce_max(smoothed, axis=[1, 2, 3])
+    light = canvas + _per_image(paper)  # absolute light; the padding is paper
+    flipped = tf.where(_per_image(dark_ink), -light, light)  # the ink is the bright side
+    cells = tf.nn.avg_pool2d(flipped, PAPER_CELL, PAPER_CELL, "SAME")
+    inks = []
+    for window in PAPER_WINDOWS:  # the bright ink opened away, at two scales
+        background = _dilate(_erode(cells, [window, window]), [window, window])
+        background = tf.nn.avg_pool2d(background, 3, 1, "SAME")
+        background = tf.image.resize(background, tf.shape(canvas)[1:3])
+        ink = flipped - background
+        inks.append(tf.where(_per_image(dark_ink), ink / tf.maximum(-background, 0.1), ink))
+    # A stroke is ink at both scales; a soft shadow narrower than the wide window is ink only
+    # there, as the narrow window follows it.
+    return tf.where(inside, tf.minimum(*inks), 0.0)
+
+
+def _median(values: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """The median of each row of `values` [N, K] over its `valid` entries."""
+    ordered = tf.sort(tf.where(valid, values, float("inf")), axis=1)
+    middle = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1) // 2
+    return tf.gather(ordered, middle, batch_dims=1)
+
+
+def _border(images: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tuple:
+    """The outermost pixels of each picture [N, H, W, 1] (its own `height` and `width` of the
+    shared canvas), as values [N, 2W + 2H] and whether each is the picture's."""
+    rows = tf.concat(
+        [images[:, 0, :, 0], tf.gather(images[..., 0], height - 1, batch_dims=1)], axis=1
+    )
+    columns = tf.transpose(images[..., 0], [0, 2, 1])
+    columns = tf.concat([columns[:, 0], tf.gather(columns, width - 1, batch_dims=1)], axis=1)
+    valid_rows = tf.tile(tf.range(tf.shape(images)[2])[None] < width[:, None], [1, 2])
+    valid_columns = tf.tile(tf.range(tf.shape(images)[1])[None] < height[:, None], [1, 2])
+    return tf.concat([rows, columns], axis=1), tf.concat([valid_rows, valid_columns], axis=1)
+
+
+def paper_and_noise(ink: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tuple:
+    """The flattened paper's level and noise [N] from each picture's border: its median and
+    median absolute deviation (so a ruling or a box crossing the border moves neither)."""
+    border, valid = _border(ink, height, width)
+    level = _median(border, valid)
+    deviation = _median(tf.abs(border - level[:, None]), valid)
+    return level, deviation / 0.6745  # a normal distribution's MAD is 0.6745 sigma
+
+
+def _straight_lines(marks: tf.Tensor, extent: tf.Tensor, across: int) -> tf.Tensor:
+    """Marks on rows (`across` 1) or columns (2) that are thin across (under LINE_THICKNESS of
+    the picture's extent) and run along LINE_FILL of it, a pixel of slant allowed: rulings and
+    box borders, not the strokes of a digit (shorter, or thick). None in pictures smaller than
+    LINE_MIN_EXTENT: a digit alone, as MNIST's 28 pixels, whose strokes are that thin."""
+    slant = [3, 1] if across == 1 else [1, 3]
+    widest = round(LINE_THICKNESS * MAX_SIDE)
+    thickness = tf.clip_by_value(tf.round(LINE_THICKNESS * extent), 2, widest)
+    strokes = tf.zeros_like(marks)
+    for pixels in range(2, widest + 1):  # an opening per thickness; each picture takes its own
+        window = [pixels, 1] if across == 1 else [1, pixels]
+        chosen = _per_image(tf.cast(thickness == pixels, tf.float32))
+        strokes += chosen * _dilate(_erode(marks, window), window)
+    thin = _dilate(marks * (1.0 - strokes), slant) * (1.0 - strokes)  # strokes stay whole
+    fill = tf.reduce_sum(thin, axis=3 - across, keepdims=True) / _per_image(extent)
+    large = _per_image(extent >= LINE_MIN_EXTENT)
+    return thin * tf.cast((fill >= LINE_FILL) & large, tf.float32)
+
+
+def without_lines(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.Tensor):
+    """`ink` without rulings and box borders (`_straight_lines`); unchanged when they hold
+    nearly all the ink (a long, thin "1" alone)."""
+    rows = _straight_lines(marks, tf.cast(width, tf.float32), across=1)
+    columns = _straight_lines(marks, tf.cast(height, tf.float32), across=2)
+    lines = tf.maximum(rows, columns)
+    kept = ink * (1.0 - lines)
+    total = tf.reduce_sum(ink, axis=[1, 2, 3])
+    mostly_lines = tf.reduce_sum(kept, axis=[1, 2, 3]) < (1.0 - LINE_SHARE) * total
+    return tf.where(_per_image(mostly_lines), ink, kept)
+
+
+def dominant_ink(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.Tensor):
+    """`ink` reduced to the group of marks around its dominant, central cell: other groups that
+    touch the picture's border (the edge of the next box on a form, a shadow's rim) go, and
+    the rest goes too unless it weighs STRAY_SHARE of the digit or more (a second digit)."""
+    cells = tf.nn.max_pool2d(marks, COMPONENT_CELL, COMPONENT_CELL, "SAME")
+    mass = tf.nn.avg_pool2d(
+        tf.nn.avg_pool2d(ink, COMPONENT_CELL, COMPONENT_CELL, "SAME"), 5, 1, "SAME"
+    )
+    rows, cols = tf.shape(cells)[1], tf.shape(cells)[2]
+    ys = tf.cast(tf.range(rows), tf.float32) / tf.cast(tf.maximum(rows - 1, 1), tf.float32) - 0.5
+    xs = tf.cast(tf.range(cols), tf.float32) / tf.cast(tf.maximum(cols - 1, 1), tf.float32) - 0.5
+    central = 1.0 - (ys[:, None] ** 2 + xs[None, :] ** 2)  # 1 at the centre, 0.5 at corners
+    score = tf.reshape(mass * central[None, :, :, None] * cells, [tf.shape(ink)[0], -1])
+    seed = tf.reshape(tf.one_hot(tf.argmax(score, axis=1), rows * cols), tf.shape(cells))
+    cell_rows = tf.range(rows)[None, :, None, None]
+    cell_cols = tf.range(cols)[None, None, :, None]
+    last_row, last_col = (
+        _per_image((height - 1) // COMPONENT_CELL),
+        _per_image((width - 1) // COMPONENT_CELL),
+    )
+    border = (cell_rows == 0) | (cell_rows == last_row) | (cell_cols == 0) | (cell_cols == last_col)
+    # Both grow together through neighbouring cells of marks: the digit, and what touches the
+    # border.
+    seeds = tf.concat([seed, tf.cast(border, tf.float32)], axis=3) * cells
+
+    def grow(groups, _):
+        return _dilate(groups, [3, 3]) * cells, groups
+
+    def growing(groups, previous):
+        return tf.reduce_any(groups != previous)
+
+    groups, _ = tf.while_loop(growing, grow, grow(seeds, None), maximum_iterations=rows + cols)
+    groups = tf.image.resize(_dilate(groups, [3, 3]), tf.shape(ink)[1:3], method="nearest")
+    digit, at_border = groups[..., :1], groups[..., 1:] * (1.0 - groups[..., :1])
+    elsewhere = (1.0 - digit) * (1.0 - at_border)
+    # Weighed in marks, not ink: a soft shadow left over is faint however wide it is.
+    weighty = tf.reduce_sum(marks * elsewhere, axis=[1, 2, 3]) >= STRAY_SHARE * tf.reduce_sum(
+        marks * digit, axis=[1, 2, 3]
+    )
+    return ink * digit + tf.where(_per_image(weighty), ink * elsewhere, 0.0)
+
+
+def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
+    """Pictures from `fit` on one zero-padded canvas [N, H, W, 1], with their measures [N, 3],
+    as white ink on black: the paper flattened, its noise (NOISE_MARGIN standard deviations)
+    cut off, rulings, box borders and stray marks removed; then stretched so that the ink is 1.
+    All zeros where ink and paper barely differ."""
+    height, width = tf.cast(measures[:, 1], tf.int32), tf.cast(measures[:, 2], tf.int32)
+    inside = (tf.range(tf.shape(canvas)[1])[None, :, None, None] < _per_image(height)) & (
+        tf.range(tf.shape(canvas)[2])[None, None, :, None] < _per_image(width)
+    )
+    ink = flat_ink(canvas, measures[:, 0], inside)
+    level, noise = paper_and_noise(ink, height, width)
+    ink = tf.where(inside, tf.maximum(ink - _per_image(level + NOISE_MARGIN * noise), 0.0), 0.0)
+    strongest = tf.reduce_max(tf.nn.avg_pool2d(ink, 3, 1, "SAME"), axis=[1, 2, 3], keepdims=True)
+    faint_marks = tf.cast(ink > LINE_MARK_LEVEL * strongest, tf.float32)  # faint rulings too
+    ink = without_lines(ink, faint_marks, height, width)
+    marks = tf.cast(ink > MARK_LEVEL * strongest, tf.float32)
+    ink = dominant_ink(ink, marks * tf.cast(ink > 0, tf.float32), height, width)
     contrast = tf.reduce_max(ink, axis=[1, 2, 3], keepdims=True)
-    stretched = tf.clip_by_value((ink - floor) / tf.maximum(contrast - floor, 1e-6), 0.0, 1.0)
-    return tf.where(contrast - floor >= MIN_CONTRAST, stretched, 0.0)
+    stretched = tf.clip_by_value(ink / tf.maximum(contrast, 1e-6), 0.0, 1.0)
+    return tf.where(contrast >= MIN_CONTRAST, stretched, 0.0)
 
 
 def _first_true(mask: tf.Tensor) -> tf.Tensor:
     return tf.argmax(tf.cast(mask, tf.int32), axis=1, output_type=tf.int32)
 
 
-def to_mnist_form(canvas: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
-    """Pictures from `fit` on one zero-padded canvas [N, H, W, 1], with their noise [N], to
-    [N, 28, 28, 1] in MNIST's form; all zeros where there is no ink (a blank page, an empty
+def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
+    """Pictures from `fit` on one zero-padded canvas [N, H, W, 1], with their measures [N, 3],
+    to [N, 28, 28, 1] in MNIST's form; all zeros where there is no ink (a blank page, an empty
     photo)."""
     canvas_height, canvas_width = tf.shape(canvas)[1], tf.shape(canvas)[2]
-    ink = white_ink_on_black(canvas, noise)
+    ink = white_ink_on_black(canvas, measures)
     # Lone pixels (the paper's noise beyond the margin, dust) do not stretch the box.
     neighbourhood = tf.nn.avg_pool2d(ink, 3, 1, "SAME")
     mask = (ink[..., 0] > INK_LEVEL) & (neighbourhood[..., 0] > NEIGHBOURHOOD_INK)
@@ -97,7 +278,10 @@ def to_mnist_form(canvas: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
     rows = _sampling(start_y, steps, top, height, canvas_height)
     cols = _sampling(start_x, steps, left, width, canvas_width)
     digits = tf.einsum("nih,nhw,njw->nij", rows, ink[..., 0], cols)
-    return tf.clip_by_value(digits, 0.0, 1.0)[..., None]
+    # A speck, a scratch or dust is not a digit: its ink spans too little of the picture.
+    extent = tf.maximum(measures[:, 1], measures[:, 2])
+    digit_sized = side >= tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
+    return tf.where(digit_sized[:, None, None], tf.clip_by_value(digits, 0.0, 1.0), 0.0)[..., None]
 
 
 def _sampling(start, steps, first, length, size) -> tf.Tensor:

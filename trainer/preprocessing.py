@@ -23,19 +23,19 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
 
     def decode_one(data: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         image = tf.io.decode_image(data, channels=IMAGE_CHANNELS, expand_animations=False)
-        image, noise = fit(tf.image.convert_image_dtype(image, tf.float32))  # uint8 -> [0, 1]
-        return tf.RaggedTensor.from_tensor(image), noise
+        image, measures = fit(tf.image.convert_image_dtype(image, tf.float32))  # uint8 -> [0, 1]
+        return tf.RaggedTensor.from_tensor(image), measures
 
-    pictures, noise = tf.map_fn(
+    pictures, measures = tf.map_fn(
         decode_one,
         encoded,
         fn_output_signature=(
             tf.RaggedTensorSpec([None, None, IMAGE_CHANNELS], tf.float32, ragged_rank=1),
-            tf.TensorSpec([], tf.float32),
+            tf.TensorSpec([3], tf.float32),
         ),
     )
     # One canvas for the batch, as large as its largest picture, padded with paper (zeros).
-    return to_mnist_form(pictures.to_tensor(), noise)
+    return to_mnist_form(pictures.to_tensor(), measures)
 
 
 def _as_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:

@@ -5,7 +5,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -14,10 +16,20 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from trainer.config import HISTORY_FILE, TrainingConfig
+from trainer.calibration import fit_temperature, reliability, scaled
+from trainer.conditions import as_they_arrive, blobs, side_by_side
+from trainer.config import CALIBRATION_FILE, HISTORY_FILE, TrainingConfig
 from trainer.export import export_model, read_class_names
-from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY, transformed_name
-from trainer.model import build_augmentation, build_model
+from trainer.features import (
+    CLASS_NAME_KEY,
+    IMAGE_KEY,
+    LABEL_KEY,
+    MNIST_CLASS_NAMES,
+    transformed_name,
+)
+from trainer.model import NOT_ONE_CLASS, build_augmentation, build_model
+from trainer.normalisation import normalise_light
+from trainer.printed import printed_text
 
 IMAGE_XF = transformed_name(IMAGE_KEY)
 LABEL_XF = transformed_name(LABEL_KEY)
@@ -73,28 +85,98 @@ def transformed_examples(
     )
 
 
+class Augmentation:
+    """What a training batch goes through: printed text mixed in (`printed`, from
+    trainer/printed.py: digits and letter strings, replacing `printed_share` of the images),
+    pairs of digits side by side and as many filled shapes (`pair_share` each, labelled
+    NOT_ONE_CLASS), a share rendered as
+    pictures really arrive and normalised again (trainer/conditions.py), then small shifts,
+    rotations, zoom and stroke changes (trainer/model.py)."""
+
+    def __init__(
+        self,
+        real_world_share: float,
+        printed: tuple[np.ndarray, np.ndarray] | None = None,
+        printed_share: float = 0.0,
+        pair_share: float = 0.0,
+    ):
+        self.real_world_share = real_world_share
+        self.printed = printed and tuple(tf.constant(array) for array in printed)
+        self.printed_share = printed_share
+        self.pair_share = pair_share if printed is not None else 0.0  # digit classes only
+        self.geometry_and_strokes = build_augmentation()
+
+    def __call__(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[dict, tf.Tensor]:
+        shape, labels = tf.shape(labels), tf.reshape(labels, [-1])
+        count = tf.shape(images)[0]
+        if self.printed is not None:
+            printed_images, printed_labels = self.printed
+            picked = tf.random.uniform([count], 0, tf.shape(printed_labels)[0], tf.int32)
+            images, labels = _swap(
+                tf.random.uniform([count]) < self.printed_share,
+                (images, labels),
+                (tf.gather(printed_images, picked), tf.gather(printed_labels, picked)),
+            )
+        if self.pair_share > 0:  # the first few of the (shuffled) batch: pairs, then shapes
+            pairs = tf.cast(tf.round(self.pair_share * tf.cast(count, tf.float32)), tf.int32)
+            beside = side_by_side(images[:pairs], images[pairs : 2 * pairs])
+            shapes = normalise_light(tf.concat([beside, blobs(pairs)], axis=0))
+            images = tf.concat([shapes, images[2 * pairs :]], axis=0)
+            not_one = tf.fill([2 * pairs], tf.constant(NOT_ONE_CLASS, labels.dtype))
+            labels = tf.concat([not_one, labels[2 * pairs :]], axis=0)
+        if self.real_world_share > 0:
+            images = as_they_arrive(images, self.real_world_share)
+        images = self.geometry_and_strokes(images, training=True)
+        return {IMAGE_XF: images}, tf.reshape(labels, shape)
+
+
+def _swap(where: tf.Tensor, current: tuple, replacement: tuple) -> tuple:
+    """(images, labels) with those `where` is true taken from `replacement`."""
+    return (
+        tf.where(where[:, None, None, None], replacement[0], current[0]),
+        tf.where(where, tf.cast(replacement[1], current[1].dtype), current[1]),
+    )
+
+
+def training_augmentation(
+    config: TrainingConfig, class_names: Sequence[str] = MNIST_CLASS_NAMES
+) -> Augmentation:
+    """The Trainer's augmentation for these classes (printed digits only for the ten digits)."""
+    return Augmentation(
+        config.real_world_share,
+        printed_text(list(class_names), config.seed),
+        config.printed_share,
+        config.pair_share,
+    )
+
+
 def make_dataset(
     file_pattern: list[str],
     data_accessor: tfx.components.DataAccessor,
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
-    training: bool,
+    augmentation: Augmentation | None = None,
 ) -> tf.data.Dataset:
-    """The network's input as (image, label) batches; training batches are shuffled and
-    augmented in parallel."""
+    """The network's input as (image, label) batches; training batches (those given an
+    `augmentation`) are shuffled and augmented in parallel."""
     dataset = transformed_examples(
-        file_pattern, data_accessor, tf_transform_output, batch_size, shuffle=training
+        file_pattern,
+        data_accessor,
+        tf_transform_output,
+        batch_size,
+        shuffle=augmentation is not None,
     )
-    return network_batches(dataset, training)
+    return network_batches(dataset, augmentation)
 
 
-def network_batches(dataset: tf.data.Dataset, training: bool) -> tf.data.Dataset:
-    """(features, label) batches reduced to the network's input; augmented (in parallel) only
-    for training."""
-    if training:
-        augment = build_augmentation()
+def network_batches(
+    dataset: tf.data.Dataset, augmentation: Augmentation | None = None
+) -> tf.data.Dataset:
+    """(features, label) batches reduced to the network's input, augmented (in parallel) when
+    an augmentation is given: training batches."""
+    if augmentation is not None:
         dataset = dataset.map(
-            lambda features, label: ({IMAGE_XF: augment(features[IMAGE_XF], training=True)}, label),
+            lambda features, label: augmentation(features[IMAGE_XF], label),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     else:
@@ -206,6 +288,37 @@ def train(
     return model, history
 
 
+def answers(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The model's class probabilities [N, classes] and the labels [N] of a (features, label)
+    dataset."""
+    probabilities, labels = [], []
+    for features, label in dataset:
+        probabilities.append(model(features[IMAGE_XF], training=False).numpy())
+        labels.append(label.numpy().reshape(-1))
+    return np.concatenate(probabilities), np.concatenate(labels)
+
+
+def calibrate(model: keras.Model, dataset: tf.data.Dataset) -> dict:
+    """The temperature that calibrates the model on the validation split, with the split's
+    expected calibration error before and after it."""
+    probabilities, labels = answers(model, dataset)
+    temperature = fit_temperature(probabilities, labels)
+    facts = {
+        "temperature": temperature,
+        "validation_examples": len(labels),
+        "ece_before": reliability(probabilities, labels)[1],
+        "ece_after": reliability(scaled(probabilities, temperature), labels)[1],
+    }
+    logging.info(
+        "Calibration: temperature %.3f on %d validation examples; ECE %.4f -> %.4f",
+        temperature,
+        len(labels),
+        facts["ece_before"],
+        facts["ece_after"],
+    )
+    return facts
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Called by the TFX Trainer: trains on the transformed train split, selects on the
     validation split (the Trainer's eval_args), exports the serving SavedModel."""
@@ -223,9 +336,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
-    def dataset(files: list[str], training: bool) -> tf.data.Dataset:
+    def dataset(files: list[str], augmentation: Augmentation | None = None) -> tf.data.Dataset:
         return make_dataset(
-            files, fn_args.data_accessor, tf_transform_output, global_batch_size, training
+            files, fn_args.data_accessor, tf_transform_output, global_batch_size, augmentation
         )
 
     # Labels and class names only: decoding the images too made this pass a large part of the
@@ -241,20 +354,24 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         )
     )
     logging.info("%d classes: %s", len(class_names), class_names)
+    augmentation = training_augmentation(config, class_names)
     model, history = train(
         config,
         len(class_names),
-        dataset(fn_args.train_files, training=True),
-        dataset(fn_args.eval_files, training=False),
+        dataset(fn_args.train_files, augmentation),
+        dataset(fn_args.eval_files),
         strategy,
         log_dir=fn_args.model_run_dir,
         initial_weights=warm_start_weights(fn_args.base_model, class_names),
         started=started,
     )
-    # Per-epoch metrics for the run report's training curves.
+    calibration = calibrate(model, dataset(fn_args.eval_files))
+    # Per-epoch metrics for the run report's training curves, and the calibration.
     with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/{HISTORY_FILE}", "w") as history_file:
         json.dump(history.history, history_file, default=float)
+    with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/{CALIBRATION_FILE}", "w") as facts_file:
+        json.dump(calibration, facts_file)
     # Every worker of a cluster must save (it is a collective op); only the chief's copy counts.
     is_chief = cluster_workers(os.environ.get("TF_CONFIG"))[1]
     export_dir = fn_args.serving_model_dir if is_chief else tempfile.mkdtemp()
-    export_model(model, tf_transform_output, export_dir, class_names)
+    export_model(model, tf_transform_output, export_dir, class_names, calibration["temperature"])

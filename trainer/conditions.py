@@ -1,0 +1,149 @@
+"""Digits as they really arrive, rendered inside the Trainer's input pipeline: a share of each
+training batch is drawn onto ruled or squared paper, into a form's box, under uneven light, as
+a tiny pixelated digit, in faint or blurred ink, a little askew, then brought back by the same
+normalisation that serving runs (trainer/normalisation.py). The network so learns what the
+normalisation leaves of each condition (a gap where a ruling crossed a stroke, blocky edges)
+instead of meeting it first in production.
+
+Everything is batched TensorFlow on a CANVAS-pixel square; `make bench` measures the result on
+the dev set with independent renderings (components/data/photos.py).
+"""
+
+import math
+
+import tensorflow as tf
+
+from trainer.features import IMAGE_HEIGHT
+from trainer.normalisation import normalise_light
+
+CANVAS = 64  # pixels: the rendered pictures' side (a bounded cost per training step)
+
+
+def _uniform(shape, low: float, high: float) -> tf.Tensor:
+    return tf.random.uniform(shape, low, high)
+
+
+def _chance(count, probability: float) -> tf.Tensor:
+    """[count, 1, 1] of 1.0 with `probability`, else 0.0: whether an image gets a condition."""
+    return tf.cast(tf.random.uniform([count, 1, 1]) < probability, tf.float32)
+
+
+def _placed(digits: tf.Tensor, size: tf.Tensor, top: tf.Tensor, left: tf.Tensor, nearest: bool):
+    """Digits [N, h, w, 1] (any square side) drawn `size` pixels square at (top, left) of the
+    canvas, with a slight perspective: one projective transform per image."""
+    count = tf.shape(digits)[0]
+    scale = tf.cast(tf.shape(digits)[1], tf.float32) / size
+    tilt = _uniform([count, 2], -0.0008, 0.0008)  # corners move by up to ~5 % of the side
+    transforms = tf.stack(
+        [scale, tf.zeros([count]), -left * scale, tf.zeros([count]), scale, -top * scale],
+        axis=1,
+    )
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=digits,
+        transforms=tf.concat([transforms, tilt], axis=1),
+        output_shape=[CANVAS, CANVAS],
+        fill_value=0.0,
+        interpolation="NEAREST" if nearest else "BILINEAR",
+        fill_mode="CONSTANT",
+    )
+
+
+def _lines(positions: tf.Tensor, spacing: tf.Tensor, phase: tf.Tensor) -> tf.Tensor:
+    """1 on lines a pixel wide every `spacing` pixels from `phase`, fading over a pixel."""
+    distance = tf.math.floormod(positions - phase, spacing)
+    distance = tf.minimum(distance, spacing - distance)
+    return tf.clip_by_value(1.0 - distance, 0.0, 1.0)
+
+
+def render(digits: tf.Tensor) -> tf.Tensor:
+    """Digits in MNIST's form [N, 28, 28, 1] as pictures of light [N, CANVAS, CANVAS, 1]: dark
+    ink on paper, each with a random mix of conditions."""
+    count = tf.shape(digits)[0]
+    size = _uniform([count], 24.0, 60.0)  # the 28-pixel frame; the ink is 20/28 of it
+    top = _uniform([count], 0.0, 1.0) * (CANVAS - size)
+    left = _uniform([count], 0.0, 1.0) * (CANVAS - size)
+    coverage = _placed(digits, size, top, left, nearest=False)[..., 0]
+    # A tiny digit, enlarged without smoothing: 10-14 pixels, then blocks.
+    tiny = tf.random.uniform([], 10, 15, tf.int32)
+    blocky = _placed(tf.image.resize(digits, [tiny, tiny], "area"), size, top, left, True)
+    coverage = tf.where(_chance(count, 0.2) > 0, blocky[..., 0], coverage)
+    soft = tf.nn.avg_pool2d(coverage[..., None], 3, 1, "SAME")[..., 0]  # pencil, out of focus
+    coverage = tf.where(_chance(count, 0.2) > 0, soft, coverage)
+
+    ys = tf.range(CANVAS, dtype=tf.float32)[None, :, None]
+    xs = tf.range(CANVAS, dtype=tf.float32)[None, None, :]
+    per_image = [count, 1, 1]
+    # Paper: its shade, a gradient of light in any direction, a soft shadow.
+    paper = _uniform(per_image, 0.55, 1.0)
+    angle = _uniform(per_image, 0.0, 2 * math.pi)
+    along = (tf.cos(angle) * xs + tf.sin(angle) * ys) / (CANVAS * math.sqrt(2)) + 0.5
+    paper *= 1.0 - _chance(count, 0.5) * _uniform(per_image, 0.1, 0.55) * along
+    centre_y, centre_x = _uniform(per_image, 0, CANVAS), _uniform(per_image, 0, CANVAS)
+    spread = _uniform(per_image, 0.15, 0.4) * CANVAS
+    blob = tf.exp(-((ys - centre_y) ** 2 + (xs - centre_x) ** 2) / (2 * spread**2))
+    paper *= 1.0 - _chance(count, 0.3) * _uniform(per_image, 0.2, 0.5) * blob
+    paper = tf.maximum(paper, 0.35)  # darker than this, a person could not read it either
+    # Marks on the paper: rulings (and squares), a margin line, a form's box, specks.
+    spacing = _uniform(per_image, 6.0, 12.0)
+    ruled = _lines(ys, spacing, _uniform(per_image, 0, 12))
+    columns = _lines(xs, spacing, _uniform(per_image, 0, 12))
+    squared = tf.maximum(ruled, _chance(count, 0.4) * columns)
+    margin = _chance(count, 0.3) * _lines(xs, 1000.0, _uniform(per_image, 2, 16))
+    marks = _chance(count, 0.5) * tf.maximum(squared, margin) * _uniform(per_image, 0.1, 0.45)
+    gap = _uniform(per_image, 0.0, 6.0)  # between the ink's box and the form's
+    first = 4 / IMAGE_HEIGHT * size[:, None, None] - gap
+    last = 24 / IMAGE_HEIGHT * size[:, None, None] + gap
+    outline = tf.maximum(
+        tf.maximum(_edge(ys, top[:, None, None] + first), _edge(ys, top[:, None, None] + last))
+        * _between(xs, left[:, None, None] + first, left[:, None, None] + last),
+        tf.maximum(_edge(xs, left[:, None, None] + first), _edge(xs, left[:, None, None] + last))
+        * _between(ys, top[:, None, None] + first, top[:, None, None] + last),
+    )
+    marks = tf.maximum(marks, _chance(count, 0.3) * outline * _uniform(per_image, 0.5, 0.95))
+    specks = tf.cast(tf.random.uniform([count, CANVAS, CANVAS]) > 0.998, tf.float32)
+    marks = tf.maximum(marks, _chance(count, 0.2) * specks * _uniform(per_image, 0.3, 0.9))
+    # Ink from faint pencil to black, then sensor noise.
+    ink = _uniform(per_image, 0.45, 0.95)
+    light = paper * (1.0 - marks) * (1.0 - ink * coverage)
+    noise = _chance(count, 0.6) * _uniform(per_image, 0.0, 0.04)
+    light += noise * tf.random.normal(tf.shape(light))
+    return tf.clip_by_value(light, 0.0, 1.0)[..., None]
+
+
+def _edge(positions: tf.Tensor, at: tf.Tensor) -> tf.Tensor:
+    """1 on a line a pixel or two wide at `at`, fading over a pixel."""
+    return tf.clip_by_value(1.5 - tf.abs(positions - at), 0.0, 1.0)
+
+
+def _between(positions: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tf.Tensor:
+    return tf.cast((positions >= low - 1) & (positions <= high + 1), tf.float32)
+
+
+def as_they_arrive(digits: tf.Tensor, share: float) -> tf.Tensor:
+    """The first `share` of a (shuffled) batch of digits [N, 28, 28, 1] rendered (`render`) and
+    normalised again as serving would; the rest as they are."""
+    count = tf.cast(tf.round(share * tf.cast(tf.shape(digits)[0], tf.float32)), tf.int32)
+    rendered = normalise_light(render(digits[:count]))
+    return tf.concat([rendered, digits[count:]], axis=0)
+
+
+def side_by_side(digits: tf.Tensor, partners: tf.Tensor) -> tf.Tensor:
+    """Each digit [N, 28, 28, 1] with its partner on its right, dark on white, as pictures of
+    light [N, CANVAS, CANVAS, 1]: two digits, which show no one class."""
+    count = tf.shape(digits)[0]
+    pairs = tf.concat([digits, partners], axis=2)  # [N, 28, 56, 1]
+    size = _uniform([count], 22.0, 30.0)  # each digit's frame; the pair is twice as wide
+    top = _uniform([count], 0.0, 1.0) * (CANVAS - size)
+    left = 2.0 + _uniform([count], 0.0, 1.0) * (CANVAS - 4.0 - 2 * size)  # off the border
+    return 1.0 - 0.9 * _placed(pairs, size, top, left, nearest=False)
+
+
+def blobs(count: int) -> tf.Tensor:
+    """Pictures of light [count, CANVAS, CANVAS, 1] of filled, smooth shapes (a random field
+    thresholded to cover 40-70 % of its box): the solid regions that photos of faces, objects
+    or shadows leave after the normalisation, and that no digit's strokes make."""
+    field = tf.image.resize(tf.random.uniform([count, 5, 5, 1]), [CANVAS, CANVAS], "bicubic")
+    ordered = tf.sort(tf.reshape(field, [count, -1]), axis=1)
+    cover = tf.random.uniform([count], 0.4, 0.7)
+    level = tf.gather(ordered, tf.cast((1 - cover) * CANVAS * CANVAS, tf.int32), batch_dims=1)
+    return 1.0 - 0.9 * tf.cast(field > level[:, None, None, None], tf.float32)

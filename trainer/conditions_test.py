@@ -1,0 +1,49 @@
+"""The Trainer's renderings of real-world conditions: pictures of light that the serving
+normalisation brings back to legible digits."""
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.conditions import CANVAS, as_they_arrive, render, side_by_side
+from trainer.normalisation import normalise_light
+from trainer.normalisation_test import similarity
+
+
+def batch(digits) -> tf.Tensor:
+    return tf.constant(digits[0][:32][..., None].astype(np.float32) / 255.0)
+
+
+def test_renderings_are_pictures_of_light_with_dark_ink(digits):
+    tf.random.set_seed(0)
+    light = render(batch(digits)).numpy()
+    assert light.shape == (32, CANVAS, CANVAS, 1)
+    assert light.min() >= 0.0 and light.max() <= 1.0
+    assert (np.median(light, axis=(1, 2, 3)) > light.min(axis=(1, 2, 3)) + 0.1).all()  # ink
+
+
+def test_normalised_renderings_are_the_digits_again(digits):
+    tf.random.set_seed(0)
+    out = normalise_light(render(batch(digits))).numpy()[..., 0]
+    originals = digits[0][:32] / 255.0
+    scores = [similarity(image, original) for image, original in zip(out, originals, strict=True)]
+    # Most come back as the digit; rulings cut strokes, pixels coarsen them, and a box smaller
+    # than half the picture stays (the network learns to read digits in it): measured median
+    # 0.88, three quarters above 0.6.
+    assert np.median(scores) > 0.8 and np.mean(np.array(scores) > 0.6) >= 0.7
+
+
+def test_as_they_arrive_renders_the_first_share_only(digits):
+    images = batch(digits)
+    out = as_they_arrive(images, 0.25).numpy()
+    assert out.shape == images.shape
+    np.testing.assert_array_equal(out[8:], images.numpy()[8:])
+    assert not np.allclose(out[:8], images.numpy()[:8])
+
+
+def test_two_digits_side_by_side_both_stay(digits):
+    tf.random.set_seed(0)
+    images = batch(digits)
+    ink = normalise_light(side_by_side(images[:8], images[8:16])).numpy()[..., 0] > 0.2
+    for columns in ink.any(axis=1):  # two runs of inked columns: a gap between the digits
+        starts = np.flatnonzero(np.diff(columns.astype(int)) == 1)
+        assert len(starts) + columns[0] >= 2
