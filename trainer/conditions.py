@@ -1,22 +1,26 @@
-"""Digits as they really arrive, rendered inside the Trainer's input pipeline: a share of each
-training batch is drawn onto ruled or squared paper, into a form's box, under uneven light, as
-a tiny pixelated digit, in faint or blurred ink, a little askew, then brought back by the same
-normalisation that serving runs (trainer/normalisation.py). The network so learns what the
-normalisation leaves of each condition (a gap where a ruling crossed a stroke, blocky edges)
-instead of meeting it first in production.
+"""Digits as they really arrive, rendered for the Trainer: training digits drawn onto ruled or
+squared paper, into a form's box, under uneven light, as a tiny pixelated digit, in faint or
+blurred ink, a little askew, then brought back by the same normalisation that serving runs
+(trainer/normalisation.py). The network so learns what the normalisation leaves of each
+condition (a gap where a ruling crossed a stroke, blocky edges) instead of meeting it first in
+production. And pictures of no one class: two digits side by side, filled shapes.
 
-Everything is batched TensorFlow on a CANVAS-pixel square; `make bench` measures the result on
-the dev set with independent renderings (components/data/photos.py).
+Everything is batched TensorFlow on a CANVAS-pixel square, drawn once per run into banks that
+training batches draw from (rendering each batch afresh cost the Trainer a third more time on
+2 cores); `make bench` measures the result on the dev set with independent renderings
+(components/data/photos.py).
 """
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from trainer.features import IMAGE_HEIGHT
 from trainer.normalisation import normalise_light
 
-CANVAS = 64  # pixels: the rendered pictures' side (a bounded cost per training step)
+CANVAS = 64  # pixels: the rendered pictures' side
+CHUNK = 512  # pictures rendered at once
 
 
 def _uniform(shape, low: float, high: float) -> tf.Tensor:
@@ -119,12 +123,15 @@ def _between(positions: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tf.Tensor
     return tf.cast((positions >= low - 1) & (positions <= high + 1), tf.float32)
 
 
-def as_they_arrive(digits: tf.Tensor, share: float) -> tf.Tensor:
-    """The first `share` of a (shuffled) batch of digits [N, 28, 28, 1] rendered (`render`) and
-    normalised again as serving would; the rest as they are."""
-    count = tf.cast(tf.round(share * tf.cast(tf.shape(digits)[0], tf.float32)), tf.int32)
-    rendered = normalise_light(render(digits[:count]))
-    return tf.concat([rendered, digits[count:]], axis=0)
+def as_they_arrive(digits: np.ndarray) -> np.ndarray:
+    """Every digit [N, 28, 28, 1] rendered (`render`) and normalised again as serving would, in
+    chunks (bounded memory): the Trainer's bank of real-world pictures, drawn once per run."""
+    return np.concatenate(
+        [
+            normalise_light(render(tf.constant(digits[start : start + CHUNK]))).numpy()
+            for start in range(0, len(digits), CHUNK)
+        ]
+    )
 
 
 def side_by_side(digits: tf.Tensor, partners: tf.Tensor) -> tf.Tensor:
@@ -147,3 +154,11 @@ def blobs(count: int) -> tf.Tensor:
     cover = tf.random.uniform([count], 0.4, 0.7)
     level = tf.gather(ordered, tf.cast((1 - cover) * CANVAS * CANVAS, tf.int32), batch_dims=1)
     return 1.0 - 0.9 * tf.cast(field > level[:, None, None, None], tf.float32)
+
+
+def not_one_class(digits: np.ndarray) -> np.ndarray:
+    """Pictures that show no one class, in MNIST's form: each digit [N, 28, 28, 1] beside the
+    next, and as many filled shapes."""
+    partners = np.roll(digits, 1, axis=0)
+    pairs = normalise_light(side_by_side(tf.constant(digits), tf.constant(partners)))
+    return np.concatenate([pairs.numpy(), normalise_light(blobs(len(digits))).numpy()])

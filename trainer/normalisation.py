@@ -233,7 +233,11 @@ def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
     ink = tf.where(inside, tf.maximum(ink - _per_image(level + NOISE_MARGIN * noise), 0.0), 0.0)
     strongest = tf.reduce_max(tf.nn.avg_pool2d(ink, 3, 1, "SAME"), axis=[1, 2, 3], keepdims=True)
     faint_marks = tf.cast(ink > LINE_MARK_LEVEL * strongest, tf.float32)  # faint rulings too
-    ink = without_lines(ink, faint_marks, height, width)
+    ink = tf.cond(  # skipped where every picture is small: batches of MNIST-sized digits
+        tf.reduce_any(tf.maximum(height, width) >= LINE_MIN_EXTENT),
+        lambda: without_lines(ink, faint_marks, height, width),
+        lambda: ink,
+    )
     marks = tf.cast(ink > MARK_LEVEL * strongest, tf.float32)
     ink = dominant_ink(ink, marks * tf.cast(ink > 0, tf.float32), height, width)
     contrast = tf.reduce_max(ink, axis=[1, 2, 3], keepdims=True)

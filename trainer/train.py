@@ -17,7 +17,7 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from trainer.calibration import fit_temperature, reliability, scaled
-from trainer.conditions import as_they_arrive, blobs, side_by_side
+from trainer.conditions import as_they_arrive, not_one_class
 from trainer.config import CALIBRATION_FILE, HISTORY_FILE, TrainingConfig
 from trainer.export import export_model, read_class_names
 from trainer.features import (
@@ -28,7 +28,6 @@ from trainer.features import (
     transformed_name,
 )
 from trainer.model import NOT_ONE_CLASS, build_augmentation, build_model
-from trainer.normalisation import normalise_light
 from trainer.printed import printed_text
 
 IMAGE_XF = transformed_name(IMAGE_KEY)
@@ -85,69 +84,66 @@ def transformed_examples(
     )
 
 
-class Augmentation:
-    """What a training batch goes through: printed text mixed in (`printed`, from
-    trainer/printed.py: digits and letter strings, replacing `printed_share` of the images),
-    pairs of digits side by side and as many filled shapes (`pair_share` each, labelled
-    NOT_ONE_CLASS), a share rendered as
-    pictures really arrive and normalised again (trainer/conditions.py), then small shifts,
-    rotations, zoom and stroke changes (trainer/model.py)."""
+Bank = tuple[np.ndarray, np.ndarray]  # pictures [M, 28, 28, 1] in MNIST's form, labels [M]
+BANK_DIGITS = 4096  # training digits drawn as they really arrive, once per run
 
-    def __init__(
-        self,
-        real_world_share: float,
-        printed: tuple[np.ndarray, np.ndarray] | None = None,
-        printed_share: float = 0.0,
-        pair_share: float = 0.0,
-    ):
-        self.real_world_share = real_world_share
-        self.printed = printed and tuple(tf.constant(array) for array in printed)
-        self.printed_share = printed_share
-        self.pair_share = pair_share if printed is not None else 0.0  # digit classes only
+
+class Augmentation:
+    """What a training batch goes through: `share` of its images replaced by random pictures of
+    each bank (real-world renderings, printed text, pictures of no one class), then small
+    shifts, rotations, zoom and stroke changes (trainer/model.py)."""
+
+    def __init__(self, banks: list[tuple[Bank, float]]):
+        self.banks = [
+            (tf.constant(images), tf.constant(labels), share) for (images, labels), share in banks
+        ]
         self.geometry_and_strokes = build_augmentation()
 
     def __call__(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[dict, tf.Tensor]:
         shape, labels = tf.shape(labels), tf.reshape(labels, [-1])
         count = tf.shape(images)[0]
-        if self.printed is not None:
-            printed_images, printed_labels = self.printed
-            picked = tf.random.uniform([count], 0, tf.shape(printed_labels)[0], tf.int32)
-            images, labels = _swap(
-                tf.random.uniform([count]) < self.printed_share,
-                (images, labels),
-                (tf.gather(printed_images, picked), tf.gather(printed_labels, picked)),
-            )
-        if self.pair_share > 0:  # the first few of the (shuffled) batch: pairs, then shapes
-            pairs = tf.cast(tf.round(self.pair_share * tf.cast(count, tf.float32)), tf.int32)
-            beside = side_by_side(images[:pairs], images[pairs : 2 * pairs])
-            shapes = normalise_light(tf.concat([beside, blobs(pairs)], axis=0))
-            images = tf.concat([shapes, images[2 * pairs :]], axis=0)
-            not_one = tf.fill([2 * pairs], tf.constant(NOT_ONE_CLASS, labels.dtype))
-            labels = tf.concat([not_one, labels[2 * pairs :]], axis=0)
-        if self.real_world_share > 0:
-            images = as_they_arrive(images, self.real_world_share)
+        for bank_images, bank_labels, share in self.banks:
+            picked = tf.random.uniform([count], 0, tf.shape(bank_labels)[0], tf.int32)
+            swap = tf.random.uniform([count]) < share
+            images = tf.where(swap[:, None, None, None], tf.gather(bank_images, picked), images)
+            picked_labels = tf.cast(tf.gather(bank_labels, picked), labels.dtype)
+            labels = tf.where(swap, picked_labels, labels)
         images = self.geometry_and_strokes(images, training=True)
         return {IMAGE_XF: images}, tf.reshape(labels, shape)
 
 
-def _swap(where: tf.Tensor, current: tuple, replacement: tuple) -> tuple:
-    """(images, labels) with those `where` is true taken from `replacement`."""
-    return (
-        tf.where(where[:, None, None, None], replacement[0], current[0]),
-        tf.where(where, tf.cast(replacement[1], current[1].dtype), current[1]),
-    )
-
-
 def training_augmentation(
-    config: TrainingConfig, class_names: Sequence[str] = MNIST_CLASS_NAMES
+    config: TrainingConfig,
+    digits: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str] = MNIST_CLASS_NAMES,
 ) -> Augmentation:
-    """The Trainer's augmentation for these classes (printed digits only for the ten digits)."""
+    """The Trainer's augmentation, its banks drawn from training `digits` [N, 28, 28, 1] and
+    their `labels`: printed text and pictures of no one class only for the ten digits."""
+    printed = printed_text(list(class_names), config.seed)
+    if printed is None:
+        return Augmentation([((as_they_arrive(digits), labels), config.real_world_share)])
+    nothing = not_one_class(digits[: len(digits) // 8])
+    # Printed text arrives under the same conditions as handwriting.
+    everything = np.concatenate([digits, printed[0]]), np.concatenate([labels, printed[1]])
     return Augmentation(
-        config.real_world_share,
-        printed_text(list(class_names), config.seed),
-        config.printed_share,
-        config.pair_share,
+        [
+            ((as_they_arrive(everything[0]), everything[1]), config.real_world_share),
+            (printed, config.printed_share),
+            ((nothing, np.full(len(nothing), NOT_ONE_CLASS)), 2 * config.pair_share),
+        ]
     )
+
+
+def bank_digits(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Up to BANK_DIGITS training digits and their labels from (features, label) batches."""
+    images, labels = [], []
+    for features, label in dataset:
+        images.append(features[IMAGE_XF].numpy())
+        labels.append(label.numpy().reshape(-1))
+        if sum(map(len, labels)) >= BANK_DIGITS:
+            break
+    return np.concatenate(images)[:BANK_DIGITS], np.concatenate(labels)[:BANK_DIGITS]
 
 
 def make_dataset(
@@ -354,7 +350,20 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         )
     )
     logging.info("%d classes: %s", len(class_names), class_names)
-    augmentation = training_augmentation(config, class_names)
+    augmentation = training_augmentation(
+        config,
+        *bank_digits(
+            transformed_examples(
+                fn_args.train_files,
+                fn_args.data_accessor,
+                tf_transform_output,
+                1024,
+                shuffle=True,
+                features=(IMAGE_XF,),
+            )
+        ),
+        class_names,
+    )
     model, history = train(
         config,
         len(class_names),

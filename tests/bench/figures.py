@@ -62,6 +62,7 @@ from trainer.features import (
 from trainer.model import build_model
 from trainer.preprocessing import decode_images
 from trainer.train import (
+    BANK_DIGITS,
     IMAGE_XF,
     distribution_strategy,
     make_dataset,
@@ -232,7 +233,7 @@ def augmented_batches(x, y, config: TrainingConfig) -> tf.data.Dataset:
         .shuffle(len(y), seed=config.seed)
         .batch(config.batch_size)
     )
-    return network_batches(dataset, training_augmentation(config))
+    return network_batches(dataset, training_augmentation(config, x[:BANK_DIGITS], y[:BANK_DIGITS]))
 
 
 class Measured:
@@ -462,7 +463,11 @@ def bench_input_path(summary: RunSummary, train_x, train_y) -> dict:
     )
     files = [str(transformed.uri) + "/Split-train/*"]
     from_tfrecords = make_dataset(
-        files, data_accessor, tf_transform_output, config.batch_size, training_augmentation(config)
+        files,
+        data_accessor,
+        tf_transform_output,
+        config.batch_size,
+        training_augmentation(config, train_x[:BANK_DIGITS], train_y[:BANK_DIGITS]),
     )
     from_arrays = augmented_batches(train_x, train_y, config)
     model = build_model(NUM_CLASSES, config.learning_rate)
