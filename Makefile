@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run schema serve predict browser fonts test bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
+.PHONY: venv data run schema serve predict browser fonts test faults bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
 
 venv: $(STAMP)
 
@@ -98,6 +98,10 @@ fonts: $(STAMP)
 
 test: $(STAMP) lint browser fonts
 	$(PY) -m pytest
+
+# Runs killed at once, interrupted and started together on small real runs (about six minutes).
+faults: $(STAMP)
+	$(PY) -m pytest -m faults tests/test_faults.py
 
 # Every performance figure of the README, side by side in one run (about 17 minutes here).
 bench: $(STAMP) fonts

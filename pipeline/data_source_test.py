@@ -34,6 +34,16 @@ def official_idx(root, digits) -> None:
         write_idx(root / f"{prefix}-labels-idx1-ubyte", digits[1])
 
 
+def test_a_sample_whose_writing_was_killed_is_written_again(tmp_path):
+    settings = Settings(output_dir=tmp_path, sample_size=50)
+    settings.default_sample_root.mkdir(parents=True)
+    (settings.default_sample_root / "mnist_sample.partial").write_bytes(b"half a record")
+    source = data_source.resolve(settings)
+    written = source.root / "mnist_sample.tfrecord"
+    assert sum(1 for _ in tf.data.TFRecordDataset(str(written))) == 50
+    assert [path.name for path in source.root.iterdir()] == [written.name]
+
+
 def test_class_folders_are_hash_split_and_their_schema_inferred(tmp_path, digits):
     class_folders(tmp_path, digits)
     source = resolve(str(tmp_path))

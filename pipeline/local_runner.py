@@ -8,9 +8,11 @@ Works with the TFX CLI:
 import logging as std_logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 if __name__ == "__main__":
@@ -26,6 +28,7 @@ from components.data.download import DownloadError  # noqa: E402
 from components.image_example_gen import BadImagesError  # noqa: E402
 from components.validation_gate import DataValidationError  # noqa: E402
 from pipeline import data_source, pipeline  # noqa: E402
+from pipeline.run_lock import RunInProgressError, exclusive_use  # noqa: E402
 from pipeline.settings import Settings, SettingsError  # noqa: E402
 
 
@@ -86,7 +89,8 @@ def run_pipeline(local_pipeline: tfx.dsl.Pipeline) -> None:
 
 
 # What a command-line entry point's errors mean: 2, unusable settings or data source (found
-# before any component runs); 3, data that failed validation.
+# before any component runs); 3, data that failed validation; 4, OUTPUT_DIR in use by another
+# run; 130, interrupted (Ctrl-C), as shells report SIGINT.
 EXIT_CODES = {
     SettingsError: 2,
     FileNotFoundError: 2,
@@ -94,18 +98,32 @@ EXIT_CODES = {
     data_source.DataSourceError: 2,
     DataValidationError: 3,
     BadImagesError: 3,
+    RunInProgressError: 4,
 }
+INTERRUPTED = 130
 
 
-def run_cli(main: Callable[[], int]) -> None:
-    """Runs an entry point; a known error is one line on stderr and its exit code. The run's
-    temporary files (its subprocesses' too) go to a folder of its own, removed at the end:
-    AutoGraph's generated sources are deleted by exit handlers, which exit_now skips, and Beam
-    and TFX leave folders behind (about 45 entries in the temp folder per run otherwise)."""
+def run_cli(main: Callable[[], int], exclusive: bool = True) -> None:
+    """Runs an entry point; a known error is one line on stderr and its exit code. `exclusive`
+    entry points hold OUTPUT_DIR while they run (pipeline/run_lock.py). Ctrl-C ends the run at
+    once (exit 130): Python's KeyboardInterrupt did not (a run went on through the Trainer
+    and the Pusher after it), so SIGINT exits here, as a kill would, and ML Metadata records
+    the component as unfinished for the next run. The run's temporary files (its subprocesses'
+    too) go to a folder of its own, removed at the end: AutoGraph's generated sources are
+    deleted by exit handlers, which exit_now skips, and Beam and TFX leave folders behind (about
+    45 entries in the temp folder per run otherwise)."""
     temp_dir = tempfile.mkdtemp(prefix="mnist-tfx-run-")
     tempfile.tempdir = os.environ["TMPDIR"] = temp_dir
+
+    def interrupted(signum, frame) -> None:
+        print("\ninterrupted: stopped; the next run starts afresh", file=sys.stderr)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        exit_now(INTERRUPTED)
+
+    signal.signal(signal.SIGINT, interrupted)
     try:
-        status = main()
+        with exclusive_use(Settings.from_env().output_dir) if exclusive else nullcontext():
+            status = main()
     except tuple(EXIT_CODES) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         status = next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
-from ml_metadata import metadata_store
+from ml_metadata import errors, metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
@@ -144,7 +144,10 @@ def ingested_spans(metadata_path: Path, pipeline_name: str, example_gen_id: str)
     node = store.get_context_by_type_and_name("node", f"{pipeline_name}.{example_gen_id}")
     if node is None:
         return set()
-    examples_type = store.get_artifact_type(tfx.types.standard_artifacts.Examples.TYPE_NAME)
+    try:  # a first run killed as it began leaves the node but no Examples type yet
+        examples_type = store.get_artifact_type(tfx.types.standard_artifacts.Examples.TYPE_NAME)
+    except errors.NotFoundError:
+        return set()
     return {
         _span(artifact)
         for artifact in store.get_artifacts_by_context(node.id)

@@ -1,8 +1,13 @@
-"""`make run`'s closing summary, from constructed results."""
+"""`make run`'s closing summary, from constructed results; its readers of ML Metadata on a
+store that a killed run left."""
 
 from pathlib import Path
 
-from pipeline.results import PairedComparison, RunSummary
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.local_runner import sqlite_metadata
+from pipeline.results import PairedComparison, RunSummary, ingested_spans
 from pipeline.run import print_summary
 from pipeline.settings import Settings
 
@@ -49,3 +54,14 @@ def test_a_class_without_test_examples_is_named(capsys):
         settings=Settings(),
     )
     assert "the test split has no example of class(es) one" in capsys.readouterr().out
+
+
+def test_a_store_that_a_first_run_left_without_types_reads_as_no_spans(tmp_path):
+    """Killed just as ImportExampleGen began: its node context exists, no Examples type yet."""
+    path = tmp_path / "metadata.sqlite"
+    store = metadata_store.MetadataStore(sqlite_metadata(path))
+    node_type = store.put_context_type(metadata_store_pb2.ContextType(name="node"))
+    store.put_contexts(
+        [metadata_store_pb2.Context(type_id=node_type, name="mnist.ImportExampleGen")]
+    )
+    assert ingested_spans(path, "mnist", "ImportExampleGen") == set()
