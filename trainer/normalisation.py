@@ -232,14 +232,13 @@ def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
     level, noise = paper_and_noise(ink, height, width)
     ink = tf.where(inside, tf.maximum(ink - _per_image(level + NOISE_MARGIN * noise), 0.0), 0.0)
     strongest = tf.reduce_max(tf.nn.avg_pool2d(ink, 3, 1, "SAME"), axis=[1, 2, 3], keepdims=True)
-    faint_marks = tf.cast(ink > LINE_MARK_LEVEL * strongest, tf.float32)  # faint rulings too
+    faint = LINE_MARK_LEVEL * strongest  # faint rulings are marks too
     ink = tf.cond(  # skipped where every picture is small: batches of MNIST-sized digits
         tf.reduce_any(tf.maximum(height, width) >= LINE_MIN_EXTENT),
-        lambda: without_lines(ink, faint_marks, height, width),
+        lambda: without_lines(ink, tf.cast(ink > faint, tf.float32), height, width),
         lambda: ink,
     )
-    marks = tf.cast(ink > MARK_LEVEL * strongest, tf.float32)
-    ink = dominant_ink(ink, marks * tf.cast(ink > 0, tf.float32), height, width)
+    ink = dominant_ink(ink, tf.cast(ink > MARK_LEVEL * strongest, tf.float32), height, width)
     contrast = tf.reduce_max(ink, axis=[1, 2, 3], keepdims=True)
     stretched = tf.clip_by_value(ink / tf.maximum(contrast, 1e-6), 0.0, 1.0)
     return tf.where(contrast >= MIN_CONTRAST, stretched, 0.0)
