@@ -10,17 +10,24 @@ Binary strings travel as {"b64": "..."}; answers are TF Serving's (`predictions`
 `outputs` for columns), errors {"error": "..."} with TF Serving's HTTP codes.
 """
 
+import asyncio
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import numpy as np
+import tornado.httpserver
+import tornado.iostream
+import tornado.netutil
+import tornado.web
 from google.protobuf import json_format
 
 from serving.core import ServingCore, ServingError, invalid
@@ -121,93 +128,199 @@ def predict_response(outputs: dict[str, np.ndarray], rows: bool) -> dict:
     return {"predictions": [{name: v[i] for name, v in values.items()} for i in range(count)]}
 
 
+@dataclasses.dataclass(frozen=True)
+class RestSettings:
+    """How many connections and threads the REST port may hold, and for how long a silent one.
+
+    A connection costs a socket and a few kilobytes, not a thread: one event loop reads and
+    writes every connection, and `workers` threads run the requests. At `max_connections` the
+    oldest connection that is not being answered is closed for a new one, so a flood of silent
+    connections cannot lock out a real client. A connection that sends no request for
+    `idle_timeout_s` (or no end of its headers) is closed, and so is one whose body has not
+    arrived `body_timeout_s` after its headers: long enough for the largest request
+    (MAX_BODY_BYTES) at 3 MB/s."""
+
+    max_connections: int = 512
+    idle_timeout_s: float = 15.0
+    body_timeout_s: float = 30.0
+    workers: int = 8
+
+
+class OpenConnections:
+    """The REST port's open connections, oldest first, and which are being answered.
+
+    Used from the event loop's thread only, so it needs no lock."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self._busy: dict[tornado.iostream.IOStream, bool] = {}  # insertion order: oldest first
+
+    def admit(self, stream: tornado.iostream.IOStream) -> bool:
+        """Whether `stream` may be served: at the cap, the oldest idle connection makes room."""
+        self._busy = {s: busy for s, busy in self._busy.items() if not s.closed()}
+        if len(self._busy) >= self.cap:
+            oldest_idle = next((s for s, busy in self._busy.items() if not busy), None)
+            if oldest_idle is None:
+                return False
+            oldest_idle.close()
+            del self._busy[oldest_idle]
+        self._busy[stream] = False
+        return True
+
+    def mark(self, stream: tornado.iostream.IOStream, busy: bool) -> None:
+        if stream in self._busy:
+            self._busy[stream] = busy
+
+    def __len__(self) -> int:
+        return sum(not s.closed() for s in self._busy)
+
+
+class CappedHTTPServer(tornado.httpserver.HTTPServer):
+    """Tornado's HTTP server with `OpenConnections` deciding whom it serves."""
+
+    connections: OpenConnections
+
+    def handle_stream(self, stream: tornado.iostream.IOStream, address: tuple) -> None:
+        if self.connections.admit(stream):
+            super().handle_stream(stream, address)
+            return
+        document = json.dumps({"error": "The server is answering as many connections as it may"})
+        refusal = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(document)}\r\nConnection: close\r\n\r\n{document}"
+        )
+        stream.write(refusal.encode()).add_done_callback(lambda _: stream.close())
+
+
 class RestServer:
-    """A threading HTTP server; `stop` refuses new connections and waits for those in flight."""
+    """TF Serving's REST API on an event loop of its own thread; requests run on `workers`
+    threads. `stop` refuses new connections and waits for the answers in flight."""
 
-    def __init__(self, core: ServingCore, host: str, port: int):
+    def __init__(self, core: ServingCore, host: str, port: int, settings: RestSettings):
         self.core = core
-        self._in_flight = 0
-        self._idle = threading.Condition()
-        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="rest")
+        self.settings = settings
+        self.connections = OpenConnections(settings.max_connections)
+        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="rest")
+        self.in_flight = 0
+        self.stopping = False
+        sockets = tornado.netutil.bind_sockets(port, host)
+        self.port = sockets[0].getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="rest")
         self._thread.start()
+        self._on_loop(self._listen(sockets))
 
-    def _handler_class(self):
-        server = self
+    def _on_loop(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-        class Handler(RestHandler):
-            rest = server
+    async def _listen(self, sockets: list) -> None:
+        application = tornado.web.Application(
+            [(r".*", RestHandler, {"rest": self})], log_function=lambda _: None
+        )
+        self._http = CappedHTTPServer(
+            application,
+            idle_connection_timeout=self.settings.idle_timeout_s,
+            body_timeout=self.settings.body_timeout_s,
+            max_body_size=MAX_BODY_BYTES,
+        )
+        self._http.connections = self.connections
+        self._http.add_sockets(sockets)
 
-        return Handler
-
-    def enter(self) -> None:
-        with self._idle:
-            self._in_flight += 1
-
-    def leave(self) -> None:
-        with self._idle:
-            self._in_flight -= 1
-            self._idle.notify_all()
+    async def _drain(self, drain_s: float) -> None:
+        self.stopping = True
+        self._http.stop()
+        deadline = time.monotonic() + drain_s
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await self._http.close_all_connections()
 
     def stop(self, drain_s: float = 0.0) -> None:
-        self.httpd.shutdown()
-        with self._idle:
-            self._idle.wait_for(lambda: self._in_flight == 0, timeout=drain_s)
-        self.httpd.server_close()
+        self._on_loop(self._drain(drain_s))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-class RestHandler(BaseHTTPRequestHandler):
-    rest: RestServer
-    protocol_version = "HTTP/1.1"
+@tornado.web.stream_request_body
+class RestHandler(tornado.web.RequestHandler):
+    """One request: headers first (a body over the limit is refused before it is read), then
+    the body, then the answer computed on a worker thread."""
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 (the base class's name)
-        """Quiet: metrics count the requests."""
+    def initialize(self, rest: RestServer) -> None:
+        self.rest = rest
+        self.body = bytearray()
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        self._serve("GET")
+    def prepare(self) -> None:
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            # Answered without reading the body; Tornado then closes the connection.
+            self._send(
+                *self._error(
+                    400, f"Request body of {declared} bytes is over the limit of {MAX_BODY_BYTES}"
+                )
+            )
+        elif not declared:
+            self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # a chunked body
 
-    def do_POST(self) -> None:  # noqa: N802
-        self._serve("POST")
+    def data_received(self, chunk: bytes) -> None:
+        self.body += chunk
 
-    def _serve(self, method: str) -> None:
-        self.rest.enter()  # in flight until the answer is written: a drain waits for it
+    async def get(self) -> None:
+        await self._serve("GET")
+
+    async def post(self) -> None:
+        await self._serve("POST")
+
+    def compute_etag(self) -> None:
+        return None  # answers are computed afresh each time
+
+    async def _serve(self, method: str) -> None:
+        stream = self.request.connection.stream
+        self.rest.connections.mark(stream, busy=True)
+        self.rest.in_flight += 1  # a drain waits until the answer is written
         try:
-            status, content_type, body = self._route(method)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            if self.rest.stopping:
+                self.set_header("Connection", "close")
+                answer = self._error(503, "The server is stopping")
+            else:
+                answer = await asyncio.get_running_loop().run_in_executor(
+                    self.rest.executor, self._route, method, self.request.path, bytes(self.body)
+                )
+            await self._send(*answer)
         finally:
-            self.rest.leave()
+            self.rest.in_flight -= 1
+            self.rest.connections.mark(stream, busy=False)
 
-    def _route(self, method: str) -> tuple[int, str, bytes]:
+    def _send(self, status: int, content_type: str, body: bytes):
+        self.set_status(status)
+        self.set_header("Content-Type", content_type)
+        return self.finish(body)
+
+    def _error(self, status: int, message: str) -> tuple[int, str, bytes]:
+        return status, "application/json", json.dumps({"error": message}).encode()
+
+    def _route(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
+        """(status, content type, body); runs on a worker thread."""
         core = self.rest.core
-        path = self.path.split("?")[0]
         if method == "GET" and path in ("/", "/index.html"):
             page = PAGE.read_text().replace("{{MODEL_NAME}}", core.model.name)
             return 200, "text/html; charset=utf-8", page.encode()
         if method == "GET" and path == METRICS_PATH:
             return 200, "text/plain; version=0.0.4", core.metrics.text().encode()
         try:
-            answer = self._api(method, path)
+            answer = self._api(method, path, body)
         except ServingError as error:
-            return self._json(HTTP_STATUS.get(error.code, 500), {"error": str(error)})
+            return self._error(HTTP_STATUS.get(error.code, 500), str(error))
         except Exception as error:  # noqa: BLE001 (one log line, never a crash)
             log.error("REST request failed: %s: %s", type(error).__name__, error)
-            return self._json(500, {"error": f"{type(error).__name__} while serving"})
-        return self._json(200, answer)
+            return self._error(500, f"{type(error).__name__} while serving")
+        return 200, "application/json", json.dumps(answer).encode()
 
-    def _json(self, status: int, document: dict) -> tuple[int, str, bytes]:
-        return status, "application/json", json.dumps(document).encode()
-
-    def _api(self, method: str, path: str) -> dict:
+    def _api(self, method: str, path: str, body: bytes) -> dict:
         core = self.rest.core
         match = MODEL_PATH.fullmatch(path)
         if not match or (method == "POST") != bool(match["verb"]):
-            self._discard_body()
             raise invalid(f"Malformed request: {method} {path}")
         name, version = match["name"], int(match["version"]) if match["version"] else None
         if match["metadata"]:
@@ -221,41 +334,33 @@ class RestHandler(BaseHTTPRequestHandler):
                 including_default_value_fields=True,
             )
         if match["verb"] != "predict":
-            self._discard_body()
             raise invalid(f"Unsupported verb {match['verb']!r}: this server serves predict")
-        return core.measured("predict", REST, lambda: self._predict(name, version))
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True  # the body stays unread
-            raise invalid(f"Request body of {length} bytes is over the limit of {MAX_BODY_BYTES}")
-        return self.rfile.read(length)
-
-    def _discard_body(self) -> None:
-        try:
-            self._read_body()
-        except ServingError:
-            pass
-
-    def _predict(self, name: str, version: int | None) -> dict:
-        body = self._read_body()
-        try:
-            document = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise invalid(f"JSON Parse error: {error}") from None
-        if not isinstance(document, dict):
-            raise invalid("The request body must be a JSON object")
-        core = self.rest.core
-        loaded = core.version(name, version)
-        signature_name = document.get("signature_name", "")
-        _, signature = core.signature(loaded, signature_name)
-        input_names = sorted(signature.structured_input_signature[1])
-        inputs, rows = request_inputs(document, input_names, core.limits.max_batch_size)
-        _, _, outputs = core.predict(name, version, signature_name, inputs)
-        return predict_response(outputs, rows)
+        return core.measured("predict", REST, lambda: predict(core, name, version, body))
 
 
-def create_rest_server(core: ServingCore, host: str, port: int) -> RestServer:
+def predict(core: ServingCore, name: str, version: int | None, body: bytes) -> dict:
+    """A `:predict` request's answer, from its JSON body."""
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise invalid(f"JSON Parse error: {error}") from None
+    except RecursionError:
+        raise invalid("JSON Parse error: nested too deeply") from None
+    if not isinstance(document, dict):
+        raise invalid("The request body must be a JSON object")
+    signature_name = document.get("signature_name", "")
+    if not isinstance(signature_name, str):
+        raise invalid("'signature_name' must be a string")
+    loaded = core.version(name, version)
+    _, signature = core.signature(loaded, signature_name)
+    input_names = sorted(signature.structured_input_signature[1])
+    inputs, rows = request_inputs(document, input_names, core.limits.max_batch_size)
+    _, _, outputs = core.predict(name, version, signature_name, inputs)
+    return predict_response(outputs, rows)
+
+
+def create_rest_server(
+    core: ServingCore, host: str, port: int, settings: RestSettings = RestSettings()
+) -> RestServer:
     """A started REST server (port 0: an ephemeral one, see `.port`)."""
-    return RestServer(core, host, port)
+    return RestServer(core, host, port, settings)

@@ -3,8 +3,11 @@
 import base64
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -21,7 +24,7 @@ from serving.grpc_client import ServingClient
 from serving.limits import Limits
 from serving.metrics import LOAD_ATTEMPTS, REQUEST_COUNT, REQUEST_LATENCY, Metrics
 from serving.model_store import VersionedModel
-from serving.rest import create_rest_server
+from serving.rest import MAX_BODY_BYTES, RestSettings, create_rest_server
 from serving.server import create_server
 from trainer.features import (
     CLASS_ID_OUTPUT,
@@ -49,7 +52,7 @@ def servers(tmp_path_factory, trained_model_dir):
     core = ServingCore(model, Limits(), metrics)
     grpc_server, grpc_port = create_server(core, "127.0.0.1:0")
     rest = create_rest_server(core, "127.0.0.1", 0)
-    yield f"http://127.0.0.1:{rest.port}", f"127.0.0.1:{grpc_port}"
+    yield f"http://127.0.0.1:{rest.port}", f"127.0.0.1:{grpc_port}", core
     rest.stop()
     grpc_server.stop(grace=None)
     model.stop()
@@ -76,7 +79,7 @@ def b64(data: bytes) -> dict:
 
 
 def test_status_and_metadata_as_tf_serving_writes_them(servers):
-    rest, _ = servers
+    rest, *_ = servers
     assert call(rest + MODEL) == (
         200,
         {
@@ -98,7 +101,7 @@ def test_status_and_metadata_as_tf_serving_writes_them(servers):
 
 
 def test_rows_and_columns_answer_as_grpc_does(servers, pngs):
-    rest, target = servers
+    rest, target, _ = servers
     images, _ = pngs
     with ServingClient(target) as client:
         expected = client.predict_images(images)
@@ -143,14 +146,14 @@ def test_rows_and_columns_answer_as_grpc_does(servers, pngs):
     ],
 )
 def test_bad_requests_get_tf_servings_http_codes_and_an_error(servers, path, body, code, words):
-    rest, _ = servers
+    rest, *_ = servers
     status, answer = call(rest + MODEL + path, body)
     assert status == code and words in answer["error"], answer
     assert call(rest + "/v1/models/other")[0] == 404
 
 
 def test_metrics_count_requests_by_status_and_entrypoint_in_prometheus_text(servers, pngs):
-    rest, target = servers
+    rest, target, _ = servers
     call(rest + MODEL + ":predict", {"instances": [b64(pngs[0][0])]})
     call(rest + MODEL + ":predict", {"instances": [b64(b"no image")]})
     with ServingClient(target) as client:
@@ -174,7 +177,7 @@ def test_metrics_count_requests_by_status_and_entrypoint_in_prometheus_text(serv
 
 
 def test_rest_client_answers_as_the_grpc_client(servers, pngs):
-    rest, target = servers
+    rest, target, _ = servers
     images, _ = pngs
     with ServingClient(target) as grpc_client, RestClient(rest) as rest_client:
         by_grpc, by_rest = grpc_client.predict_images(images), rest_client.predict_images(images)
@@ -185,7 +188,7 @@ def test_rest_client_answers_as_the_grpc_client(servers, pngs):
 
 
 def test_cli_talks_rest(servers, pngs, tmp_path):
-    rest, _ = servers
+    rest, *_ = servers
     (tmp_path / "digit.png").write_bytes(pngs[0][0])
     completed = subprocess.run(
         [
@@ -216,3 +219,121 @@ def test_the_client_command_line_starts_without_tensorflow():
         check=True,
     )
     assert loaded.stdout.strip() == "False"  # --help and --rest stay fast
+
+
+def raw_exchange(port: int, request: bytes, timeout_s: float = 10.0) -> bytes:
+    """What the server answers to `request`, sent as is, until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def closed_by_server(connection: socket.socket) -> bool:
+    """Whether the server has closed `connection` (after any answer, read to its end)."""
+    connection.settimeout(0.5)
+    try:
+        while connection.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def post(path: str, body: bytes, *headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: test", *headers, "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+DEEP = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+SIGNATURE_LIST = b'{"signature_name": ["serving_image"], "instances": []}'
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "words"),
+    [
+        (post(MODEL + ":predict", DEEP, f"Content-Length: {len(DEEP)}"), b"nested too deeply"),
+        (
+            post(MODEL + ":predict", SIGNATURE_LIST, f"Content-Length: {len(SIGNATURE_LIST)}"),
+            b"'signature_name' must be a string",
+        ),
+        (post(MODEL + ":predict", b"{}", "Content-Length: two"), b""),
+        (post(MODEL + ":predict", b"{}", "Content-Length: -2"), b""),
+        (post(MODEL + ":predict", b"{}", "Content-Length: 2, 3"), b""),
+        (post(MODEL + ":predict", b"", f"Content-Length: {10**12}"), b"over the limit"),
+        (post(MODEL + ":predict", b"zz\r\n", "Transfer-Encoding: chunked"), b""),
+        (b"GET / HTTP/1.1\r\nX: " + b"y" * 100_000 + b"\r\n\r\n", None),
+    ],
+    ids=[
+        "deep-json",
+        "signature-list",
+        "length-text",
+        "length-negative",
+        "length-unequal",
+        "length-huge",
+        "chunk-garbage",
+        "header-huge",
+    ],
+)
+def test_hostile_requests_get_a_400_at_once_and_the_server_keeps_serving(
+    servers, request_bytes, words
+):
+    rest, *_ = servers
+    port = int(rest.rsplit(":", 1)[1])
+    answer = raw_exchange(port, request_bytes)
+    if words is None:  # headers over 64 KB: the connection is closed unanswered
+        assert answer == b""
+    else:
+        assert answer.startswith(b"HTTP/1.1 400") and words in answer, answer[:300]
+    assert call(rest + MODEL)[0] == 200
+
+
+def test_a_chunked_body_is_read_and_bounded(servers, pngs):
+    rest, *_ = servers
+    port = int(rest.rsplit(":", 1)[1])
+    body = json.dumps(
+        {"signature_name": SERVING_IMAGE_SIGNATURE, "instances": [b64(pngs[0][0])]}
+    ).encode()
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + 100]), body[i : i + 100])
+        for i in range(0, len(body), 100)
+    )
+    answer = raw_exchange(
+        port, post(MODEL + ":predict", chunks + b"0\r\n\r\n", "Transfer-Encoding: chunked")
+    )
+    assert answer.startswith(b"HTTP/1.1 200") and b"predictions" in answer
+    too_long = b"%x\r\n" % (MAX_BODY_BYTES + 1)
+    answer = raw_exchange(port, post(MODEL + ":predict", too_long, "Transfer-Encoding: chunked"))
+    assert answer.startswith(b"HTTP/1.1 400")
+
+
+def test_a_flood_of_silent_connections_holds_no_threads_and_locks_no_client_out(servers):
+    """300 connections against a cap of 40: half send headers announcing a body and then one
+    byte, half send nothing. Threads stay bounded, a real client is answered throughout, the
+    oldest silent connections make room, and every silent one is closed within the timeouts."""
+    _, _, core = servers
+    settings = RestSettings(max_connections=40, idle_timeout_s=1.0, body_timeout_s=1.0, workers=2)
+    rest = create_rest_server(core, "127.0.0.1", 0, settings)
+    threads_before = threading.active_count()
+    flood = []
+    try:
+        for index in range(300):
+            connection = socket.create_connection(("127.0.0.1", rest.port), timeout=10)
+            if index % 2:
+                connection.sendall(post(MODEL + ":predict", b"{", "Content-Length: 1000"))
+            flood.append(connection)
+            if index % 50 == 0:
+                assert call(f"http://127.0.0.1:{rest.port}{MODEL}")[0] == 200
+                assert len(rest.connections) <= settings.max_connections
+        assert threading.active_count() <= threads_before + settings.workers
+        time.sleep(settings.idle_timeout_s + settings.body_timeout_s + 0.5)
+        assert all(closed_by_server(connection) for connection in flood)
+        assert len(rest.connections) == 0
+    finally:
+        for connection in flood:
+            connection.close()
+        rest.stop()

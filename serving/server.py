@@ -32,7 +32,7 @@ from serving.core import ServingCore, ServingError, invalid
 from serving.limits import GRPC_MESSAGE_OPTIONS, Limits
 from serving.metrics import Metrics
 from serving.model_store import VersionedModel
-from serving.rest import create_rest_server
+from serving.rest import RestSettings, create_rest_server
 from trainer.features import DEFAULT_MODEL_NAME
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,8 @@ def main() -> None:
     )
     for field, default in vars(Limits()).items():
         parser.add_argument(f"--{field}", type=int, default=default)
+    for field, default in vars(RestSettings()).items():
+        parser.add_argument(f"--rest_{field}", type=type(default), default=default)
     # TF Serving's flags of the same names (0: TensorFlow's choice, a thread per core). Twice
     # the cores between ops: a long op of a large request (decoding a 16-megapixel picture)
     # then leaves threads to small requests (p99 beside a heavy client: 1.5x alone, against 2.7x
@@ -193,6 +195,7 @@ def main() -> None:
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("tornado").setLevel(logging.WARNING)  # a line per malformed request
     tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
     tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
 
@@ -209,7 +212,14 @@ def main() -> None:
     grpc_server, port = create_server(
         core, f"{args.host}:{args.port}", args.workers, args.max_concurrent_rpcs
     )
-    rest = create_rest_server(core, args.host, args.rest_api_port) if args.rest_api_port else None
+    rest_settings = RestSettings(
+        **{field: getattr(args, f"rest_{field}") for field in vars(RestSettings())}
+    )
+    rest = (
+        create_rest_server(core, args.host, args.rest_api_port, rest_settings)
+        if args.rest_api_port
+        else None
+    )
     log.info(
         "Serving model %s from %s: gRPC on %s:%d%s (versions: %s)",
         args.model_name,
