@@ -31,6 +31,7 @@ from tensorflow_serving.apis import (
 from tfx import v1 as tfx
 from tfx.utils import path_utils
 
+from components.child_process import start_child
 from trainer.features import (
     CLASS_ID_OUTPUT,
     DEFAULT_MODEL_NAME,
@@ -185,7 +186,7 @@ def check_serving(
         port = free_port()
         log = Path(work) / "server.log"
         with open(log, "w") as log_file:
-            process = subprocess.Popen(
+            process = start_child(  # ends with the run, even a killed one
                 server_command(server, model_name, base_path, port),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

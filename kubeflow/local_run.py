@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+from components.data.atomic import write_atomically
 from components.validation_gate import DataValidationError
 from kubeflow.runner import compile_pipeline
 from kubeflow.settings import KubeflowSettings
@@ -86,7 +87,7 @@ class ArtifactStore:
 
     def add(self, artifact: dict) -> None:
         self.artifacts.append(artifact)
-        self.path.write_text(json.dumps(self.artifacts, indent=1))
+        write_atomically(self.path, json.dumps(self.artifacts, indent=1))
 
     def by_name(self, name: str) -> dict:
         return next(a for a in self.artifacts if a["name"] == name)
@@ -289,7 +290,7 @@ class TaskCache:
 
     def put(self, key: str, outputs: dict) -> None:
         self.entries[key] = outputs
-        self.path.write_text(json.dumps(self.entries, indent=1))
+        write_atomically(self.path, json.dumps(self.entries, indent=1))
 
 
 def cache_key(
@@ -333,7 +334,7 @@ class LocalRun:
 
     def save(self) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(json.dumps(self.state, indent=1))
+        write_atomically(self.state_path, json.dumps(self.state, indent=1))
 
     def inputs_of(self, task: dict) -> dict:
         """{input name: [artifact records]} from the producing tasks' outputs."""

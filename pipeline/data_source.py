@@ -129,7 +129,7 @@ def _data_source(settings: Settings) -> DataSource:
     if data == SAMPLE:
         root = settings.sample_root
         # Written when its file is missing, even where a run killed while writing it left the
-        # folder with only the partial file (sample.write_sample renames it into place).
+        # folder with only a partial file (sample.write_sample renames it into place).
         if root == settings.default_sample_root and not (root / sample.SAMPLE_FILE_NAME).exists():
             sample.write_sample(root, settings.sample_size, settings.data_seed)
         _nonempty_folder(root, "TFRecord files of tf.Examples (`make data` writes the sample)")

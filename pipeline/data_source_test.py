@@ -37,7 +37,7 @@ def official_idx(root, digits) -> None:
 def test_a_sample_whose_writing_was_killed_is_written_again(tmp_path):
     settings = Settings(output_dir=tmp_path, sample_size=50)
     settings.default_sample_root.mkdir(parents=True)
-    (settings.default_sample_root / "mnist_sample.partial").write_bytes(b"half a record")
+    (settings.default_sample_root / ".mnist_sample.tfrecord.99.partial").write_bytes(b"half")
     source = data_source.resolve(settings)
     written = source.root / "mnist_sample.tfrecord"
     assert sum(1 for _ in tf.data.TFRecordDataset(str(written))) == 50

@@ -8,8 +8,10 @@ every image a decodable one. Use the result with `make run DATA=... SCHEMA=<the 
 from pathlib import Path
 
 import tensorflow_data_validation as tfdv
+from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
+from components.data.atomic import write_atomically
 from pipeline import data_source, local_runner, pipeline
 from pipeline.settings import Settings
 from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY
@@ -78,8 +80,8 @@ def infer(source: data_source.DataSource, settings: Settings) -> Path:
         str(latest_output(root / "SchemaGen" / "schema") / "schema.pbtxt")
     )
     path = output_dir / "schema.pbtxt"
-    tfdv.write_schema_text(curate(inferred, class_names(statistics)), str(path))
-    path.write_text(HEADER.format(data=source.root) + path.read_text())
+    schema = text_format.MessageToString(curate(inferred, class_names(statistics)))
+    write_atomically(path, HEADER.format(data=source.root) + schema)
     return path
 
 

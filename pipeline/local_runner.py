@@ -21,8 +21,10 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from absl import logging  # noqa: E402
+from ml_metadata import metadata_store  # noqa: E402
 from ml_metadata.proto import metadata_store_pb2  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
+from tfx.dsl.compiler.constants import PIPELINE_RUN_CONTEXT_TYPE_NAME  # noqa: E402
 
 from components.data.download import DownloadError  # noqa: E402
 from components.image_example_gen import BadImagesError  # noqa: E402
@@ -84,8 +86,19 @@ def create_local_pipeline(
     )
 
 
-def run_pipeline(local_pipeline: tfx.dsl.Pipeline) -> None:
+def run_ids(connection: metadata_store_pb2.ConnectionConfig) -> set[str]:
+    """The pipeline runs recorded in a metadata store (TFX's "pipeline_run" contexts)."""
+    store = metadata_store.MetadataStore(connection)
+    return {context.name for context in store.get_contexts_by_type(PIPELINE_RUN_CONTEXT_TYPE_NAME)}
+
+
+def run_pipeline(local_pipeline: tfx.dsl.Pipeline) -> str:
+    """Runs the pipeline; returns its run id, so that what is reported is this run's own and
+    never another's that the store holds (LocalDagRunner names the run but does not say)."""
+    before = run_ids(local_pipeline.metadata_connection_config)
     tfx.orchestration.LocalDagRunner().run(local_pipeline)
+    (run_id,) = run_ids(local_pipeline.metadata_connection_config) - before
+    return run_id
 
 
 # What a command-line entry point's errors mean: 2, unusable settings or data source (found
@@ -103,6 +116,27 @@ EXIT_CODES = {
 INTERRUPTED = 130
 
 
+TEMP_PREFIX = "mnist-tfx-run-"  # then the run's process id
+
+
+def remove_temp_dirs_of_ended_runs() -> None:
+    """Removes the temporary folders that killed runs left (a kill skips every clean-up)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = folder.name[len(TEMP_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def run_cli(main: Callable[[], int], exclusive: bool = True) -> None:
     """Runs an entry point; a known error is one line on stderr and its exit code. `exclusive`
     entry points hold OUTPUT_DIR while they run (pipeline/run_lock.py). Ctrl-C ends the run at
@@ -112,7 +146,8 @@ def run_cli(main: Callable[[], int], exclusive: bool = True) -> None:
     too) go to a folder of its own, removed at the end: AutoGraph's generated sources are
     deleted by exit handlers, which exit_now skips, and Beam and TFX leave folders behind (about
     45 entries in the temp folder per run otherwise)."""
-    temp_dir = tempfile.mkdtemp(prefix="mnist-tfx-run-")
+    remove_temp_dirs_of_ended_runs()
+    temp_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
     tempfile.tempdir = os.environ["TMPDIR"] = temp_dir
 
     def interrupted(signum, frame) -> None:

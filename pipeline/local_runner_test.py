@@ -1,5 +1,5 @@
 """The command-line wrapper of every pipeline entry point: Ctrl-C and OUTPUT_DIR in use, in real
-processes."""
+processes; the run id that run_pipeline reports, on a real one-component pipeline."""
 
 import os
 import signal
@@ -7,7 +7,17 @@ import subprocess
 import sys
 import textwrap
 
-from pipeline.local_runner import EXIT_CODES, INTERRUPTED
+from ml_metadata import metadata_store
+from tfx import v1 as tfx
+from tfx.dsl.compiler.constants import PIPELINE_RUN_CONTEXT_TYPE_NAME
+
+from pipeline.local_runner import (
+    EXIT_CODES,
+    INTERRUPTED,
+    TEMP_PREFIX,
+    run_pipeline,
+    sqlite_metadata,
+)
 from pipeline.run_lock import LOCK_FILE, RunInProgressError, exclusive_use
 
 ENTRY_POINT = textwrap.dedent(
@@ -25,11 +35,11 @@ ENTRY_POINT = textwrap.dedent(
 )
 
 
-def start(output_dir) -> subprocess.Popen:
+def start(output_dir, **env: str) -> subprocess.Popen:
     """An entry point that runs until stopped, in a session of its own (as a terminal's job)."""
     process = subprocess.Popen(
         [sys.executable, "-c", ENTRY_POINT],
-        env={**os.environ, "OUTPUT_DIR": str(output_dir)},
+        env={**os.environ, "OUTPUT_DIR": str(output_dir), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -65,3 +75,43 @@ def test_a_second_entry_point_on_the_same_output_dir_is_refused_naming_the_first
     assert "running" not in second.stdout  # refused before its main began
     assert f"(pid {first.pid}, since" in second.stderr and "Traceback" not in second.stderr
     assert (tmp_path / LOCK_FILE).exists()
+
+
+def test_the_temporary_folders_of_killed_runs_are_removed_and_others_kept(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", ""])
+    ended.wait()
+    killed_runs = tmp_path / f"{TEMP_PREFIX}{ended.pid}-abc"
+    running = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-def"
+    for folder in (killed_runs, running):
+        (folder / "beam").mkdir(parents=True)
+    process = start(tmp_path / "outputs", TMPDIR=str(tmp_path))
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=30)
+    assert not killed_runs.exists() and running.exists()
+    assert sorted(p.name for p in tmp_path.glob(f"{TEMP_PREFIX}*")) == [running.name]
+
+
+@tfx.dsl.components.component
+def Count(count: tfx.dsl.components.Parameter[int]) -> None:  # noqa: N802 (a component's name)
+    """A component with nothing to read or write: each run executes it afresh."""
+    print(count)
+
+
+def one_component_pipeline(root, count: int) -> tfx.dsl.Pipeline:
+    return tfx.dsl.Pipeline(
+        pipeline_name="count",
+        pipeline_root=str(root / "tfx"),
+        components=[Count(count=count)],
+        metadata_connection_config=sqlite_metadata(root / "metadata.sqlite"),
+    )
+
+
+def test_run_pipeline_returns_the_id_of_the_run_it_made_whatever_else_the_store_holds(tmp_path):
+    first = run_pipeline(one_component_pipeline(tmp_path, 1))
+    second = run_pipeline(one_component_pipeline(tmp_path, 2))
+    assert first != second
+    store = metadata_store.MetadataStore(sqlite_metadata(tmp_path / "metadata.sqlite"))
+    for run_id, count in ((first, 1), (second, 2)):
+        run = store.get_context_by_type_and_name(PIPELINE_RUN_CONTEXT_TYPE_NAME, run_id)
+        (execution,) = store.get_executions_by_context(run.id)
+        assert execution.custom_properties["count"].int_value == count

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from components.data.atomic import replaced_atomically, write_atomically  # noqa: E402
 from components.data.photos import KINDS, render  # noqa: E402
 from components.splits import TEST, TRAIN, VALIDATION  # noqa: E402
 from pipeline.demo import split_batches, split_labels  # noqa: E402
@@ -81,7 +82,8 @@ def answer_test_split(signature, examples_uris: list[Path]) -> SplitAnswers:
 
 def _save(figure: plt.Figure, path: Path) -> str:
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    with replaced_atomically(path) as partial:
+        figure.savefig(partial, dpi=90, format=path.suffix[1:])
     plt.close(figure)
     return path.name
 
@@ -307,7 +309,7 @@ def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
             report_dir / "samples.png",
         ),
     }
-    (report_dir / "report.json").write_text(json.dumps(facts, indent=2))
+    write_atomically(report_dir / "report.json", json.dumps(facts, indent=2))
     change = summary.accuracy_change
     rows = {
         "Run": summary.run_id,
@@ -331,10 +333,11 @@ def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
         for title, name in charts.items()
     )
     page = report_dir / "index.html"
-    page.write_text(
+    write_atomically(
+        page,
         "<!doctype html><html><head><meta charset='utf-8'><title>Pipeline run report</title>"
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
         "th{text-align:left;padding-right:1em}img{max-width:100%}</style></head><body>"
-        f"<h1>Pipeline run report</h1><table>{table}</table>{figures}</body></html>"
+        f"<h1>Pipeline run report</h1><table>{table}</table>{figures}</body></html>",
     )
     return page, facts

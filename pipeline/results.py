@@ -8,6 +8,7 @@ from google.protobuf import text_format
 from ml_metadata import errors, metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.compiler.constants import PIPELINE_RUN_CONTEXT_TYPE_NAME
 
 from components.paired_regression import BASELINE_ONLY_CORRECT, CANDIDATE_ONLY_CORRECT, P_VALUE
 from pipeline.local_runner import sqlite_metadata
@@ -155,14 +156,19 @@ def ingested_spans(metadata_path: Path, pipeline_name: str, example_gen_id: str)
     }
 
 
-def latest_run_summary(metadata_path: Path) -> RunSummary | UnchangedRun:
-    """Summary of the most recent run recorded in the pipeline's SQLite metadata store."""
+def run_summary(metadata_path: Path, run_id: str | None = None) -> RunSummary | UnchangedRun:
+    """Summary of the run `run_id` (by default the most recent) recorded in the pipeline's
+    SQLite metadata store."""
     if not metadata_path.exists():
         raise FileNotFoundError(f"No metadata store at {metadata_path}: run the pipeline first.")
     store = _open_store(metadata_path)
-    runs = store.get_contexts_by_type("pipeline_run")
+    runs = [
+        context
+        for context in store.get_contexts_by_type(PIPELINE_RUN_CONTEXT_TYPE_NAME)
+        if run_id in (None, context.name)
+    ]
     if not runs:
-        raise LookupError(f"No pipeline run recorded in {metadata_path}")
+        raise LookupError(f"No pipeline run {run_id or ''} recorded in {metadata_path}")
     run = max(runs, key=lambda context: context.create_time_since_epoch)
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
     components = [ComponentRun(e.type.rsplit(".", 1)[-1], _state_name(e)) for e in executions]

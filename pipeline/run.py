@@ -24,7 +24,7 @@ from pipeline.results import (  # noqa: E402
     RunSummary,
     UnchangedRun,
     ingested_spans,
-    latest_run_summary,
+    run_summary,
 )
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.stats import accuracy_text  # noqa: E402
@@ -189,11 +189,12 @@ def spans_to_ingest_first(source: data_source.DataSource, settings: Settings) ->
     return [span for span in window if span not in ingested]
 
 
-def run_with_progress(pipeline) -> None:
+def run_with_progress(pipeline) -> str:
+    """Runs the pipeline, a line per component; returns its run id."""
     progress = ComponentProgress(total=len(pipeline.components))
     logging.getLogger("absl").addHandler(progress)
     try:
-        local_runner.run_pipeline(pipeline)
+        return local_runner.run_pipeline(pipeline)
     finally:
         logging.getLogger("absl").removeHandler(progress)
 
@@ -210,8 +211,7 @@ def main() -> int:
     for span in spans_to_ingest_first(source, settings):
         print(f"Ingesting and validating span {span} first (training reads it too):")
         run_with_progress(local_runner.create_local_pipeline(settings, source, ingest_span=span))
-    run_with_progress(pipeline)
-    summary = latest_run_summary(settings.metadata_path)
+    summary = run_summary(settings.metadata_path, run_with_progress(pipeline))
     print_run(summary, time.monotonic() - started)
     if isinstance(summary, UnchangedRun):
         print_unchanged(summary, settings)

@@ -47,9 +47,10 @@ def settings_for(output_dir: Path) -> Settings:
 
 
 def served_versions(output_dir: Path) -> dict[str, float]:
-    """Version folders in the serving base path, with their saved_model.pb's mtime."""
+    """Version folders in the serving base path that hold a SavedModel (the Pusher copies
+    saved_model.pb last), with its mtime."""
     base = settings_for(output_dir).serving_model_dir
-    return {v.name: (v / "saved_model.pb").stat().st_mtime for v in sorted(base.glob("*"))}
+    return {v.parent.name: v.stat().st_mtime for v in sorted(base.glob("*/saved_model.pb"))}
 
 
 def write_classes(root, pixels, labels, counts: dict[str, int]) -> None:

@@ -4,7 +4,7 @@ TRAIN_SPANS spans, warm-starts from the last blessed model and is compared with 
 import numpy as np
 
 from components.data.sample import load_sample
-from pipeline.results import RunSummary, latest_run_summary
+from pipeline.results import RunSummary, run_summary
 from tests.pipeline_runs import run_pipeline, settings_for, write_classes
 
 CONTINUOUS = {
@@ -31,7 +31,7 @@ def test_training_rolls_over_the_latest_spans_and_warm_starts(tmp_path):
     def run() -> tuple[str, RunSummary]:
         completed = run_pipeline(output_dir, DATA=str(data), **CONTINUOUS)
         assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
-        return completed.stdout, latest_run_summary(settings_for(output_dir).metadata_path)
+        return completed.stdout, run_summary(settings_for(output_dir).metadata_path)
 
     add_span(1)
     add_span(2)  # two spans at the first run: span 1 is ingested and validated first

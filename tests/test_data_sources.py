@@ -12,7 +12,7 @@ from components.data.codecs import encode_png, write_idx
 from components.data.sample import load_sample
 from components.splits import TEST, TRAIN, VALIDATION
 from pipeline.demo import read_split
-from pipeline.results import latest_run_summary
+from pipeline.results import run_summary
 from pipeline.stats import accuracy_text
 from tests.pipeline_runs import run_pipeline, settings_for
 from trainer.export import read_class_names
@@ -56,7 +56,7 @@ def test_make_schema_then_class_folders_train_a_model_that_names_its_classes(tmp
 
     completed = run_pipeline(output_dir, DATA=data, SCHEMA=str(schema_path), EPOCHS="6")
     assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = latest_run_summary(settings_for(output_dir).metadata_path)
+    summary = run_summary(settings_for(output_dir).metadata_path)
     assert "ImportSchemaGen" in {c.name for c in summary.components}
     assert summary.blessed and summary.pushed_path
     assert read_class_names(summary.pushed_path) == sorted(CLASSES)
@@ -82,7 +82,7 @@ def test_test_data_replaces_the_idx_files_own_test_split(tmp_path, digits):
     output_dir = tmp_path / "outputs"
     completed = run_pipeline(output_dir, DATA=str(data), TEST_DATA=str(dev), EPOCHS="2")
     assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = latest_run_summary(settings_for(output_dir).metadata_path)
+    summary = run_summary(settings_for(output_dir).metadata_path)
     assert summary.test_examples == 300
     images, test_labels = read_split(summary.examples_uris, TEST)
     assert sorted(images) == sorted(encode_png(p) for p in pixels[1000:1300])

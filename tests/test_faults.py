@@ -1,6 +1,7 @@
-"""`make faults`: runs killed, interrupted and started together, on small real runs (about six
-minutes). `make test` has the fast part of each (pipeline/local_runner_test.py,
-pipeline/run_lock_test.py, pipeline/run_test.py, pipeline/data_source_test.py)."""
+"""`make faults`: runs killed, interrupted and started together, on small real runs, and a
+flood of half-open connections against the model server. `make test` has the fast part of each
+(pipeline/local_runner_test.py, pipeline/run_lock_test.py, pipeline/run_test.py,
+pipeline/data_source_test.py, serving/rest_test.py)."""
 
 import os
 import signal
@@ -10,12 +11,34 @@ import time
 
 import pytest
 
+from components.data.codecs import encode_png
+from components.data.sample import load_sample
 from pipeline.local_runner import EXIT_CODES, INTERRUPTED
 from pipeline.run_lock import RunInProgressError
 from pipeline.settings import PROJECT_ROOT
-from tests.pipeline_runs import SMALL_RUN, served_versions
+from serving.rest import RestSettings
+from tests.bench.serving import ServerProcess, bench_flood
+from tests.pipeline_runs import SMALL_RUN, served_versions, settings_for
 
 pytestmark = pytest.mark.faults
+
+# The components of a run, in the order they start ("[k/14] <name> running...").
+COMPONENTS = [
+    "ImportExampleGen",
+    "ImportSchemaGen",
+    "latest_blessed_model_resolver",
+    "latest_push_resolver",
+    "previous_statistics_resolver",
+    "StatisticsGen",
+    "ExampleValidator",
+    "ValidationGate",
+    "Transform",
+    "Trainer",
+    "CandidateCheck",
+    "Evaluator",
+    "ServingValidator",
+    "Pusher",
+]
 
 
 def start_run(output_dir, **overrides: str) -> subprocess.Popen:
@@ -78,3 +101,62 @@ def test_two_runs_started_together_one_runs_the_other_is_refused(tmp_path):
     assert ran == 0, ran_output
     assert refused == EXIT_CODES[RunInProgressError], refused_output
     assert "is in use by" in refused_output and "Traceback" not in refused_output
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A project after one successful small run: a model is served."""
+    output_dir = tmp_path_factory.mktemp("project")
+    status, output = finish(start_run(output_dir))
+    assert status == 0, output
+    return output_dir
+
+
+def assert_kept(served: dict[str, float], output_dir) -> None:
+    """Every version served before is still there, unchanged (new ones may have come)."""
+    now = served_versions(output_dir)
+    assert {version: now.get(version) for version in served} == served
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_ctrl_c_and_kill_9_as_each_component_runs_leave_a_project_the_next_run_uses(
+    project, component
+):
+    served = served_versions(project)
+    process = start_run(project, ENABLE_CACHE="0")  # each component works, none is reused
+    wait_for(process, f"{component} running")
+    interrupted = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C
+    status, output = finish(process)
+    stopped_s = time.monotonic() - interrupted
+    assert status == INTERRUPTED and stopped_s < 5, output
+    assert_kept(served, project)
+    process = start_run(project)
+    wait_for(process, f"{component} running")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert_kept(served, project)
+    status, output = finish(start_run(project))
+    assert status == 0 and "Traceback" not in output, output
+    assert_kept(served, project)
+    print(f"{component}: Ctrl-C ended the run in {stopped_s:.1f} s; after kill -9 the next run ran")
+
+
+def test_a_flood_of_half_open_rest_connections_is_held_without_threads_and_closed(project):
+    """2,000 connections that announce a body and send one byte, or send nothing, against `make
+    serve`'s server with its default settings."""
+    rest = RestSettings()
+    settings_of_run = settings_for(project)
+    server = ServerProcess(settings_of_run.serving_model_dir, settings_of_run.model_name)
+    images = [encode_png(pixels) for pixels in load_sample(8, seed=3)[0]]
+    try:
+        flood = bench_flood(server, images)
+    finally:
+        server.stop()
+    print(flood)
+    assert flood["threads_during"] <= flood["threads_before"] + rest.workers + 2
+    assert flood["good_requests"] == 40  # every one answered
+    closed_within = max(rest.idle_timeout_s, rest.body_timeout_s) + 5
+    assert flood["all_closed_after_s"] is not None
+    assert flood["all_closed_after_s"] <= closed_within
+    assert flood["rss_growth_mb"] < 100

@@ -15,7 +15,7 @@ from components.data.sample import load_sample, make_example
 from components.splits import SPLITS, TEST, TRAIN, VALIDATION
 from pipeline.demo import read_split
 from pipeline.local_runner import sqlite_metadata
-from pipeline.results import UnchangedRun, latest_run_summary
+from pipeline.results import UnchangedRun, run_summary
 from pipeline.settings import Settings
 from pipeline.stats import accuracy_text
 from tests.pipeline_runs import (
@@ -65,7 +65,7 @@ def first_run(output_dir):
     (output_dir / "tmp").mkdir()
     completed = run_pipeline(output_dir, TMPDIR=str(output_dir / "tmp"))
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
-    return completed, latest_run_summary(settings_for(output_dir).metadata_path)
+    return completed, run_summary(settings_for(output_dir).metadata_path)
 
 
 def test_every_component_runs_and_the_model_is_blessed_and_pushed(first_run, output_dir):
@@ -180,7 +180,7 @@ def test_unchanged_rerun_trains_nothing_and_pushes_nothing(first_run, output_dir
     versions = served_versions(output_dir)
     completed = run_pipeline(output_dir)
     assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = latest_run_summary(settings_for(output_dir).metadata_path)
+    summary = run_summary(settings_for(output_dir).metadata_path)
     assert isinstance(summary, UnchangedRun)
     states = {c.name: c.state for c in summary.components}
     for name in ("ImportExampleGen", "StatisticsGen", "Transform", "Trainer"):
@@ -212,7 +212,7 @@ def test_failed_runs_keep_the_served_model_and_the_next_run_finishes_their_work(
 
     completed = run_pipeline(output_dir, EPOCHS="2")  # nothing changed since
     assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = latest_run_summary(settings_for(output_dir).metadata_path)
+    summary = run_summary(settings_for(output_dir).metadata_path)
     states = {c.name: c.state for c in summary.components}
     assert states["ImportExampleGen"] == states["Transform"] == states["Trainer"] == "CACHED"
     # The model blessed in the run whose push failed is judged and pushed now.
@@ -223,7 +223,7 @@ def test_unblessed_model_is_not_pushed(first_run, output_dir):
     versions = served_versions(output_dir)
     completed = run_pipeline(output_dir, EPOCHS="1", EVAL_ACCURACY_THRESHOLD="0.9999")
     assert completed.returncode == 0, completed.stderr[-4000:]
-    summary = latest_run_summary(settings_for(output_dir).metadata_path)
+    summary = run_summary(settings_for(output_dir).metadata_path)
     assert not summary.blessed and summary.pushed_path is None
     assert "NOT BLESSED - sparse_categorical_accuracy" in completed.stdout
     assert served_versions(output_dir) == versions

@@ -14,7 +14,7 @@ from ml_metadata import metadata_store
 from components.data.codecs import encode_png
 from components.data.sample import load_sample, make_example
 from pipeline.local_runner import sqlite_metadata
-from pipeline.results import UnchangedRun, latest_run_summary
+from pipeline.results import UnchangedRun, run_summary
 from tests.pipeline_runs import TFX_PACKAGES_ITSELF, run_pipeline, settings_for
 from trainer.features import MNIST_CLASS_NAMES
 
@@ -42,7 +42,7 @@ def local_decisions(output_dir: Path, completed) -> dict:
     """What a `make run` decided, from its output and ML Metadata."""
     if completed.returncode:
         return {"refused": completed.returncode, "message": completed.stderr}
-    summary = latest_run_summary(settings_for(output_dir).metadata_path)
+    summary = run_summary(settings_for(output_dir).metadata_path)
     if isinstance(summary, UnchangedRun):
         return {"model": str(summary.model_path), "evaluated": False, "pushed": False}
     store = metadata_store.MetadataStore(sqlite_metadata(settings_for(output_dir).metadata_path))

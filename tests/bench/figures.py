@@ -46,7 +46,7 @@ from components.data.codecs import encode_png
 from components.data.photos import KINDS
 from components.splits import TEST, TRAIN, VALIDATION
 from pipeline.demo import read_split
-from pipeline.results import RunSummary, latest_run_summary
+from pipeline.results import RunSummary, run_summary
 from pipeline.settings import Settings
 from pipeline.stats import wilson_interval
 from tests.bench import real_world, serving
@@ -147,7 +147,7 @@ def bench_start_up(pipeline: dict, cold_run_dir: Path) -> dict:
 
 
 def summary_of(output_dir: Path) -> RunSummary:
-    return latest_run_summary(Settings(output_dir=output_dir).metadata_path)
+    return run_summary(Settings(output_dir=output_dir).metadata_path)
 
 
 # Cold runs, each with its own training seed: the pushed models' spread on the dev set.

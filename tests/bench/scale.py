@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 from components.data.codecs import encode_png  # noqa: E402
 from components.data.sample import load_sample, make_example  # noqa: E402
 from components.splits import HASH_BUCKETS, TEST, TRAIN  # noqa: E402
-from pipeline.results import latest_run_summary  # noqa: E402
+from pipeline.results import run_summary  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from tests.bench.figures import BENCH_DIR, EPOCH, PROGRESS  # noqa: E402
 from trainer.features import IMAGE_HEIGHT, IMAGE_WIDTH, MNIST_CLASS_NAMES  # noqa: E402
@@ -181,7 +181,7 @@ def measure(size: int, mode: str, data: Path, work_dir: Path) -> dict:
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     run = watched_run(output_dir, env)
-    summary = latest_run_summary(Settings(output_dir=output_dir).metadata_path)
+    summary = run_summary(Settings(output_dir=output_dir).metadata_path)
     buckets = sum(HASH_BUCKETS.values())
     batch_size = Settings().training.batch_size
     examples = {

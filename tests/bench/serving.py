@@ -8,13 +8,19 @@ separate process on ephemeral ports, with TF Serving's own messages.
    the largest valid requests (4 pictures of 16 megapixels): the small clients' p99.
 4. Version churn: 8 clients for 30 s while versions are pushed, broken, fixed and deleted: failed
    requests, and answers from a version that was not on disk during the request.
+5. A flood of 2,000 half-open REST connections (half announce a body and send one byte, half
+   send nothing): the server's threads and RSS, a good request's latency during the flood, and
+   how long until the server has closed them all. `make faults` asserts the outcome.
 
     python -m tests.bench.serving [--base_path outputs/serving_model/mnist_cnn]
 """
 
 import argparse
 import json
+import resource
+import selectors
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -32,7 +38,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from components.data.codecs import encode_png
 from components.serving_check import free_port
 from pipeline.demo import read_split
-from pipeline.results import latest_run_summary
+from pipeline.results import run_summary
 from pipeline.settings import PROJECT_ROOT, Settings
 from serving.client import RestClient
 from serving.grpc_client import ServingClient
@@ -75,11 +81,17 @@ class ServerProcess:
         with ServingClient(self.target, model_name, retries=10) as client:
             client.status()
 
-    def rss_mb(self) -> float:
+    def _status(self, field: str) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no {field}")
+
+    def rss_mb(self) -> float:
+        return self._status("VmRSS") / 1024
+
+    def threads(self) -> int:
+        return self._status("Threads")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -327,6 +339,72 @@ def bench_churn(
     }
 
 
+def half_open(port: int, index: int, model_name: str) -> socket.socket:
+    """A connection that holds the server: headers announcing a body, then one byte of it (odd
+    `index`), or nothing at all."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if index % 2:
+        connection.sendall(
+            f"POST /v1/models/{model_name}:predict HTTP/1.1\r\nHost: flood\r\n"
+            "Content-Length: 1000\r\n\r\n{".encode()
+        )
+    return connection
+
+
+def seconds_until_closed(connections: list[socket.socket], limit_s: float) -> float | None:
+    """Seconds until the server has closed every connection (None: not within `limit_s`)."""
+    started = time.monotonic()
+    with selectors.DefaultSelector() as selector:
+        for connection in connections:
+            connection.setblocking(False)
+            selector.register(connection, selectors.EVENT_READ)
+        open_count = len(connections)
+        while open_count and time.monotonic() - started < limit_s:
+            for key, _ in selector.select(timeout=1.0):
+                try:
+                    closed = not key.fileobj.recv(65536)  # a refusal's answer, then the end
+                except ConnectionResetError:
+                    closed = True
+                if closed:
+                    selector.unregister(key.fileobj)
+                    open_count -= 1
+    return None if open_count else round(time.monotonic() - started, 1)
+
+
+def bench_flood(server: ServerProcess, images: list[bytes], count: int = 2000) -> dict:
+    """`count` half-open connections at once, and a client that wants an answer meanwhile."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 256:  # this process's sockets; the server holds at most its cap
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 256), hard))
+    threads, rss = server.threads(), server.rss_mb()
+    good, flood = [], []
+    with RestClient(server.rest, server.model_name) as client:
+        try:
+            started = time.monotonic()
+            for index in range(count):
+                flood.append(half_open(server.rest_port, index, server.model_name))
+                if index % 100 == 99:
+                    good += timings(lambda: client.predict_images(images[:1]), 1)
+            opened_s = time.monotonic() - started
+            during = {"threads": server.threads(), "rss_mb": server.rss_mb()}
+            good += timings(lambda: client.predict_images(images[:1]), 20)
+            closed_s = seconds_until_closed(flood, limit_s=90)
+        finally:
+            for connection in flood:
+                connection.close()
+    return {
+        "connections": count,
+        "opened_in_s": round(opened_s, 1),
+        "threads_before": threads,
+        "threads_during": during["threads"],
+        "rss_growth_mb": round(during["rss_mb"] - rss, 1),
+        "good_requests": len(good),
+        "good_p50_ms": percentiles_ms(good)["p50_ms"],
+        "good_max_ms": round(max(good) * 1000, 2),
+        "all_closed_after_s": closed_s,
+    }
+
+
 def bench_all(base_path: Path, images: list[bytes], model_name: str) -> dict:
     version = max(int(p.name) for p in base_path.iterdir() if p.name.isdigit())
     signature = tf.saved_model.load(str(base_path / str(version))).signatures[
@@ -340,6 +418,8 @@ def bench_all(base_path: Path, images: list[bytes], model_name: str) -> dict:
         results["hostile"] = bench_hostile(server, images)
         print("Serving: 16 small clients, alone and beside a heavy one...", flush=True)
         results["fairness"] = bench_fairness(server, images)
+        print("Serving: 2,000 half-open REST connections...", flush=True)
+        results["flood"] = bench_flood(server, images)
     finally:
         server.stop()
     print("Serving: version churn under load...", flush=True)
@@ -349,7 +429,7 @@ def bench_all(base_path: Path, images: list[bytes], model_name: str) -> dict:
 
 def markdown(results: dict) -> list[str]:
     latency, hostile = results["latency"], results["hostile"]
-    fairness, churn = results["fairness"], results["churn"]
+    fairness, churn, flood = results["fairness"], results["churn"], results["flood"]
     lines = [
         "",
         "## Serving (`serving_image`; the local server as its own process)",
@@ -392,6 +472,13 @@ def markdown(results: dict) -> list[str]:
         f"({', '.join(churn['operations'])}): {churn['requests_ok']} requests answered, "
         f"{churn['requests_failed']} failed, {churn['answers_from_versions_not_on_disk']} answered "
         f"by a version not on disk during the request; versions seen {churn['versions_seen']}.",
+        "",
+        f"Flood of {flood['connections']} half-open REST connections (opened in "
+        f"{flood['opened_in_s']} s): server threads {flood['threads_before']} before, "
+        f"{flood['threads_during']} during; RSS growth {flood['rss_growth_mb']} MB; "
+        f"{flood['good_requests']} good requests meanwhile, p50 {flood['good_p50_ms']} ms, "
+        f"slowest {flood['good_max_ms']} ms; all closed by the server after "
+        f"{flood['all_closed_after_s']} s.",
     ]
     return lines
 
@@ -401,7 +488,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base_path", type=Path, default=settings.serving_model_dir)
     args = parser.parse_args()
-    summary = latest_run_summary(settings.metadata_path)
+    summary = run_summary(settings.metadata_path)
     images, _ = read_split(summary.examples_uris, "test")
     results = bench_all(args.base_path, images, settings.model_name)
     out = settings.output_dir / "bench"
