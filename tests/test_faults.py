@@ -93,8 +93,12 @@ def test_ctrl_c_stops_a_run_within_5_s_and_keeps_the_served_model(tmp_path):
     assert status == 0, output
 
 
-def test_two_runs_started_together_one_runs_the_other_is_refused(tmp_path):
-    first, second = start_run(tmp_path), start_run(tmp_path)
+@pytest.mark.parametrize("attempt", range(10))
+def test_two_runs_started_together_one_runs_the_other_is_refused(tmp_path_factory, attempt):
+    """The first attempt on a new OUTPUT_DIR (both would write the sample), the others on the
+    project it leaves."""
+    output_dir = tmp_path_factory.getbasetemp() / "together"
+    first, second = start_run(output_dir), start_run(output_dir)
     (first_status, first_output), (second_status, second_output) = finish(first), finish(second)
     outcomes = sorted([(first_status, first_output), (second_status, second_output)])
     (ran, ran_output), (refused, refused_output) = outcomes[0], outcomes[1]
