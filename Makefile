@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run schema serve predict browser fonts test faults bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
+.PHONY: venv data run schema serve monitor predict browser fonts test faults bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
 
 venv: $(STAMP)
 
@@ -63,7 +63,13 @@ setting = $$($(PY) -m pipeline.settings $(1))
 # REST, metrics and a page to draw digits on http://127.0.0.1:8501/.
 serve: $(STAMP)
 	$(QUIET) $(PY) -m serving.server --model_name $(call setting,model_name) \
-	  --model_base_path $(call setting,serving_model_dir)
+	  --model_base_path $(call setting,serving_model_dir) \
+	  --request_log_dir $(call setting,request_log_dir)
+
+# The served version's logged requests against its training data (pipeline/monitor.py): each
+# feature's drift, exit 3 past a threshold.
+monitor: $(STAMP)
+	@$(QUIET) $(PY) -m pipeline.monitor
 
 # make predict FILES="digit.png some/folder t10k-images-idx3-ubyte.gz" [TARGET=host:port] [REST=1]
 predict: $(STAMP)
@@ -99,9 +105,10 @@ fonts: $(STAMP)
 test: $(STAMP) lint browser fonts
 	$(PY) -m pytest
 
-# Runs killed at once, interrupted and started together on small real runs (about six minutes).
+# Runs killed, interrupted and started together on small real runs, and a flood of half-open
+# connections against the model server; in order, on one worker, printing what each measured.
 faults: $(STAMP)
-	$(PY) -m pytest -m faults tests/test_faults.py
+	$(PY) -m pytest -m faults -n 0 -s tests/test_faults.py
 
 # Every performance figure of the README, side by side in one run (about 17 minutes here).
 bench: $(STAMP) fonts

@@ -175,6 +175,11 @@ class Settings:
         return self.output_dir / "logs"
 
     @property
+    def request_log_dir(self) -> Path:
+        """Where `make serve` logs the requests it answers (serving/request_log.py)."""
+        return self.output_dir / "request_logs" / self.model_name
+
+    @property
     def report_dir(self) -> Path:
         return self.output_dir / "report"
 

@@ -19,6 +19,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from serving.limits import LimitError, Limits, check_images
 from serving.metrics import Metrics
 from serving.model_store import LoadedVersion, VersionedModel
+from serving.request_log import RequestLog
 from trainer.features import EXAMPLES_INPUT, IMAGE_KEY, SERVING_DEFAULT_SIGNATURE
 
 # Large requests run in chunks of at most CHUNK pictures and CHUNK_PIXELS pixels (a larger
@@ -86,14 +87,19 @@ def chunks(pixels: list[int]) -> list[tuple[int, int]]:
 
 
 class ServingCore:
-    """One model's versions behind both front ends, with its limits and metrics."""
+    """One model's versions behind both front ends, with its limits, metrics and request log."""
 
     def __init__(
-        self, model: VersionedModel, limits: Limits | None = None, metrics: Metrics | None = None
+        self,
+        model: VersionedModel,
+        limits: Limits | None = None,
+        metrics: Metrics | None = None,
+        request_log: RequestLog | None = None,
     ):
         self.model = model
         self.limits = limits or Limits()
         self.metrics = metrics or Metrics()
+        self.request_log = request_log
         self._large = threading.Semaphore(1)
 
     def measured(self, api: str, entrypoint: str, call: Callable):
@@ -131,7 +137,8 @@ class ServingCore:
     def predict(
         self, name: str, version: int | None, signature_name: str, inputs: dict[str, list[bytes]]
     ) -> tuple[LoadedVersion, str, dict[str, np.ndarray]]:
-        """Runs a signature on lists of string values, one list per input name."""
+        """Runs a signature on lists of string values, one list per input name; answered
+        requests go to the request log."""
         loaded = self.version(name, version)
         signature_name, signature = self.signature(loaded, signature_name)
         _, specs = signature.structured_input_signature
@@ -152,10 +159,14 @@ class ServingCore:
                 raise invalid(str(error)) from None
         bounds = chunks(pixels.tolist())
         if len(bounds) == 1:
-            return loaded, signature_name, self._run(signature, inputs, *bounds[0])
-        with self._large:
-            parts = [self._run(signature, inputs, start, end) for start, end in bounds]
-        return loaded, signature_name, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            outputs = self._run(signature, inputs, *bounds[0])
+        else:
+            with self._large:
+                parts = [self._run(signature, inputs, start, end) for start, end in bounds]
+            outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if self.request_log:
+            self.request_log.record(loaded.version, signature_name, inputs, outputs)
+        return loaded, signature_name, outputs
 
     def _run(self, signature, inputs: dict[str, list[bytes]], start: int, end: int) -> dict:
         try:

@@ -70,13 +70,23 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG, GIF or BMP header, without decoding; None otherwise."""
-    for read in (_png, _jpeg, _gif, _bmp):
+HEADERS = {"png": _png, "jpeg": _jpeg, "gif": _gif, "bmp": _bmp}
+
+
+def image_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
+    """The format and (width, height) from a PNG, JPEG, GIF or BMP header, without decoding;
+    None for other bytes."""
+    for image_format, read in HEADERS.items():
         size = read(data)
         if size:
-            return size
+            return image_format, size
     return None
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG, JPEG, GIF or BMP header, without decoding; None otherwise."""
+    header = image_header(data)
+    return header[1] if header else None
 
 
 def check_images(input_name: str, images: list[bytes], limits: Limits) -> list[int]:

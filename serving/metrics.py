@@ -1,7 +1,9 @@
 """Prometheus metrics under TF Serving's own names, so dashboards written for TF Serving work:
 `:tensorflow:serving:request_count` (by model and status), `:tensorflow:serving:request_latency`
 (a histogram in microseconds, by model, API and entrypoint, with TF Serving's buckets) and
-`:tensorflow:cc:saved_model:load_attempt_count` (by model path and status)."""
+`:tensorflow:cc:saved_model:load_attempt_count` (by model path and status); and, in the same
+style, the request log's records (`:tensorflow:serving:request_log_count`, by model and status:
+written, sampled_out, queue_full, failed), which TF Serving has no name for."""
 
 import bisect
 import threading
@@ -10,6 +12,7 @@ from collections import Counter, defaultdict
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
 LOAD_ATTEMPTS = ":tensorflow:cc:saved_model:load_attempt_count"
+REQUEST_LOG_COUNT = ":tensorflow:serving:request_log_count"
 # TF Serving's request_latency buckets: scale 10 us, power 1.8, 33 buckets (about 20 minutes).
 LATENCY_BUCKETS_US = [10 * 1.8**i for i in range(33)]
 
@@ -28,6 +31,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._requests: Counter = Counter()  # (model, status) -> count
         self._loads: Counter = Counter()  # (path, status) -> count
+        self._logged: Counter = Counter()  # (model, status) -> count
         self._latency: dict[tuple, list[int]] = defaultdict(
             lambda: [0] * (len(LATENCY_BUCKETS_US) + 1)
         )
@@ -46,6 +50,10 @@ class Metrics:
     def record_load(self, model_path: str, succeeded: bool) -> None:
         with self._lock:
             self._loads[(model_path, "success" if succeeded else "fail")] += 1
+
+    def record_logged(self, model: str, status: str) -> None:
+        with self._lock:
+            self._logged[(model, status)] += 1
 
     def text(self) -> str:
         """The exposition text, as TF Serving's /monitoring/prometheus/metrics serves it."""
@@ -67,4 +75,9 @@ class Metrics:
             lines.append(f"# TYPE {LOAD_ATTEMPTS} counter")
             for (path, status), count in sorted(self._loads.items()):
                 lines.append(f"{LOAD_ATTEMPTS}{_labels(model_path=path, status=status)} {count}")
+            lines.append(f"# TYPE {REQUEST_LOG_COUNT} counter")
+            for (model, status), count in sorted(self._logged.items()):
+                lines.append(
+                    f"{REQUEST_LOG_COUNT}{_labels(model_name=model, status=status)} {count}"
+                )
         return "\n".join(lines) + "\n"

@@ -130,49 +130,60 @@ def predict_response(outputs: dict[str, np.ndarray], rows: bool) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class RestSettings:
-    """How many connections and threads the REST port may hold, and for how long a silent one.
+    """How many connections, bytes and threads the REST port may hold, and for how long a
+    silent connection.
 
     A connection costs a socket and a few kilobytes, not a thread: one event loop reads and
-    writes every connection, and `workers` threads run the requests. At `max_connections` the
-    oldest connection that is not being answered is closed for a new one, so a flood of silent
-    connections cannot lock out a real client. A connection that sends no request for
-    `idle_timeout_s` (or no end of its headers) is closed, and so is one whose body has not
-    arrived `body_timeout_s` after its headers: long enough for the largest request
-    (MAX_BODY_BYTES) at 3 MB/s."""
+    writes every connection, and `workers` threads run the requests. At `max_connections` a new
+    connection makes room by closing the oldest one that has not sent its headers, else the
+    oldest still sending its body; one being answered is never closed, so a flood of silent
+    connections cannot lock out a real client. Bodies being received may hold at most
+    `max_receiving_bytes` in all (each at most MAX_BODY_BYTES); more is refused with a 503. A
+    connection that sends no request for `idle_timeout_s` (or no end of its headers) is closed,
+    and so is one whose body has not arrived `body_timeout_s` after its headers: long enough
+    for the largest request at 3.1 MB/s."""
 
     max_connections: int = 512
+    max_receiving_bytes: int = 1024**3
     idle_timeout_s: float = 15.0
     body_timeout_s: float = 30.0
     workers: int = 8
 
 
+# A connection's state, in the order in which connections are closed to make room.
+WAITING, RECEIVING, ANSWERING = 0, 1, 2
+
+
 class OpenConnections:
-    """The REST port's open connections, oldest first, and which are being answered.
+    """The REST port's open connections, oldest first, each with its state.
 
     Used from the event loop's thread only, so it needs no lock."""
 
     def __init__(self, cap: int):
         self.cap = cap
-        self._busy: dict[tornado.iostream.IOStream, bool] = {}  # insertion order: oldest first
+        self._state: dict[tornado.iostream.IOStream, int] = {}  # insertion order: oldest first
 
     def admit(self, stream: tornado.iostream.IOStream) -> bool:
-        """Whether `stream` may be served: at the cap, the oldest idle connection makes room."""
-        self._busy = {s: busy for s, busy in self._busy.items() if not s.closed()}
-        if len(self._busy) >= self.cap:
-            oldest_idle = next((s for s, busy in self._busy.items() if not busy), None)
-            if oldest_idle is None:
+        """Whether `stream` may be served; at the cap, another connection makes room."""
+        if len(self._state) >= self.cap:
+            waiting = [s for s, state in self._state.items() if state < ANSWERING]
+            if not waiting:
                 return False
-            oldest_idle.close()
-            del self._busy[oldest_idle]
-        self._busy[stream] = False
+            oldest = min(waiting, key=lambda s: self._state[s])  # min keeps the first of ties
+            oldest.close()
+            self.forget(oldest)
+        self._state[stream] = WAITING
         return True
 
-    def mark(self, stream: tornado.iostream.IOStream, busy: bool) -> None:
-        if stream in self._busy:
-            self._busy[stream] = busy
+    def mark(self, stream: tornado.iostream.IOStream, state: int) -> None:
+        if stream in self._state:
+            self._state[stream] = state
+
+    def forget(self, stream: tornado.iostream.IOStream) -> None:
+        self._state.pop(stream, None)
 
     def __len__(self) -> int:
-        return sum(not s.closed() for s in self._busy)
+        return len(self._state)
 
 
 class CappedHTTPServer(tornado.httpserver.HTTPServer):
@@ -191,6 +202,10 @@ class CappedHTTPServer(tornado.httpserver.HTTPServer):
         )
         stream.write(refusal.encode()).add_done_callback(lambda _: stream.close())
 
+    def on_close(self, server_conn) -> None:
+        super().on_close(server_conn)
+        self.connections.forget(server_conn.stream)
+
 
 class RestServer:
     """TF Serving's REST API on an event loop of its own thread; requests run on `workers`
@@ -201,7 +216,8 @@ class RestServer:
         self.settings = settings
         self.connections = OpenConnections(settings.max_connections)
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="rest")
-        self.in_flight = 0
+        self.in_flight = 0  # requests whose headers have arrived and whose answer is not sent
+        self.receiving_bytes = 0  # bodies held, reserved by their Content-Length
         self.stopping = False
         sockets = tornado.netutil.bind_sockets(port, host)
         self.port = sockets[0].getsockname()[1]
@@ -226,6 +242,12 @@ class RestServer:
         self._http.connections = self.connections
         self._http.add_sockets(sockets)
 
+    def open_connections(self) -> int:
+        async def count() -> int:
+            return len(self.connections)
+
+        return self._on_loop(count())
+
     async def _drain(self, drain_s: float) -> None:
         self.stopping = True
         self._http.stop()
@@ -235,6 +257,8 @@ class RestServer:
         await self._http.close_all_connections()
 
     def stop(self, drain_s: float = 0.0) -> None:
+        if self.loop.is_closed():
+            return
         self._on_loop(self._drain(drain_s))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
@@ -242,29 +266,68 @@ class RestServer:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def declared_length(headers) -> int | None:
+    """The Content-Length, where it is a plain number (Tornado refuses any other with a 400)."""
+    declared = headers.get("Content-Length", "")
+    return int(declared) if re.fullmatch(r"[0-9]{1,15}", declared) else None
+
+
 @tornado.web.stream_request_body
 class RestHandler(tornado.web.RequestHandler):
-    """One request: headers first (a body over the limit is refused before it is read), then
+    """One request: headers first (a body over the limits is refused before it is read), then
     the body, then the answer computed on a worker thread."""
 
     def initialize(self, rest: RestServer) -> None:
         self.rest = rest
         self.body = bytearray()
+        self.reserved = 0
+        self.counted = False  # in the server's in_flight
+        self.answering = False
 
     def prepare(self) -> None:
-        declared = self.request.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            # Answered without reading the body; Tornado then closes the connection.
-            self._send(
-                *self._error(
-                    400, f"Request body of {declared} bytes is over the limit of {MAX_BODY_BYTES}"
-                )
+        self.rest.in_flight += 1  # until the answer is sent: a drain waits for it
+        self.counted = True
+        stream = self.request.connection.stream
+        self.rest.connections.mark(stream, RECEIVING)
+        length = declared_length(self.request.headers) or 0
+        if length > MAX_BODY_BYTES:
+            self._refuse(
+                400, f"Request body of {length} bytes is over the limit of {MAX_BODY_BYTES}"
             )
-        elif not declared:
-            self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # a chunked body
+        elif self.rest.receiving_bytes + length > self.rest.settings.max_receiving_bytes:
+            self._refuse(503, "The server is receiving as many request bodies as it may")
+        else:
+            self._reserve(length)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answered before the body is read; Tornado then closes the connection."""
+        self.set_header("Connection", "close")
+        self._send(*self._error(status, message))
+
+    def _reserve(self, count: int) -> None:
+        self.reserved += count
+        self.rest.receiving_bytes += count
 
     def data_received(self, chunk: bytes) -> None:
         self.body += chunk
+        if len(self.body) > self.reserved:  # a chunked body: reserved as it comes
+            self._reserve(len(self.body) - self.reserved)
+            if self.rest.receiving_bytes > self.rest.settings.max_receiving_bytes:
+                self.request.connection.close()
+
+    def on_finish(self) -> None:
+        self._release()
+
+    def on_connection_close(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """The body's bytes; and the request, unless `_serve` is still sending its answer."""
+        self.rest.receiving_bytes -= self.reserved
+        self.reserved = 0
+        if self.counted and not self.answering:
+            self.rest.in_flight -= 1
+            self.counted = False
 
     async def get(self) -> None:
         await self._serve("GET")
@@ -275,22 +338,30 @@ class RestHandler(tornado.web.RequestHandler):
     def compute_etag(self) -> None:
         return None  # answers are computed afresh each time
 
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """Tornado's own refusals (a method other than GET and POST, say) as TF Serving's."""
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": self._reason}))
+
     async def _serve(self, method: str) -> None:
         stream = self.request.connection.stream
-        self.rest.connections.mark(stream, busy=True)
-        self.rest.in_flight += 1  # a drain waits until the answer is written
+        self.rest.connections.mark(stream, ANSWERING)
+        self.answering = True
         try:
             if self.rest.stopping:
                 self.set_header("Connection", "close")
                 answer = self._error(503, "The server is stopping")
             else:
                 answer = await asyncio.get_running_loop().run_in_executor(
-                    self.rest.executor, self._route, method, self.request.path, bytes(self.body)
+                    self.rest.executor, self._route, method, self.request.path, self.body
                 )
             await self._send(*answer)
+        except tornado.iostream.StreamClosedError:
+            pass  # the client left before its answer
         finally:
-            self.rest.in_flight -= 1
-            self.rest.connections.mark(stream, busy=False)
+            self.answering = False
+            self._release()  # now that the answer is written
+            self.rest.connections.mark(stream, WAITING)
 
     def _send(self, status: int, content_type: str, body: bytes):
         self.set_status(status)

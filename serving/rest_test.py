@@ -13,7 +13,9 @@ import urllib.request
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
+from tensorflow_serving.apis.prediction_log_pb2 import PredictionLog
 
 from components.data.codecs import encode_png
 from components.data.sample import load_sample, make_example
@@ -24,6 +26,7 @@ from serving.grpc_client import ServingClient
 from serving.limits import Limits
 from serving.metrics import LOAD_ATTEMPTS, REQUEST_COUNT, REQUEST_LATENCY, Metrics
 from serving.model_store import VersionedModel
+from serving.request_log import RequestLog, RequestLogSettings, log_files
 from serving.rest import MAX_BODY_BYTES, RestSettings, create_rest_server
 from serving.server import create_server
 from trainer.features import (
@@ -226,8 +229,11 @@ def raw_exchange(port: int, request: bytes, timeout_s: float = 10.0) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as connection:
         connection.sendall(request)
         answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
+        try:
+            while chunk := connection.recv(65536):
+                answer += chunk
+        except ConnectionResetError:  # closed with bytes of ours unread
+            pass
         return answer
 
 
@@ -246,7 +252,7 @@ def closed_by_server(connection: socket.socket) -> bool:
 
 def post(path: str, body: bytes, *headers: str) -> bytes:
     lines = [f"POST {path} HTTP/1.1", "Host: test", *headers, "Connection: close"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 DEEP = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
@@ -264,6 +270,8 @@ SIGNATURE_LIST = b'{"signature_name": ["serving_image"], "instances": []}'
         (post(MODEL + ":predict", b"{}", "Content-Length: two"), b""),
         (post(MODEL + ":predict", b"{}", "Content-Length: -2"), b""),
         (post(MODEL + ":predict", b"{}", "Content-Length: 2, 3"), b""),
+        (post(MODEL + ":predict", b"{}", "Content-Length: \xb2"), b""),  # a superscript two
+        (post(MODEL + ":predict", b"{}", "Content-Length: " + "9" * 5000), b""),
         (post(MODEL + ":predict", b"", f"Content-Length: {10**12}"), b"over the limit"),
         (post(MODEL + ":predict", b"zz\r\n", "Transfer-Encoding: chunked"), b""),
         (b"GET / HTTP/1.1\r\nX: " + b"y" * 100_000 + b"\r\n\r\n", None),
@@ -274,6 +282,8 @@ SIGNATURE_LIST = b'{"signature_name": ["serving_image"], "instances": []}'
         "length-text",
         "length-negative",
         "length-unequal",
+        "length-superscript",
+        "length-5000-digits",
         "length-huge",
         "chunk-garbage",
         "header-huge",
@@ -328,12 +338,70 @@ def test_a_flood_of_silent_connections_holds_no_threads_and_locks_no_client_out(
             flood.append(connection)
             if index % 50 == 0:
                 assert call(f"http://127.0.0.1:{rest.port}{MODEL}")[0] == 200
-                assert len(rest.connections) <= settings.max_connections
+                assert rest.open_connections() <= settings.max_connections
         assert threading.active_count() <= threads_before + settings.workers
+        assert closed_by_server(flood[0])  # the oldest silent connection made room
         time.sleep(settings.idle_timeout_s + settings.body_timeout_s + 0.5)
         assert all(closed_by_server(connection) for connection in flood)
-        assert len(rest.connections) == 0
+        assert rest.open_connections() == 0
     finally:
         for connection in flood:
             connection.close()
         rest.stop()
+
+
+def test_a_client_that_leaves_before_its_answer_costs_no_error(servers, pngs, caplog):
+    rest, *_ = servers
+    port = int(rest.rsplit(":", 1)[1])
+    body = json.dumps(
+        {"signature_name": SERVING_IMAGE_SIGNATURE, "instances": [b64(pngs[0][0])] * 256}
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.sendall(post(MODEL + ":predict", body, f"Content-Length: {len(body)}"))
+    time.sleep(2)  # the answer is computed for a client that is gone
+    assert call(rest + MODEL)[0] == 200
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+def test_stop_lets_requests_in_flight_finish_and_refuses_new_connections(servers, pngs):
+    _, _, core = servers
+    rest = create_rest_server(core, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{rest.port}{MODEL}:predict"
+    body = {"signature_name": SERVING_IMAGE_SIGNATURE, "instances": [b64(pngs[0][0])] * 1024}
+    answers = []
+    sender = threading.Thread(target=lambda: answers.append(call(url, body)))
+    sender.start()
+    time.sleep(0.3)  # sent, being answered
+    rest.stop(drain_s=60)
+    sender.join()
+    assert answers[0][0] == 200 and len(answers[0][1]["predictions"]) == 1024
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", rest.port), timeout=5)
+
+
+def test_requests_answered_over_grpc_and_rest_are_logged_as_prediction_logs(
+    tmp_path, servers, pngs
+):
+    _, _, shared = servers
+    request_log = RequestLog(tmp_path, DEFAULT_MODEL_NAME, RequestLogSettings(), Metrics())
+    core = ServingCore(shared.model, Limits(), Metrics(), request_log)
+    grpc_server, grpc_port = create_server(core, "127.0.0.1:0")
+    rest = create_rest_server(core, "127.0.0.1", 0)
+    images, _ = pngs
+    try:
+        with ServingClient(f"127.0.0.1:{grpc_port}") as grpc_client:
+            grpc_client.predict_images(images[:2])
+        with RestClient(f"127.0.0.1:{rest.port}") as rest_client:
+            rest_client.predict_images(images[2:3])
+    finally:
+        rest.stop()
+        grpc_server.stop(grace=None)
+        request_log.close()
+    files = [str(path) for path in log_files(tmp_path)]
+    logged = [PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files)]
+    assert [len(log.predict_log.request.inputs[IMAGES_INPUT].string_val) for log in logged] == [
+        2,
+        1,
+    ]
+    assert {log.log_metadata.model_spec.version.value for log in logged} == {1}
+    assert logged[1].predict_log.request.inputs[IMAGES_INPUT].string_val[0] == images[2]

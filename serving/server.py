@@ -1,13 +1,14 @@
 """A local server speaking TF Serving's gRPC and REST APIs, for machines without TF Serving.
 
     python -m serving.server --model_base_path outputs/serving_model/mnist_cnn
-        [--port 8500] [--rest_api_port 8501]
+        [--port 8500] [--rest_api_port 8501] [--request_log_dir outputs/request_logs/mnist_cnn]
 
 gRPC: PredictionService (Predict, Classify, GetModelMetadata) and ModelService (GetModelStatus)
 with TF Serving's messages and status codes. REST on the second port: TF Serving's `/v1/models`
 API, Prometheus metrics at /monitoring/prometheus/metrics, and a page at / where a person draws
 a digit. Clients written against it work unchanged against TF Serving
-(serving/docker-compose.yml); in production, run TF Serving itself.
+(serving/docker-compose.yml); in production, run TF Serving itself. Unlike TF Serving, it can
+log the requests it answers (serving/request_log.py), for `make monitor`.
 """
 
 import argparse
@@ -32,6 +33,7 @@ from serving.core import ServingCore, ServingError, invalid
 from serving.limits import GRPC_MESSAGE_OPTIONS, Limits
 from serving.metrics import Metrics
 from serving.model_store import VersionedModel
+from serving.request_log import RequestLog, RequestLogSettings
 from serving.rest import RestSettings, create_rest_server
 from trainer.features import DEFAULT_MODEL_NAME
 
@@ -185,6 +187,11 @@ def main() -> None:
         parser.add_argument(f"--{field}", type=int, default=default)
     for field, default in vars(RestSettings()).items():
         parser.add_argument(f"--rest_{field}", type=type(default), default=default)
+    parser.add_argument(
+        "--request_log_dir", type=Path, help="log the requests answered here (none: no log)"
+    )
+    for field, default in vars(RequestLogSettings()).items():
+        parser.add_argument(f"--request_log_{field}", type=type(default), default=default)
     # TF Serving's flags of the same names (0: TensorFlow's choice, a thread per core). Twice
     # the cores between ops: a long op of a large request (decoding a 16-megapixel picture)
     # then leaves threads to small requests (p99 beside a heavy client: 1.5x alone, against 2.7x
@@ -208,7 +215,18 @@ def main() -> None:
     )
     model.start()
     limits = Limits(**{field: getattr(args, field) for field in vars(Limits())})
-    core = ServingCore(model, limits, metrics)
+    request_log = None
+    if args.request_log_dir:
+        log_settings = RequestLogSettings(
+            **{field: getattr(args, f"request_log_{field}") for field in vars(RequestLogSettings())}
+        )
+        request_log = RequestLog(args.request_log_dir, args.model_name, log_settings, metrics)
+        log.info(
+            "Logging %.0f %% of the requests answered to %s",
+            100 * log_settings.sample_rate,
+            args.request_log_dir,
+        )
+    core = ServingCore(model, limits, metrics, request_log)
     grpc_server, port = create_server(
         core, f"{args.host}:{args.port}", args.workers, args.max_concurrent_rpcs
     )
@@ -238,6 +256,8 @@ def main() -> None:
     if rest:
         rest.stop(args.drain_s)
     grpc_stopped.wait()
+    if request_log:
+        request_log.close()
     model.stop()
     log.info("Stopped")
 

@@ -8,7 +8,9 @@ separate process on ephemeral ports, with TF Serving's own messages.
    the largest valid requests (4 pictures of 16 megapixels): the small clients' p99.
 4. Version churn: 8 clients for 30 s while versions are pushed, broken, fixed and deleted: failed
    requests, and answers from a version that was not on disk during the request.
-5. A flood of 2,000 half-open REST connections (half announce a body and send one byte, half
+5. The request log's cost: batch-1 p50 over gRPC and REST and batch-64 throughput on two servers
+   side by side, one logging every request (serving/request_log.py), in alternating blocks.
+6. A flood of 2,000 half-open REST connections (half announce a body and send one byte, half
    send nothing): the server's threads and RSS, a good request's latency during the flood, and
    how long until the server has closed them all. `make faults` asserts the outcome.
 
@@ -339,6 +341,48 @@ def bench_churn(
     }
 
 
+def _measure_block(server: ServerProcess, images: list[bytes], samples: dict) -> None:
+    with (
+        ServingClient(server.target, server.model_name) as grpc_client,
+        RestClient(server.rest, server.model_name) as rest_client,
+    ):
+        samples["grpc"] += timings(lambda: grpc_client.predict_images(images[:1]), 40)
+        samples["rest"] += timings(lambda: rest_client.predict_images(images[:1]), 40)
+        samples["batch_64"] += timings(lambda: grpc_client.predict_images(images[:64]), 4)
+
+
+def bench_logging_cost(base_path: Path, model_name: str, images: list[bytes]) -> dict:
+    """The same requests to a server without and one with a request log at sample rate 1.0,
+    in alternating blocks, so that both see the machine alike."""
+    sides = {}
+    with tempfile.TemporaryDirectory() as logs:
+        servers = {
+            "plain": ServerProcess(base_path, model_name),
+            "logging": ServerProcess(base_path, model_name, "--request_log_dir", logs),
+        }
+        try:
+            samples = {name: {"grpc": [], "rest": [], "batch_64": []} for name in servers}
+            for _ in range(10):
+                for name, server in servers.items():
+                    _measure_block(server, images, samples[name])
+        finally:
+            for server in servers.values():
+                server.stop()
+        logged = sum(1 for _ in Path(logs).glob("requests-*"))
+    for name, measured in samples.items():
+        sides[name] = {
+            "grpc_p50_ms": percentiles_ms(measured["grpc"])["p50_ms"],
+            "rest_p50_ms": percentiles_ms(measured["rest"])["p50_ms"],
+            "batch_64_images_per_s": round(64 / float(np.median(measured["batch_64"]))),
+        }
+    plain, logging_side = sides["plain"], sides["logging"]
+    return {
+        **sides,
+        "log_files": logged,
+        "cost": {key: round(logging_side[key] / plain[key] - 1, 3) for key in plain},
+    }
+
+
 def half_open(port: int, index: int, model_name: str) -> socket.socket:
     """A connection that holds the server: headers announcing a body, then one byte of it (odd
     `index`), or nothing at all."""
@@ -424,12 +468,15 @@ def bench_all(base_path: Path, images: list[bytes], model_name: str) -> dict:
         server.stop()
     print("Serving: version churn under load...", flush=True)
     results["churn"] = bench_churn(base_path, model_name, images)
+    print("Serving: the request log's cost, side by side...", flush=True)
+    results["request_log"] = bench_logging_cost(base_path, model_name, images)
     return results
 
 
 def markdown(results: dict) -> list[str]:
     latency, hostile = results["latency"], results["hostile"]
     fairness, churn, flood = results["fairness"], results["churn"], results["flood"]
+    request_log = results["request_log"]
     lines = [
         "",
         "## Serving (`serving_image`; the local server as its own process)",
@@ -479,6 +526,24 @@ def markdown(results: dict) -> list[str]:
         f"{flood['good_requests']} good requests meanwhile, p50 {flood['good_p50_ms']} ms, "
         f"slowest {flood['good_max_ms']} ms; all closed by the server after "
         f"{flood['all_closed_after_s']} s.",
+        "",
+        "Request log at sample rate 1.0 (two servers side by side, alternating blocks; target: "
+        "at most 5 % cost):",
+        "",
+        "| server | gRPC batch 1 p50 (ms) | REST batch 1 p50 (ms) | batch 64 images/s |",
+        "|---|---|---|---|",
+    ]
+    for name in ("plain", "logging"):
+        row = request_log[name]
+        lines.append(
+            f"| {name} | {row['grpc_p50_ms']} | {row['rest_p50_ms']} "
+            f"| {row['batch_64_images_per_s']} |"
+        )
+    cost = request_log["cost"]
+    lines += [
+        "",
+        f"Cost: gRPC p50 {cost['grpc_p50_ms']:+.1%}, REST p50 {cost['rest_p50_ms']:+.1%}, "
+        f"batch-64 throughput {cost['batch_64_images_per_s']:+.1%}.",
     ]
     return lines
 

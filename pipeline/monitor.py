@@ -1,0 +1,250 @@
+"""`make monitor`: are the pictures the served model answers still like those it was trained on?
+
+Reads the request log (serving/request_log.py, TF Serving's PredictionLog records) of the
+served version, and compares it with a sample of that model's training split, with TFDV: the
+same features on both sides (the picture as sent: encoded size, format, width, height,
+channels; the picture after the model's own Transform graph: ink share and brightness of the
+28x28 input; the answer: predicted class and confidence), then TFDV's drift comparators against
+the training side (L-infinity for categories, Jensen-Shannon divergence for numbers). Drift past
+a threshold is named with its distance; exit 3 then, as a failed data validation, else 0.
+
+    make monitor        # python -m pipeline.monitor
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+import tensorflow_transform as tft
+from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from components.data.atomic import write_atomically
+from components.splits import TRAIN
+from pipeline import local_runner
+from pipeline.demo import read_split
+from pipeline.results import run_summary
+from pipeline.settings import Settings
+from serving.core import images_of
+from serving.limits import image_header
+from serving.request_log import log_files
+from trainer.features import (
+    CLASS_ID_OUTPUT,
+    CONFIDENCE_OUTPUT,
+    IMAGE_KEY,
+    IMAGES_INPUT,
+    SERVING_IMAGE_SIGNATURE,
+    transformed_name,
+)
+
+CATEGORICAL = ("format", "channels", "predicted_class")
+NUMERIC = ("encoded_bytes", "width", "height", "ink_share", "brightness", "confidence")
+# Drift thresholds: a category's share may move by 0.1 (L-infinity); a number's distribution
+# by a Jensen-Shannon divergence of 0.1. Two samples of the same digits (1,000 requests against
+# 2,000 training pictures) stay under both; a class that takes half the requests, or photos of
+# blank paper, pass them (pipeline/monitor_test.py).
+L_INFINITY, JENSEN_SHANNON = 0.1, 0.1
+TRAINING_SAMPLE = 2000
+INK = 0.2  # a transformed pixel above this is ink (the transformed picture ranges 0..1)
+
+
+class MonitorError(FileNotFoundError):
+    """The monitor cannot run: no request log, no served model, no request it answered (exit 2,
+    as for any missing input)."""
+
+
+@dataclasses.dataclass
+class Requests:
+    """The served version's logged requests: pictures and answers, and the files skipped."""
+
+    images: list[bytes]
+    class_ids: list[int]
+    confidences: list[float]
+    skipped: dict[str, str]  # file -> why
+
+
+def read_requests(log_dir: Path, model_name: str, version: int) -> Requests:
+    """Every logged Predict that `version` of `model_name` answered. Files that are truncated
+    or not request logs are skipped and named; records of other models or versions are left
+    out."""
+    if not log_dir.is_dir():
+        raise MonitorError(
+            f"No request log at {log_dir}: `make serve` writes it (--request_log_dir)"
+        )
+    requests = Requests([], [], [], {})
+    for path in log_files(log_dir):
+        found = Requests([], [], [], {})
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+                spec = log.log_metadata.model_spec
+                if spec.name != model_name or spec.version.value != version:
+                    continue
+                (input_name, values), *_ = log.predict_log.request.inputs.items()
+                outputs = log.predict_log.response.outputs
+                found.images += images_of(input_name, list(values.string_val))
+                found.class_ids += tf.make_ndarray(outputs[CLASS_ID_OUTPUT]).tolist()
+                found.confidences += tf.make_ndarray(outputs[CONFIDENCE_OUTPUT]).tolist()
+        except (tf.errors.OpError, ValueError, KeyError) as error:
+            requests.skipped[str(path)] = f"{type(error).__name__}: {str(error)[:120]}"
+            continue
+        requests.images += found.images
+        requests.class_ids += found.class_ids
+        requests.confidences += found.confidences
+    return requests
+
+
+def picture_features(
+    images: list[bytes], transform_output: tft.TFTransformOutput
+) -> dict[str, list]:
+    """What each picture looks like as sent, and after the model's Transform graph."""
+    formats, widths, heights, channels = [], [], [], []
+    for data in images:
+        header = image_header(data)
+        formats.append(header[0] if header else "unknown")
+        widths.append(header[1][0] if header else 0)
+        heights.append(header[1][1] if header else 0)
+        try:
+            decoded = tf.io.decode_image(data, expand_animations=False)
+            channels.append(str(decoded.shape[-1]))
+        except tf.errors.OpError:
+            channels.append("undecodable")
+    layer = transform_output.transform_features_layer()
+    spec = transform_output.raw_feature_spec()[IMAGE_KEY]
+    ink, brightness = [], []
+    for start in range(0, len(images), 256):
+        batch = tf.constant(images[start : start + 256])
+        raw = tf.reshape(batch, [-1, *spec.shape]) if spec.shape else batch
+        pixels = layer({IMAGE_KEY: raw})[transformed_name(IMAGE_KEY)].numpy()
+        ink += (pixels > INK).mean(axis=(1, 2, 3)).tolist()
+        brightness += pixels.mean(axis=(1, 2, 3)).tolist()
+    return {
+        "encoded_bytes": [len(data) for data in images],
+        "format": formats,
+        "width": widths,
+        "height": heights,
+        "channels": channels,
+        "ink_share": ink,
+        "brightness": brightness,
+    }
+
+
+def statistics(features: dict[str, list]) -> statistics_pb2.DatasetFeatureStatisticsList:
+    return tfdv.generate_statistics_from_dataframe(pd.DataFrame(features))
+
+
+@dataclasses.dataclass
+class Drift:
+    feature: str
+    measure: str  # L_INFTY or JENSEN_SHANNON_DIVERGENCE
+    distance: float
+    threshold: float
+
+
+def drift(
+    served: statistics_pb2.DatasetFeatureStatisticsList,
+    trained: statistics_pb2.DatasetFeatureStatisticsList,
+) -> tuple[list[Drift], anomalies_pb2.Anomalies]:
+    """Each feature's distance from the training side, and TFDV's anomalies (drift past a
+    threshold, and values the training side never had)."""
+    schema = tfdv.infer_schema(trained)
+    for feature in schema.feature:
+        comparator = feature.drift_comparator
+        if feature.name in CATEGORICAL:
+            comparator.infinity_norm.threshold = L_INFINITY
+        else:
+            comparator.jensen_shannon_divergence.threshold = JENSEN_SHANNON
+    anomalies = tfdv.validate_statistics(served, schema, previous_statistics=trained)
+    distances = [
+        Drift(
+            info.path.step[0],
+            anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(measurement.type),
+            measurement.value,
+            measurement.threshold,
+        )
+        for info in anomalies.drift_skew_info
+        for measurement in info.drift_measurements
+    ]
+    return distances, anomalies
+
+
+def answers(model_dir: Path, images: list[bytes]) -> tuple[list[int], list[float]]:
+    """The served model's class ids and confidences for `images`."""
+    signature = tf.saved_model.load(str(model_dir)).signatures[SERVING_IMAGE_SIGNATURE]
+    class_ids, confidences = [], []
+    for start in range(0, len(images), 256):
+        outputs = signature(**{IMAGES_INPUT: tf.constant(images[start : start + 256])})
+        class_ids += outputs[CLASS_ID_OUTPUT].numpy().tolist()
+        confidences += outputs[CONFIDENCE_OUTPUT].numpy().tolist()
+    return class_ids, confidences
+
+
+def side(
+    images: list[bytes],
+    class_ids: list[int],
+    confidences: list[float],
+    transform_output: tft.TFTransformOutput,
+) -> dict[str, list]:
+    """The monitored features of one side: the pictures and the model's answers to them."""
+    return {
+        **picture_features(images, transform_output),
+        "predicted_class": [str(class_id) for class_id in class_ids],
+        "confidence": confidences,
+    }
+
+
+def served_version(serving_model_dir: Path) -> Path:
+    versions = [p for p in serving_model_dir.glob("*") if (p / "saved_model.pb").exists()]
+    if not versions:
+        raise MonitorError(f"No model is served from {serving_model_dir}: `make run` pushes one")
+    return max(versions, key=lambda path: int(path.name))
+
+
+def report(distances: list[Drift], requests: Requests, version: Path) -> list[str]:
+    lines = [
+        f"Monitored {len(requests.images)} logged pictures answered by version {version.name}"
+        f" against {TRAINING_SAMPLE} of its training pictures",
+    ]
+    lines += [f"  skipped {file}: {why}" for file, why in requests.skipped.items()]
+    for item in sorted(distances, key=lambda d: d.distance / d.threshold, reverse=True):
+        verdict = "DRIFT" if item.distance > item.threshold else "ok"
+        lines.append(
+            f"  {item.feature:<16} {item.measure:<26} {item.distance:.3f} "
+            f"(threshold {item.threshold:.2f})  {verdict}"
+        )
+    return lines
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    version = served_version(settings.serving_model_dir)
+    requests = read_requests(settings.request_log_dir, settings.model_name, int(version.name))
+    if not requests.images:
+        raise MonitorError(
+            f"No request answered by version {version.name} in {settings.request_log_dir}"
+        )
+    summary = run_summary(settings.metadata_path)
+    transform_output = tft.TFTransformOutput(str(summary.artifact_uris["Transform.TransformGraph"]))
+    images, _ = read_split(summary.examples_uris, TRAIN, limit=TRAINING_SAMPLE)
+    trained = statistics(side(images, *answers(version, images), transform_output))
+    served = statistics(
+        side(requests.images, requests.class_ids, requests.confidences, transform_output)
+    )
+    distances, anomalies = drift(served, trained)
+    out = settings.output_dir / "monitor"
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomically(out / "anomalies.pbtxt", str(anomalies))
+    write_atomically(
+        out / "drift.json", json.dumps([dataclasses.asdict(d) for d in distances], indent=2)
+    )
+    print("\n".join(report(distances, requests, version)))
+    drifted = [d.feature for d in distances if d.distance > d.threshold]
+    print(f"Drift in {', '.join(drifted)}" if drifted else "No drift", f"(details: {out})")
+    return 3 if drifted else 0
+
+
+if __name__ == "__main__":
+    local_runner.run_cli(main, exclusive=False)

@@ -1,0 +1,113 @@
+"""The monitor on request logs written by the server's own RequestLog: held-out digits show no
+drift; a stream where one class dominates, or photos of blank paper, drift and are named."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components.data.codecs import encode_png
+from components.data.sample import load_sample
+from pipeline.monitor import (
+    MonitorError,
+    answers,
+    drift,
+    read_requests,
+    side,
+    statistics,
+)
+from serving.metrics import Metrics
+from serving.request_log import RequestLog, RequestLogSettings
+from trainer.features import (
+    CLASS_ID_OUTPUT,
+    CONFIDENCE_OUTPUT,
+    IMAGES_INPUT,
+    SERVING_IMAGE_SIGNATURE,
+)
+
+TRAINED, HELD_OUT = 2000, 600  # the fixture model trained on the first 2,000 of the sample
+
+
+@pytest.fixture(scope="module")
+def sample():
+    pixels, labels = load_sample(TRAINED + HELD_OUT, seed=2)
+    return [encode_png(p) for p in pixels], labels
+
+
+@pytest.fixture(scope="module")
+def trained_statistics(sample, trained_model_dir, transform_output):
+    images = sample[0][:TRAINED]
+    return statistics(side(images, *answers(trained_model_dir / "1", images), transform_output))
+
+
+def blank_paper(seed: int) -> bytes:
+    """A phone photo of paper with nothing on it: grey, uneven, noisy, JPEG."""
+    rng = np.random.default_rng(seed)
+    light = np.linspace(150, 210, 640)[None, :] + rng.normal(0, 6, (480, 640))
+    picture = io.BytesIO()
+    Image.fromarray(np.clip(light, 0, 255).astype(np.uint8)).convert("RGB").save(picture, "JPEG")
+    return picture.getvalue()
+
+
+def monitored(tmp_path, images, trained_model_dir, transform_output, trained_statistics):
+    """`images` sent one per request, logged by RequestLog, read back and compared."""
+    request_log = RequestLog(tmp_path, "mnist_cnn", RequestLogSettings(), Metrics())
+    class_ids, confidences = answers(trained_model_dir / "1", images)
+    for image, class_id, confidence in zip(images, class_ids, confidences, strict=True):
+        outputs = {CLASS_ID_OUTPUT: np.array([class_id]), CONFIDENCE_OUTPUT: np.array([confidence])}
+        request_log.record(1, SERVING_IMAGE_SIGNATURE, {IMAGES_INPUT: [image]}, outputs)
+    request_log.close()
+    requests = read_requests(tmp_path, "mnist_cnn", 1)
+    assert len(requests.images) == len(images) and not requests.skipped
+    served = statistics(
+        side(requests.images, requests.class_ids, requests.confidences, transform_output)
+    )
+    distances, _ = drift(served, trained_statistics)
+    return {d.feature: d for d in distances if d.distance > d.threshold}
+
+
+def test_held_out_digits_do_not_drift(
+    tmp_path, sample, trained_model_dir, transform_output, trained_statistics
+):
+    held_out = sample[0][TRAINED:]
+    assert (
+        monitored(tmp_path, held_out, trained_model_dir, transform_output, trained_statistics) == {}
+    )
+
+
+def test_a_class_that_dominates_drifts_in_the_predicted_class(
+    tmp_path, sample, trained_model_dir, transform_output, trained_statistics
+):
+    images, labels = sample
+    held_out, held_labels = images[TRAINED:], labels[TRAINED:]
+    threes = [image for image, label in zip(held_out, held_labels, strict=True) if label == 3]
+    stream = held_out[:300] + threes * 5
+    drifted = monitored(tmp_path, stream, trained_model_dir, transform_output, trained_statistics)
+    assert "predicted_class" in drifted and drifted["predicted_class"].measure == "L_INFTY"
+
+
+def test_photos_of_blank_paper_drift_in_format_size_and_ink(
+    tmp_path, trained_model_dir, transform_output, trained_statistics
+):
+    photos = [blank_paper(seed) for seed in range(60)]
+    drifted = monitored(tmp_path, photos, trained_model_dir, transform_output, trained_statistics)
+    assert {"format", "width", "ink_share"} <= set(drifted), drifted
+
+
+def test_a_truncated_log_file_is_skipped_and_named_and_other_versions_left_out(tmp_path):
+    request_log = RequestLog(tmp_path, "mnist_cnn", RequestLogSettings(), Metrics())
+    outputs = {CLASS_ID_OUTPUT: np.array([1]), CONFIDENCE_OUTPUT: np.array([0.9])}
+    for version in (1, 2):
+        request_log.record(version, SERVING_IMAGE_SIGNATURE, {IMAGES_INPUT: [b"png"]}, outputs)
+    request_log.close()
+    (whole,) = list(tmp_path.glob("requests-*"))
+    cut = tmp_path / "requests-cut.tfrecord"
+    cut.write_bytes(whole.read_bytes()[:-7])
+    requests = read_requests(tmp_path, "mnist_cnn", 2)
+    assert requests.images == [b"png"] and list(requests.skipped) == [str(cut)]
+
+
+def test_a_missing_log_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(MonitorError, match="No request log at"):
+        read_requests(tmp_path / "nothing", "mnist_cnn", 1)
