@@ -51,9 +51,10 @@ class Metrics:
         with self._lock:
             self._loads[(model_path, "success" if succeeded else "fail")] += 1
 
-    def record_logged(self, model: str, status: str) -> None:
-        with self._lock:
-            self._logged[(model, status)] += 1
+    def record_logged(self, model: str, status: str, count: int = 1) -> None:
+        if count:
+            with self._lock:
+                self._logged[(model, status)] += count
 
     def text(self) -> str:
         """The exposition text, as TF Serving's /monitoring/prometheus/metrics serves it."""

@@ -22,6 +22,7 @@ from serving.request_log import (
     RequestLog,
     RequestLogSettings,
     log_files,
+    tensor_proto,
 )
 
 OUTPUTS = {"class_ids": np.array([7], np.int64), "probabilities": np.full((1, 10), 0.1, np.float32)}
@@ -63,6 +64,20 @@ def test_each_request_is_a_prediction_log_with_its_model_version_request_and_res
     assert request.model_spec == spec and request.inputs["images"].string_val == [b"png 0"]
     assert tf.make_ndarray(response.outputs["class_ids"]).tolist() == [7]
     assert [p.name for p in tmp_path.iterdir()] == [p.name for p in log_files(tmp_path)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [b"png", b"\x00\xff"],
+        np.array([[0.25, 0.75]], np.float32),
+        np.array([3, 7], np.int64),
+        np.array([b"seven", b"three"], object),
+    ],
+    ids=["input strings", "probabilities", "class ids", "class names"],
+)
+def test_tensors_are_those_make_tensor_proto_writes(values):
+    assert tensor_proto(values) == tf.make_tensor_proto(values)
 
 
 def test_files_rotate_by_size_and_the_oldest_go_past_the_budget(tmp_path):

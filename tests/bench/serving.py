@@ -341,46 +341,50 @@ def bench_churn(
     }
 
 
-def _measure_block(server: ServerProcess, images: list[bytes], samples: dict) -> None:
+def _measure_block(server: ServerProcess, images: list[bytes]) -> dict[str, float]:
+    """One block's batch-1 p50s (ms) over gRPC and REST and batch-64 images/s."""
     with (
         ServingClient(server.target, server.model_name) as grpc_client,
         RestClient(server.rest, server.model_name) as rest_client,
     ):
-        samples["grpc"] += timings(lambda: grpc_client.predict_images(images[:1]), 40)
-        samples["rest"] += timings(lambda: rest_client.predict_images(images[:1]), 40)
-        samples["batch_64"] += timings(lambda: grpc_client.predict_images(images[:64]), 4)
+        grpc_one = timings(lambda: grpc_client.predict_images(images[:1]), 40)
+        rest_one = timings(lambda: rest_client.predict_images(images[:1]), 40)
+        batch = timings(lambda: grpc_client.predict_images(images[:64]), 4)
+    return {
+        "grpc_p50_ms": float(np.median(grpc_one)) * 1000,
+        "rest_p50_ms": float(np.median(rest_one)) * 1000,
+        "batch_64_images_per_s": 64 / float(np.median(batch)),
+    }
 
 
 def bench_logging_cost(base_path: Path, model_name: str, images: list[bytes]) -> dict:
     """The same requests to a server without and one with a request log at sample rate 1.0,
-    in alternating blocks, so that both see the machine alike."""
-    sides = {}
+    in 20 alternating blocks; each figure is the median over blocks, and the cost the median
+    of the blocks' ratios, so that a slow spell of the machine counts against neither."""
     with tempfile.TemporaryDirectory() as logs:
         servers = {
             "plain": ServerProcess(base_path, model_name),
             "logging": ServerProcess(base_path, model_name, "--request_log_dir", logs),
         }
         try:
-            samples = {name: {"grpc": [], "rest": [], "batch_64": []} for name in servers}
-            for _ in range(10):
-                for name, server in servers.items():
-                    _measure_block(server, images, samples[name])
+            blocks = [
+                {name: _measure_block(server, images) for name, server in servers.items()}
+                for _ in range(20)
+            ]
         finally:
             for server in servers.values():
                 server.stop()
         logged = sum(1 for _ in Path(logs).glob("requests-*"))
-    for name, measured in samples.items():
-        sides[name] = {
-            "grpc_p50_ms": percentiles_ms(measured["grpc"])["p50_ms"],
-            "rest_p50_ms": percentiles_ms(measured["rest"])["p50_ms"],
-            "batch_64_images_per_s": round(64 / float(np.median(measured["batch_64"]))),
-        }
-    plain, logging_side = sides["plain"], sides["logging"]
-    return {
-        **sides,
-        "log_files": logged,
-        "cost": {key: round(logging_side[key] / plain[key] - 1, 3) for key in plain},
+    keys = list(blocks[0]["plain"])
+    result = {
+        name: {key: round(float(np.median([b[name][key] for b in blocks])), 2) for key in keys}
+        for name in servers
     }
+    result["cost"] = {
+        key: round(float(np.median([b["logging"][key] / b["plain"][key] for b in blocks])) - 1, 3)
+        for key in keys
+    }
+    return {**result, "log_files": logged}
 
 
 def half_open(port: int, index: int, model_name: str) -> socket.socket:
