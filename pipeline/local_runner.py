@@ -92,13 +92,15 @@ def run_ids(connection: metadata_store_pb2.ConnectionConfig) -> set[str]:
     return {context.name for context in store.get_contexts_by_type(PIPELINE_RUN_CONTEXT_TYPE_NAME)}
 
 
-def run_pipeline(local_pipeline: tfx.dsl.Pipeline) -> str:
+def run_pipeline(local_pipeline: tfx.dsl.Pipeline) -> str | None:
     """Runs the pipeline; returns its run id, so that what is reported is this run's own and
-    never another's that the store holds (LocalDagRunner names the run but does not say)."""
+    never another's that the store holds (LocalDagRunner names the run but does not say).
+    None where nothing ran: the TFX CLI's `pipeline create` replaces the runner to record the
+    pipeline."""
     before = run_ids(local_pipeline.metadata_connection_config)
     tfx.orchestration.LocalDagRunner().run(local_pipeline)
-    (run_id,) = run_ids(local_pipeline.metadata_connection_config) - before
-    return run_id
+    new = run_ids(local_pipeline.metadata_connection_config) - before
+    return new.pop() if new else None
 
 
 # What a command-line entry point's errors mean: 2, unusable settings or data source (found

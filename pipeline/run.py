@@ -189,7 +189,7 @@ def spans_to_ingest_first(source: data_source.DataSource, settings: Settings) ->
     return [span for span in window if span not in ingested]
 
 
-def run_with_progress(pipeline) -> str:
+def run_with_progress(pipeline) -> str | None:
     """Runs the pipeline, a line per component; returns its run id."""
     progress = ComponentProgress(total=len(pipeline.components))
     logging.getLogger("absl").addHandler(progress)
