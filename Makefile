@@ -64,7 +64,7 @@ setting = $$($(PY) -m pipeline.settings $(1))
 serve: $(STAMP)
 	$(QUIET) $(PY) -m serving.server --model_name $(call setting,model_name) \
 	  --model_base_path $(call setting,serving_model_dir) \
-	  --request_log_dir $(call setting,request_log_dir)
+	  --request_log_dir $(call setting,request_log_dir) --drift_file $(call setting,drift_file)
 
 # The served version's logged requests against its training data (pipeline/monitor.py): each
 # feature's drift, exit 3 past a threshold.

@@ -23,10 +23,11 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 import tensorflow_transform as tft
+from matplotlib.figure import Figure
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components.data.atomic import write_atomically
+from components.data.atomic import replaced_atomically, write_atomically
 from components.splits import TEST
 from pipeline import local_runner
 from pipeline.demo import read_split
@@ -205,6 +206,58 @@ def side(
     }
 
 
+def write_page(
+    served: dict[str, list], reference: dict[str, list], distances: list[Drift], out: Path
+) -> Path:
+    """`out/index.html`: each feature's distance and threshold, and both distributions side by
+    side (shares of each category; histograms of each number)."""
+    by_feature = {d.feature: d for d in distances}
+    names = [*CATEGORICAL, *NUMERIC]
+    figure = Figure(figsize=(13, 10))  # no pyplot: no display needed, no global state
+    axes = figure.subplots(3, 3)
+    for axis, name in zip(axes.flat, names, strict=True):
+        if name in CATEGORICAL:
+            values = sorted(set(served[name]) | set(reference[name]))
+            for offset, (label, column) in enumerate(
+                (("test split", reference[name]), ("requests", served[name]))
+            ):
+                shares = [column.count(v) / max(len(column), 1) for v in values]
+                axis.bar(np.arange(len(values)) + 0.4 * offset, shares, width=0.4, label=label)
+            axis.set_xticks(np.arange(len(values)) + 0.2, values, rotation=30, fontsize=7)
+        else:
+            low = min(min(served[name]), min(reference[name]))
+            high = max(max(served[name]), max(reference[name]))
+            bins = np.linspace(low, high if high > low else low + 1, 30)
+            axis.hist(reference[name], bins, density=True, alpha=0.6, label="test split")
+            axis.hist(served[name], bins, density=True, alpha=0.6, label="requests")
+        item = by_feature.get(name)
+        verdict = (
+            ""
+            if item is None
+            else (f" {item.distance:.3f}" + (" DRIFT" if item.distance > item.threshold else ""))
+        )
+        axis.set_title(name + verdict, fontsize=9)
+    axes.flat[0].legend(fontsize=7)
+    figure.tight_layout()
+    with replaced_atomically(out / "drift.png") as partial:
+        figure.savefig(partial, dpi=80, format="png")
+    rows = "".join(
+        f"<tr><td>{d.feature}</td><td>{d.measure}</td><td>{d.distance:.3f}</td>"
+        f"<td>{d.threshold:.2f}</td><td>{'DRIFT' if d.distance > d.threshold else 'ok'}</td></tr>"
+        for d in sorted(distances, key=lambda d: d.distance / d.threshold, reverse=True)
+    )
+    page = out / "index.html"
+    write_atomically(
+        page,
+        "<!doctype html><html><head><meta charset='utf-8'><title>Drift</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}td{padding:0 1em}"
+        "img{max-width:100%}</style></head><body><h1>Served requests against the test split"
+        "</h1><table><tr><th>feature</th><th>measure</th><th>distance</th><th>threshold</th>"
+        f"<th></th></tr>{rows}</table><img src='drift.png' alt='distributions'></body></html>",
+    )
+    return page
+
+
 def served_version(serving_model_dir: Path) -> Path:
     versions = [p for p in serving_model_dir.glob("*") if (p / "saved_model.pb").exists()]
     if not versions:
@@ -239,20 +292,24 @@ def main() -> int:
     summary = run_summary(settings.metadata_path)
     transform_output = tft.TFTransformOutput(str(summary.artifact_uris["Transform.TransformGraph"]))
     images, _ = read_split(summary.examples_uris, TEST, limit=REFERENCE_SAMPLE)
-    reference = statistics(side(images, *answers(version, images), transform_output))
-    served = statistics(
-        side(requests.images, requests.class_ids, requests.confidences, transform_output)
-    )
-    distances, anomalies = drift(served, reference)
-    out = settings.output_dir / "monitor"
+    reference = side(images, *answers(version, images), transform_output)
+    served = side(requests.images, requests.class_ids, requests.confidences, transform_output)
+    distances, anomalies = drift(statistics(served), statistics(reference))
+    out = settings.drift_file.parent
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "anomalies.pbtxt", str(anomalies))
-    write_atomically(
-        out / "drift.json", json.dumps([dataclasses.asdict(d) for d in distances], indent=2)
-    )
+    document = {
+        "model_name": settings.model_name,
+        "version": version.name,
+        "requests": len(requests.images),
+        "reference": len(images),
+        "features": [dataclasses.asdict(d) for d in distances],
+    }
+    write_atomically(settings.drift_file, json.dumps(document, indent=2))
+    page = write_page(served, reference, distances, out)
     print("\n".join(report(distances, requests, version, len(images))))
     drifted = [d.feature for d in distances if d.distance > d.threshold]
-    print(f"Drift in {', '.join(drifted)}" if drifted else "No drift", f"(details: {out})")
+    print(f"Drift in {', '.join(drifted)}" if drifted else "No drift", f"(charts: {page})")
     return 3 if drifted else 0
 
 

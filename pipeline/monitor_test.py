@@ -16,6 +16,7 @@ from pipeline.monitor import (
     read_requests,
     side,
     statistics,
+    write_page,
 )
 from serving.metrics import Metrics
 from serving.request_log import RequestLog, RequestLogSettings
@@ -111,3 +112,26 @@ def test_a_truncated_log_file_is_skipped_and_named_and_other_versions_left_out(t
 def test_a_missing_log_folder_is_a_clear_error(tmp_path):
     with pytest.raises(MonitorError, match="No request log at"):
         read_requests(tmp_path / "nothing", "mnist_cnn", 1)
+
+
+def test_the_page_shows_each_feature_with_its_distance(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def made_up(ink: float) -> dict[str, list]:
+        return {
+            "format": ["png"] * 200,
+            "channels": ["1"] * 200,
+            "predicted_class": [str(i % 10) for i in range(200)],
+            "confidence": ["0.99 and over"] * 200,
+            "encoded_bytes": rng.normal(250, 20, 200).tolist(),
+            "width": [28] * 200,
+            "height": [28] * 200,
+            "ink_share": rng.normal(ink, 0.02, 200).tolist(),
+            "brightness": rng.normal(0.13, 0.02, 200).tolist(),
+        }
+
+    served, reference = made_up(0.4), made_up(0.19)
+    distances, _ = drift(statistics(served), statistics(reference))
+    page = write_page(served, reference, distances, tmp_path)
+    text = page.read_text()
+    assert "ink_share" in text and "DRIFT" in text and (tmp_path / "drift.png").stat().st_size

@@ -184,6 +184,11 @@ class Settings:
         return self.output_dir / "report"
 
     @property
+    def drift_file(self) -> Path:
+        """`make monitor`'s distances, which `make serve` shows as Prometheus gauges."""
+        return self.output_dir / "monitor" / "drift.json"
+
+    @property
     def schema_output_dir(self) -> Path:
         """Where `make schema` writes."""
         return self.output_dir / "schema"

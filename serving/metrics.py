@@ -3,16 +3,22 @@
 (a histogram in microseconds, by model, API and entrypoint, with TF Serving's buckets) and
 `:tensorflow:cc:saved_model:load_attempt_count` (by model path and status); and, in the same
 style, the request log's records (`:tensorflow:serving:request_log_count`, by model and status:
-written, sampled_out, queue_full, failed), which TF Serving has no name for."""
+written, sampled_out, dropped, failed) and `make monitor`'s last distances of the served
+inputs from the training data (`:tensorflow:serving:input_drift` and `..._threshold` gauges, by
+model, version, feature and measure: alert where one passes the other), which TF Serving has no
+names for."""
 
 import bisect
+import json
 import threading
 from collections import Counter, defaultdict
+from pathlib import Path
 
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
 LOAD_ATTEMPTS = ":tensorflow:cc:saved_model:load_attempt_count"
 REQUEST_LOG_COUNT = ":tensorflow:serving:request_log_count"
+INPUT_DRIFT = ":tensorflow:serving:input_drift"
 # TF Serving's request_latency buckets: scale 10 us, power 1.8, 33 buckets (about 20 minutes).
 LATENCY_BUCKETS_US = [10 * 1.8**i for i in range(33)]
 
@@ -25,10 +31,12 @@ def _labels(**labels: str) -> str:
 
 
 class Metrics:
-    """Thread-safe counters and latency histograms, written in Prometheus' text format."""
+    """Thread-safe counters and latency histograms, written in Prometheus' text format, and the
+    drift gauges read from `drift_file` when it exists."""
 
-    def __init__(self):
+    def __init__(self, drift_file: Path | None = None):
         self._lock = threading.Lock()
+        self.drift_file = drift_file
         self._requests: Counter = Counter()  # (model, status) -> count
         self._loads: Counter = Counter()  # (path, status) -> count
         self._logged: Counter = Counter()  # (model, status) -> count
@@ -81,4 +89,24 @@ class Metrics:
                 lines.append(
                     f"{REQUEST_LOG_COUNT}{_labels(model_name=model, status=status)} {count}"
                 )
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + self._drift_lines()) + "\n"
+
+    def _drift_lines(self) -> list[str]:
+        try:  # written whole by make monitor (os.replace), so never half a file
+            drift = json.loads(self.drift_file.read_text()) if self.drift_file else None
+        except (OSError, ValueError):
+            drift = None
+        if not drift:
+            return []
+        lines = []
+        for name, key in ((INPUT_DRIFT, "distance"), (f"{INPUT_DRIFT}_threshold", "threshold")):
+            lines.append(f"# TYPE {name} gauge")
+            for item in drift["features"]:
+                labels = _labels(
+                    model_name=drift["model_name"],
+                    version=drift["version"],
+                    feature=item["feature"],
+                    measure=item["measure"],
+                )
+                lines.append(f"{name}{labels} {item[key]}")
+        return lines

@@ -190,6 +190,9 @@ def main() -> None:
     parser.add_argument(
         "--request_log_dir", type=Path, help="log the requests answered here (none: no log)"
     )
+    parser.add_argument(
+        "--drift_file", type=Path, help="make monitor's distances, shown as Prometheus gauges"
+    )
     for field, default in vars(RequestLogSettings()).items():
         parser.add_argument(f"--request_log_{field}", type=type(default), default=default)
     # TF Serving's flags of the same names (0: TensorFlow's choice, a thread per core). Twice
@@ -206,7 +209,7 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
     tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
 
-    metrics = Metrics()
+    metrics = Metrics(args.drift_file)
     model = VersionedModel(
         args.model_name,
         args.model_base_path,
