@@ -1,5 +1,6 @@
 """`make run DATA=...` on data stored the way image data sets are stored, written by the tests."""
 
+import io
 import socket
 import time
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
+from PIL import Image
 
 from components.data.codecs import encode_png, write_idx
 from components.data.sample import load_sample
@@ -40,8 +42,11 @@ def test_make_schema_then_class_folders_train_a_model_that_names_its_classes(tmp
     for name, digit in CLASSES.items():
         folder = tmp_path / "shapes" / name
         folder.mkdir(parents=True)
-        for index in np.flatnonzero(labels == digit)[:150]:
-            (folder / f"{index}.png").write_bytes(encode_png(pixels[index]))
+        for count, index in enumerate(np.flatnonzero(labels == digit)[:150]):
+            if count % 10:
+                (folder / f"{index}.png").write_bytes(encode_png(pixels[index]))
+            else:  # a GIF in ten, an advertised format TensorFlow decodes only to colour
+                Image.fromarray(pixels[index]).save(folder / f"{index}.gif", format="GIF")
     output_dir, data = tmp_path / "outputs", str(tmp_path / "shapes")
 
     inferred = run_pipeline(output_dir, "pipeline.infer_schema", DATA=data)  # make schema
@@ -61,6 +66,9 @@ def test_make_schema_then_class_folders_train_a_model_that_names_its_classes(tmp
     assert summary.blessed and summary.pushed_path
     assert read_class_names(summary.pushed_path) == sorted(CLASSES)
     held_out = [encode_png(pixels[i]) for i in np.flatnonzero(labels == 0)[-20:]]
+    gif = io.BytesIO()
+    Image.fromarray(pixels[np.flatnonzero(labels == 0)[-21]]).save(gif, format="GIF")
+    held_out.append(gif.getvalue())
     model = tf.saved_model.load(str(summary.pushed_path))
     names = model.signatures[SERVING_IMAGE_SIGNATURE](**{IMAGES_INPUT: tf.constant(held_out)})
     assert np.mean(names[CLASS_NAME_OUTPUT].numpy() == b"zero") >= 0.9

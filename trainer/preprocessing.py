@@ -16,14 +16,26 @@ from trainer.features import (
 from trainer.normalisation import fit, to_mnist_form
 
 
+def decode_grayscale(data: tf.Tensor) -> tf.Tensor:
+    """One encoded picture as uint8 [height, width, 1]. TensorFlow decodes a GIF only to colour
+    ("channels must be 0 or 3 for GIF"), so a GIF is decoded to RGB and turned grey."""
+    return tf.cond(
+        tf.strings.substr(data, 0, 3) == "GIF",
+        lambda: tf.image.rgb_to_grayscale(
+            tf.io.decode_image(data, channels=3, expand_animations=False)
+        ),
+        lambda: tf.io.decode_image(data, channels=IMAGE_CHANNELS, expand_animations=False),
+    )
+
+
 def decode_images(encoded: tf.Tensor) -> tf.Tensor:
     """Encoded images (PNG, JPEG, BMP or GIF; any size; grayscale or RGB), shape [N], to
     float32 [N, 28, 28, 1] in [0, 1] in MNIST's form (trainer/normalisation.py): white ink on
     black, the digit 20 pixels on its longer side, centred by its centre of mass."""
 
     def decode_one(data: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
-        image = tf.io.decode_image(data, channels=IMAGE_CHANNELS, expand_animations=False)
-        image, measures = fit(tf.image.convert_image_dtype(image, tf.float32))  # uint8 -> [0, 1]
+        image = tf.image.convert_image_dtype(decode_grayscale(data), tf.float32)  # -> [0, 1]
+        image, measures = fit(image)
         return tf.RaggedTensor.from_tensor(image), measures
 
     pictures, measures = tf.map_fn(

@@ -26,6 +26,16 @@ def test_rgb_jpeg_of_another_size_becomes_model_input(digits):
     assert np.corrcoef(images.ravel(), digits[0][0].ravel())[0, 1] > 0.7
 
 
+def test_a_gif_decodes_as_the_png_of_the_same_picture(digits, png_digits):
+    gif, animated = io.BytesIO(), io.BytesIO()
+    Image.fromarray(digits[0][0]).save(gif, format="GIF")
+    frames = [Image.fromarray(digits[0][0]), Image.fromarray(digits[0][1])]
+    frames[0].save(animated, format="GIF", save_all=True, append_images=frames[1:])
+    images = decode_images(tf.constant([gif.getvalue(), animated.getvalue(), png_digits[0]]))
+    np.testing.assert_allclose(images[0], images[2], atol=1 / 255)
+    np.testing.assert_allclose(images[1], images[2], atol=1 / 255)  # the first frame
+
+
 def test_preprocessing_fn_accepts_dense_and_sparse_features(png_digits):
     labels = tf.constant([[3], [7]], tf.int64)
     names = tf.constant([[b"three"], [b"seven"]])
