@@ -21,7 +21,6 @@ from serving.metrics import Metrics
 from serving.model_store import LoadedVersion, VersionedModel
 from serving.request_log import RequestLog
 from trainer.features import EXAMPLES_INPUT, IMAGE_KEY, SERVING_DEFAULT_SIGNATURE
-from trainer.preprocessing import decode_grayscale
 
 # Large requests run in chunks of at most CHUNK pictures and CHUNK_PIXELS pixels (a larger
 # picture alone), one large request at a time: a small request then waits behind one chunk at
@@ -69,7 +68,7 @@ def undecodable(input_name: str, images: list[bytes], first_index: int) -> str:
     """Names the first picture TensorFlow cannot decode, for a batch that failed."""
     for index, data in enumerate(images, start=first_index):
         try:
-            decode_grayscale(tf.constant(data))
+            tf.io.decode_image(data, expand_animations=False)  # any channels: GIF has 3
         except tf.errors.OpError:
             return f"{input_name}[{index}] could not be decoded as an image"
     return f"Input {input_name!r} could not be processed by the model"
