@@ -10,7 +10,9 @@ import os
 from typing import Any
 
 from absl import logging
+from tfx import v1 as tfx
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -39,4 +41,12 @@ class AtomicPushExecutor(pusher_executor.Executor):
             fileio.rename(os.path.join(staging, version), final)
             pushed.set_string_custom_property("pushed_destination", final)
             logging.info("Model version %s published at %s", version, final)
-        fileio.rmtree(staging)
+        if fileio.exists(staging):  # none where nothing was pushed
+            fileio.rmtree(staging)
+
+
+class Pusher(tfx.components.Pusher):
+    """TFX's Pusher with AtomicPushExecutor: the same inputs, outputs, push destination and
+    name (results and progress lines find it as "Pusher")."""
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPushExecutor)

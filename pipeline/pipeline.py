@@ -12,7 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.placeholder.placeholder_base import Predicate
 
-from components import splits
+from components import atomic_pusher, splits
 from components.candidate_check import TO_JUDGE, CandidateCheck
 from components.image_example_gen import ImageExampleGen
 from components.paired_regression import PairedRegression
@@ -327,7 +327,7 @@ def check_serving_and_push(
         max_latency_ms=gates.serving_max_latency_ms,
     )
     serving_check.add_upstream_node(evaluator)  # a model the Evaluator judged
-    pusher = tfx.components.Pusher(
+    pusher = atomic_pusher.Pusher(  # TFX's Pusher, publishing each version whole
         model=candidate.model,
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],
