@@ -11,6 +11,17 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
+def running(pid: int) -> bool:
+    """Whether process `pid` exists (a file it left behind may be removed when not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def start_child(command: list[str], **popen_args) -> subprocess.Popen:
     """`subprocess.Popen`, but on Linux the kernel kills the child when the process that
     started it ends, however it ends (kill -9 included); elsewhere a plain Popen."""

@@ -26,6 +26,7 @@ from ml_metadata.proto import metadata_store_pb2  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 from tfx.dsl.compiler.constants import PIPELINE_RUN_CONTEXT_TYPE_NAME  # noqa: E402
 
+from components.child_process import running  # noqa: E402
 from components.data.download import DownloadError  # noqa: E402
 from components.image_example_gen import BadImagesError  # noqa: E402
 from components.validation_gate import DataValidationError  # noqa: E402
@@ -125,18 +126,8 @@ def remove_temp_dirs_of_ended_runs() -> None:
     """Removes the temporary folders that killed runs left (a kill skips every clean-up)."""
     for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
         pid = folder.name[len(TEMP_PREFIX) :].split("-")[0]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not running(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
 
 
 def run_cli(main: Callable[[], int], exclusive: bool = True) -> None:

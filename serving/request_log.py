@@ -30,6 +30,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from components.child_process import running
 from serving.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class RequestLog:
         was flushed) and renamed into place."""
         for partial in self.directory.glob(f".requests-*{LOG_SUFFIX}.partial"):
             pid = partial.name.split("-")[2]
-            if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not running(int(pid)):
                 os.truncate(partial, whole_records_bytes(partial))
                 os.replace(partial, partial.with_name(partial.name[1 : -len(".partial")]))
 
@@ -267,16 +268,6 @@ def whole_records_bytes(path: Path) -> int:
                 break
             at += 16 + length
     return at
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
 
 
 class _LogFile:

@@ -15,8 +15,9 @@ ALLOWED = {
     "pipeline": {"trainer", "components", "serving"},
     "kubeflow": {"trainer", "components", "pipeline"},
 }
-# What serving may import from the rest: names and signatures, and the PNG/IDX codecs.
-SERVING_CONTRACT = {"trainer.features", "components.data.codecs"}
+# What serving may import from the rest: names and signatures, the PNG/IDX codecs, and the
+# process helpers (standard library only).
+SERVING_CONTRACT = {"trainer.features", "components.data.codecs", "components.child_process"}
 
 
 def layer(path: Path) -> str:
