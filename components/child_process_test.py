@@ -47,3 +47,50 @@ def test_the_child_dies_when_its_parent_is_killed(tmp_path):
         time.sleep(0.05)
     os.kill(child, signal.SIGKILL)
     raise AssertionError("the child outlived its parent")
+
+
+BUSY_GRPC_PARENT = textwrap.dedent(
+    """
+    import subprocess, sys, threading
+    from concurrent import futures
+    import grpc
+    from components.child_process import start_child
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}")
+    server.start()
+    call = channel.unary_unary("/no.Such/Method")
+    done = threading.Event()
+
+    def busy():  # gRPC threads at work while children start, as Beam's are in a run
+        while not done.is_set():
+            try:
+                call(b"", timeout=0.01)
+            except grpc.RpcError:
+                pass
+
+    threads = [threading.Thread(target=busy) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for _ in range(10):
+        child = start_child([sys.executable, "-c", "print('ok')"], stdout=subprocess.PIPE)
+        print(child.communicate()[0].decode().strip(), flush=True)
+    done.set()
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_children_start_cleanly_beside_busy_grpc_threads():
+    """A fork (what a preexec_fn forces) beside gRPC's threads ran gRPC's fork handlers: they
+    printed to the console and broke the serving check's server on CI."""
+    parent = subprocess.run(
+        [sys.executable, "-c", BUSY_GRPC_PARENT],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert parent.returncode == 0, parent.stderr[-2000:]
+    assert parent.stdout.split() == ["ok"] * 10
+    assert "fork" not in parent.stderr, parent.stderr[-2000:]
