@@ -23,6 +23,7 @@ against a schema SchemaGen infers, unless SCHEMA names a reviewed one.
 
 import dataclasses
 import re
+from collections import Counter
 from pathlib import Path
 
 import tensorflow as tf
@@ -159,6 +160,7 @@ def resolve(settings: Settings) -> DataSource:
     component runs, when either has nothing to read or the test set names classes the training
     data lacks."""
     source = _data_source(settings)
+    check_training_data(source, settings.gates.min_class_examples)
     test_data = settings.test_data
     if not test_data:
         return source
@@ -182,40 +184,141 @@ def resolve(settings: Settings) -> DataSource:
     return dataclasses.replace(source, kind="images", splits={**splits, TEST: test_pattern})
 
 
-def _unreadable(path: Path, error: Exception) -> DataSourceError:
+def _unreadable(path: Path, error: Exception | str) -> DataSourceError:
     """Names the file; it belongs to TEST_DATA or, when its classes are compared, to DATA."""
     return DataSourceError(f"cannot read {path}: {error}")
 
 
+# (label id, class name) -> number of examples
+ClassCounts = Counter[tuple[int, str]]
+
+
+def idx_counts(images_files: list[Path]) -> ClassCounts:
+    """The labels of IDX image files, from their labels files, once both are checked whole
+    (a header that announces more than the file holds, counts that differ)."""
+    counts: ClassCounts = Counter()
+    for images in images_files:
+        labels = Path(labels_file_for(str(images)))
+        if not labels.exists():
+            raise DataSourceError(f"{images} has no labels file {labels}")
+        arrays = []
+        for path in (images, labels):
+            try:
+                arrays.append(read_idx(path))
+            except ValueError as error:  # names the file
+                raise DataSourceError(str(error)) from error
+            except (OSError, EOFError) as error:  # EOFError: a gzip cut short
+                raise _unreadable(path, error) from error
+        if len(arrays[0]) != len(arrays[1]):
+            raise DataSourceError(
+                f"{images} holds {len(arrays[0])} images but {labels} {len(arrays[1])} labels"
+            )
+        counts.update((int(label), str(label)) for label in arrays[1].tolist())
+    return counts
+
+
 def idx_classes(folder: Path) -> set[str]:
     """The labels of every IDX image file's labels file in `folder`, as class names."""
-    classes: set[str] = set()
-    for images in sorted(p for p in folder.iterdir() if is_idx_images(p)):
-        labels = Path(labels_file_for(str(images)))
-        try:
-            classes |= {str(label) for label in set(read_idx(labels).tolist())}
-        except (OSError, ValueError) as error:
-            raise _unreadable(labels, error) from error
-    return classes
+    return {name for _, name in idx_counts(sorted(p for p in folder.iterdir() if is_idx_images(p)))}
 
 
-def tfrecord_classes(files: list[Path]) -> set[str]:
-    """The class names (else the labels) of raw tf.Examples in TFRecord files, streamed."""
+def tfrecord_counts(files: list[Path]) -> ClassCounts:
+    """The labels and class names of raw tf.Examples in TFRecord files, streamed; a file cut
+    short or corrupt is named with the byte offset TensorFlow's reader reports."""
     spec = {
         CLASS_NAME_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
         LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
     }
-    classes: set[str] = set()
+    counts: ClassCounts = Counter()
     for path in files:
         compression = "GZIP" if path.suffix == ".gz" else ""
+        records = tf.data.TFRecordDataset(str(path), compression_type=compression)
         try:
-            for record in tf.data.TFRecordDataset(str(path), compression_type=compression):
-                example = tf.io.parse_single_example(record, spec)
-                name = example[CLASS_NAME_KEY].numpy().decode()
-                classes.add(name or str(int(example[LABEL_KEY])))
+            for batch in records.batch(1024):
+                parsed = tf.io.parse_example(batch, spec)
+                names = [name.decode() for name in parsed[CLASS_NAME_KEY].numpy()]
+                labels = parsed[LABEL_KEY].numpy().tolist()
+                counts.update(
+                    (label, name or str(label)) for label, name in zip(labels, names, strict=True)
+                )
         except tf.errors.OpError as error:
-            raise _unreadable(path, error.message) from error
-    return classes
+            problem = record_problem(error.message, compressed=bool(compression))
+            raise _unreadable(path, problem) from error
+    return counts
+
+
+def record_problem(message: str, compressed: bool) -> str:
+    """TensorFlow's reader error without its op names: "truncated record at byte 1234"."""
+    found = re.search(r"(truncated|corrupted) record at (\d+)", message)
+    if not found:
+        return re.sub(r"\{\{.*?\}\}|\[Op:.*", "", message, flags=re.DOTALL).strip()[:300]
+    where = " of the uncompressed stream" if compressed else ""
+    return f"{found[1]} record at byte {found[2]}{where}"
+
+
+def tfrecord_classes(files: list[Path]) -> set[str]:
+    """The class names (else the labels) of raw tf.Examples in TFRecord files."""
+    return {name for _, name in tfrecord_counts(files)}
+
+
+def class_folder_counts(folder: Path, splits: dict[str, str]) -> ClassCounts:
+    """Training images per class folder (train and validation folders when the data has its
+    own splits); label ids are the sorted class names of every split, as ExampleGen gives."""
+    roots = [folder]
+    if TRAIN in splits:
+        roots = [folder / name for name in (TRAIN, *VALIDATION_FOLDERS, TEST)]
+    class_folders = [c for root in roots if root.is_dir() for c in root.iterdir() if c.is_dir()]
+    ids = {name: i for i, name in enumerate(sorted({c.name for c in class_folders}))}
+    counts: ClassCounts = Counter({(i, name): 0 for name, i in ids.items()})
+    for class_folder in class_folders:
+        if class_folder.parent.name == TEST and TRAIN in splits:
+            continue
+        images = sum(1 for f in class_folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        counts[(ids[class_folder.name], class_folder.name)] += images
+    empty = sorted(name for (_, name), count in counts.items() if count == 0)
+    if empty:
+        raise DataSourceError(
+            f"Class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} in {folder} "
+            f"hold{'' if len(empty) > 1 else 's'} no training images "
+            f"({', '.join(IMAGE_SUFFIXES)}): add images or remove the folder; every class "
+            "folder is a class the model must learn"
+        )
+    return counts
+
+
+def check_training_data(source: DataSource, minimum: int) -> None:
+    """Refuses, before any component runs, training data that would fail later: unreadable
+    or inconsistent files, label ids with gaps (the Trainer needs 0 .. N-1), and classes with
+    fewer than `minimum` examples."""
+    folder, _ = latest_span_folder(source.root)
+    if source.kind == "tfrecords":
+        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        counts = tfrecord_counts(sorted(files))
+    elif all(pattern.endswith("*/*") for pattern in source.splits.values()):
+        counts = class_folder_counts(folder, source.splits)
+    else:
+        official = TRAIN in source.splits
+        counts = idx_counts(
+            sorted(
+                p
+                for p in folder.iterdir()
+                if is_idx_images(p) and (not official or p.name.startswith("train-"))
+            )
+        )
+    labels = sorted({label for label, _ in counts if label >= 0})
+    gaps = sorted(set(range(labels[-1] + 1)) - set(labels)) if labels else []
+    if gaps:
+        raise DataSourceError(
+            f"{folder}: no training example has label {', '.join(map(str, gaps))}; label ids "
+            f"must run 0 .. {labels[-1]} without gaps"
+        )
+    few = sorted((name, count) for (_, name), count in counts.items() if count < minimum)
+    if few:
+        listed = ", ".join(f"{name!r} has {count}" for name, count in few[:10])
+        raise DataSourceError(
+            f"{folder}: too few training examples ({listed}); each class needs at least "
+            f"{minimum} (MIN_CLASS_EXAMPLES)"
+        )
 
 
 def external_test_set(path: Path) -> tuple[str, set[str]]:

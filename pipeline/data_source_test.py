@@ -1,5 +1,7 @@
 """Which files ExampleGen reads for each DATA layout, and which schema checks them."""
 
+import dataclasses
+
 import pytest
 import tensorflow as tf
 
@@ -7,16 +9,19 @@ from components.data.codecs import encode_png, write_idx
 from components.data.sample import load_sample, make_example
 from pipeline import data_source
 from pipeline.data_source import DataSourceError
-from pipeline.settings import MNIST_SCHEMA, Settings
+from pipeline.settings import MNIST_SCHEMA, Gates, Settings
 
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_sample(20, seed=5)
+    return load_sample(100, seed=5)  # every class, at least 3 of each
 
 
-def resolve(data: str, test_data: str = "", schema: str = "") -> data_source.DataSource:
-    return data_source.resolve(Settings(data=data, test_data=test_data, schema=schema))
+def resolve(
+    data: str, test_data: str = "", schema: str = "", min_class_examples: int = 1
+) -> data_source.DataSource:
+    gates = Gates(min_class_examples=min_class_examples)
+    return data_source.resolve(Settings(data=data, test_data=test_data, schema=schema, gates=gates))
 
 
 def class_folders(root, digits) -> None:
@@ -38,7 +43,7 @@ def test_a_sample_whose_writing_was_killed_is_written_again(tmp_path):
     settings = Settings(output_dir=tmp_path, sample_size=50)
     settings.default_sample_root.mkdir(parents=True)
     (settings.default_sample_root / ".mnist_sample.tfrecord.99.partial").write_bytes(b"half")
-    source = data_source.resolve(settings)
+    source = data_source.resolve(dataclasses.replace(settings, gates=Gates(min_class_examples=1)))
     written = source.root / "mnist_sample.tfrecord"
     assert sum(1 for _ in tf.data.TFRecordDataset(str(written))) == 50
     assert [path.name for path in source.root.iterdir()] == [written.name]
@@ -146,7 +151,7 @@ def test_unusable_test_data_is_named_before_any_component_runs(tmp_path, digits)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "t10k-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03")
     (tmp_path / "broken" / "t10k-labels-idx1-ubyte").write_bytes(b"not idx")
-    with pytest.raises(DataSourceError, match="cannot read .*t10k-labels-idx1-ubyte"):
+    with pytest.raises(DataSourceError, match="t10k-images-idx3-ubyte ends inside its IDX"):
         resolve(data, str(tmp_path / "broken"))
     (tmp_path / "records").mkdir()
     (tmp_path / "records" / "bad.tfrecord").write_bytes(b"not a tfrecord file at all")
@@ -170,3 +175,56 @@ def test_test_data_with_spans_is_refused(tmp_path, digits):
     official_idx(tmp_path / "dev", digits)
     with pytest.raises(DataSourceError, match="span folders"):
         resolve(str(tmp_path), str(tmp_path / "dev"))
+
+
+def test_class_folders_that_would_fail_training_are_refused(tmp_path, digits):
+    class_folders(tmp_path, digits)
+    (tmp_path / "class-empty").mkdir()  # would take a label id no example carries
+    with pytest.raises(DataSourceError, match="class-empty in .* holds no training images"):
+        resolve(str(tmp_path))
+    (tmp_path / "class-empty").rmdir()
+    with pytest.raises(DataSourceError, match=r"'class-4' has 3.*at least 4 \(MIN_CLASS_"):
+        resolve(str(tmp_path), min_class_examples=4)
+    for split in ("train", "test"):  # a class with test images only cannot be learned
+        class_folders(tmp_path / "split" / split, digits)
+    for image in (tmp_path / "split" / "train" / "class-7").iterdir():
+        image.unlink()
+    with pytest.raises(DataSourceError, match="class-7 in .* holds no training images"):
+        resolve(str(tmp_path / "split"))
+
+
+def test_idx_files_cut_short_or_inconsistent_are_named(tmp_path, digits):
+    official_idx(tmp_path / "idx", digits)
+    images = tmp_path / "idx" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-100])  # the header announces more
+    with pytest.raises(
+        DataSourceError, match="train-images-idx3-ubyte holds 78300 values, its header announces"
+    ):
+        resolve(str(tmp_path / "idx"))
+    write_idx(images, digits[0][:99])
+    with pytest.raises(DataSourceError, match="holds 99 images but .*train-labels.* 100 labels"):
+        resolve(str(tmp_path / "idx"))
+    write_idx(images, digits[0][digits[1] != 4])
+    write_idx(tmp_path / "idx" / "train-labels-idx1-ubyte", digits[1][digits[1] != 4])
+    with pytest.raises(DataSourceError, match="no training example has label 4; .* 0 .. 9"):
+        resolve(str(tmp_path / "idx"))
+    (tmp_path / "gz").mkdir()
+    gz = tmp_path / "gz" / "all-images-idx3-ubyte.gz"
+    write_idx(gz, digits[0])
+    write_idx(tmp_path / "gz" / "all-labels-idx1-ubyte.gz", digits[1])
+    gz.write_bytes(gz.read_bytes()[:-500])
+    with pytest.raises(DataSourceError, match="cannot read .*all-images-idx3-ubyte.gz: Compr"):
+        resolve(str(tmp_path / "gz"))
+
+
+def test_tfrecords_cut_short_or_corrupt_are_named_with_the_offset(tmp_path, digits):
+    records = tmp_path / "records" / "digits.tfrecord"
+    records.parent.mkdir()
+    write_tfrecords(records, digits)
+    whole = records.read_bytes()
+    records.write_bytes(whole[:-100])
+    with pytest.raises(DataSourceError, match=r"digits.tfrecord: truncated record at byte \d+$"):
+        resolve("mnist-sample", str(records))
+    records.write_bytes(whole[:5000] + bytes([whole[5000] ^ 0xFF]) + whole[5001:])
+    with pytest.raises(DataSourceError, match=r"digits.tfrecord: corrupted record at byte \d+$"):
+        resolve("mnist-sample", str(records))

@@ -76,6 +76,9 @@ class Gates:
     """Where a run stops (data) or a model is refused (Evaluator, on the test split)."""
 
     max_bad_image_fraction: float = knob("MAX_BAD_IMAGE_FRACTION", 0.01)  # undecodable images
+    # Fewest training examples (train and validation) of each class; checked before any
+    # component runs (pipeline/data_source.py).
+    min_class_examples: int = knob("MIN_CLASS_EXAMPLES", 10)
     # Largest L-infinity change of the class distribution against the previous span's
     # statistics (the previous run's, when the data has no spans).
     max_label_drift: float = knob("MAX_LABEL_DRIFT", 0.15)

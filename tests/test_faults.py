@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from components.data.codecs import encode_png
+from components.data import sample
+from components.data.codecs import encode_png, write_idx
 from components.data.sample import load_sample
 from pipeline.local_runner import EXIT_CODES, INTERRUPTED
 from pipeline.run_lock import RunInProgressError
@@ -175,3 +176,50 @@ def test_a_flood_of_half_open_rest_connections_is_held_without_threads_and_close
     assert flood["all_closed_after_s"] is not None
     assert flood["all_closed_after_s"] <= closed_within
     assert flood["rss_growth_mb"] < 100
+
+
+def bad_data(root, case: str) -> dict[str, str]:
+    """The settings of a run on data that must be refused before any component runs."""
+    pixels, labels = load_sample(200, seed=3)
+    if case in ("empty class folder", "too few examples"):
+        counts = {"empty class folder": (30, 30, 0), "too few examples": (3, 2, 30)}[case]
+        for name, count in zip(("cat", "dog", "fox"), counts, strict=True):
+            (root / name).mkdir(parents=True)
+            for i in range(count):
+                (root / name / f"{i}.png").write_bytes(encode_png(pixels[i]))
+        return {"DATA": str(root)}
+    if case == "IDX header announcing more":
+        root.mkdir()
+        write_idx(root / "train-images-idx3-ubyte", pixels[:150])
+        write_idx(root / "t10k-images-idx3-ubyte", pixels[150:])
+        write_idx(root / "train-labels-idx1-ubyte", labels[:150])
+        write_idx(root / "t10k-labels-idx1-ubyte", labels[150:])
+        images = root / "train-images-idx3-ubyte"
+        images.write_bytes(images.read_bytes()[: -28 * 28 * 10])
+        return {"DATA": str(root)}
+    sample.write_sample(root, 1000, seed=0)  # a TFRecord cut in the middle
+    records = root / sample.SAMPLE_FILE_NAME
+    records.write_bytes(records.read_bytes()[:200_000])
+    return {"DATA_ROOT": str(root)}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["empty class folder", "too few examples", "IDX header announcing more", "TFRecord cut short"],
+)
+def test_bad_data_is_refused_in_one_line_before_any_component(tmp_path, case):
+    settings = bad_data(tmp_path / "data", case)
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipeline.run"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **SMALL_RUN, "OUTPUT_DIR": str(tmp_path / "out"), **settings},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    seconds = time.monotonic() - started
+    print(f"\n{case}: exit {completed.returncode} in {seconds:.1f} s: {completed.stderr.strip()}")
+    assert completed.returncode == 2
+    assert len(completed.stderr.strip().splitlines()) == 1
+    assert str(tmp_path / "data") in completed.stderr and "running" not in completed.stdout

@@ -19,6 +19,8 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
         raise ValueError(f"{path} is not an unsigned-byte IDX file")
     dims = data[3]
+    if len(data) < 4 + 4 * dims:
+        raise ValueError(f"{path} ends inside its IDX header")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     body = np.frombuffer(data, dtype=_DTYPES[data[2]], offset=4 + 4 * dims)
     if body.size != int(np.prod(shape)):
