@@ -4,9 +4,10 @@ TFX's Pusher copies the model file by file into `<base>/<version>/` (saved_model
 kill or a full disk during the copy left a numbered folder that TF Serving then tries to load,
 empty or with part of saved_model.pb. Here TFX's own Pusher writes into `<base>/.pushing/`
 (model servers watch numbered folders only), and the complete version is renamed into place;
-what a killed push left there is removed by the next."""
+what a failed push left there is removed at once, what a killed one left by the next."""
 
 import os
+import shutil
 from typing import Any
 
 from absl import logging
@@ -31,7 +32,11 @@ class AtomicPushExecutor(pusher_executor.Executor):
             fileio.rmtree(staging)
         destination.filesystem.base_directory = staging
         staged = {**exec_properties, key: proto_utils.proto_to_json(destination)}
-        super().Do(input_dict, output_dict, staged)
+        try:
+            super().Do(input_dict, output_dict, staged)
+        except Exception:  # a full disk: give back what the partial copy took
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         pushed = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.PUSHED_MODEL_KEY]
         )

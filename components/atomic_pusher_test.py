@@ -2,6 +2,7 @@
 
 import resource
 import signal
+from pathlib import Path
 
 import pytest
 from tfx.proto import pusher_pb2
@@ -9,11 +10,15 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components.atomic_pusher import STAGING, AtomicPushExecutor
+from tests.fixtures import fill, small_filesystem
 
 
-def push(tmp_path, model_bytes: int = 1000, file_size_limit: int | None = None):
-    """Runs the executor on a blessed model whose saved_model.pb holds `model_bytes`; with a
-    file size limit (RLIMIT_FSIZE), writes past it fail as on a full disk."""
+def push(
+    tmp_path, model_bytes: int = 1000, file_size_limit: int | None = None, base: Path | None = None
+):
+    """Runs the executor on a blessed model whose saved_model.pb holds `model_bytes`, pushing to
+    `base` (default: tmp_path/base); with a file size limit (RLIMIT_FSIZE), writes past it fail
+    as on a full disk."""
     model = standard_artifacts.Model()
     model.uri = str(tmp_path / "model")
     serving = tmp_path / "model" / "Format-Serving"
@@ -26,7 +31,9 @@ def push(tmp_path, model_bytes: int = 1000, file_size_limit: int | None = None):
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed")
     destination = pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / "base"))
+        filesystem=pusher_pb2.PushDestination.Filesystem(
+            base_directory=str(base or tmp_path / "base")
+        )
     )
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
@@ -52,7 +59,21 @@ def test_a_version_is_published_whole_and_the_artifact_names_it(tmp_path):
     assert pushed.get_string_custom_property("pushed_destination") == str(version)
 
 
-def test_a_push_cut_by_a_full_file_system_publishes_nothing(tmp_path):
+def test_a_push_cut_by_a_file_size_limit_publishes_nothing(tmp_path):
     with pytest.raises(Exception, match="(?i)too large"):
         push(tmp_path, model_bytes=200_000, file_size_limit=100_000)
-    assert [p.name for p in (tmp_path / "base").iterdir()] == [STAGING]  # no numbered folder
+    assert list((tmp_path / "base").iterdir()) == []  # no numbered folder, no partial copy
+
+
+@pytest.mark.parametrize("free_kb", [0, 8, 100, 300, 380])  # a 391 KB model, 4 KB pages
+def test_a_push_onto_a_full_disk_publishes_nothing_and_keeps_the_served_version(tmp_path, free_kb):
+    with small_filesystem(tmp_path / "disk", 2 * 2**20) as disk:
+        served = disk / "base" / "1700000000"
+        served.mkdir(parents=True)
+        (served / "saved_model.pb").write_bytes(b"s" * 1000)
+        fill(disk, free_kb * 1024)
+        with pytest.raises(Exception, match="No space left on device") as failure:
+            push(tmp_path, model_bytes=400_000, base=disk / "base")
+        print(f"\n{free_kb} KB free: {type(failure.value).__name__}: {failure.value}")
+        assert [p.name for p in (disk / "base").iterdir()] == [served.name]
+        assert (served / "saved_model.pb").read_bytes() == b"s" * 1000

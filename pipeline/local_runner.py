@@ -7,6 +7,7 @@ Works with the TFX CLI:
 
 import logging as std_logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -31,6 +32,7 @@ from components.data.download import DownloadError  # noqa: E402
 from components.image_example_gen import BadImagesError  # noqa: E402
 from components.validation_gate import DataValidationError  # noqa: E402
 from pipeline import data_source, pipeline  # noqa: E402
+from pipeline.disk_space import NotEnoughSpaceError, existing_ancestor  # noqa: E402
 from pipeline.run_lock import RunInProgressError, exclusive_use  # noqa: E402
 from pipeline.settings import Settings, SettingsError  # noqa: E402
 
@@ -106,7 +108,8 @@ def run_pipeline(local_pipeline: tfx.dsl.Pipeline) -> str | None:
 
 # What a command-line entry point's errors mean: 2, unusable settings or data source (found
 # before any component runs); 3, data that failed validation; 4, OUTPUT_DIR in use by another
-# run; 130, interrupted (Ctrl-C), as shells report SIGINT.
+# run; 5, not enough free space under OUTPUT_DIR; 130, interrupted (Ctrl-C), as shells report
+# SIGINT.
 EXIT_CODES = {
     SettingsError: 2,
     FileNotFoundError: 2,
@@ -115,8 +118,10 @@ EXIT_CODES = {
     DataValidationError: 3,
     BadImagesError: 3,
     RunInProgressError: 4,
+    NotEnoughSpaceError: 5,
 }
 INTERRUPTED = 130
+FAILED = 1  # anything else: one line here, the traceback in the run's log
 
 
 TEMP_PREFIX = "mnist-tfx-run-"  # then the run's process id
@@ -155,9 +160,42 @@ def run_cli(main: Callable[[], int], exclusive: bool = True) -> None:
     except tuple(EXIT_CODES) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         status = next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
+    except Exception as error:
+        log_file = run_log_file()
+        if log_file is None:  # failed before the log was opened: the traceback is all there is
+            raise
+        std_logging.getLogger(__name__).info("The run failed:", exc_info=True)  # the log only
+        print(f"\nerror: {one_line(error)} (traceback in {log_file})", file=sys.stderr)
+        status = FAILED
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
     exit_now(status)
+
+
+def run_log_file() -> str | None:
+    """The file the run logs to (pipeline/run.py opens it), if open."""
+    handlers = std_logging.getLogger().handlers
+    return next((h.baseFilename for h in handlers if isinstance(h, std_logging.FileHandler)), None)
+
+
+NO_SPACE = ("No space left on device", "database or disk is full")  # the OS's, SQLite's
+
+
+def one_line(error: Exception) -> str:
+    """What failed, for the console: the error's type and the first line of its message; a
+    full disk named as such, with the free space under OUTPUT_DIR."""
+    text = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+    if any(phrase in str(error) for phrase in NO_SPACE):
+        # An OSError's file, else the path TensorFlow's file errors begin with ("<path>; No
+        # space left on device"), else OUTPUT_DIR (SQLite's errors name no file).
+        paths = [word for word in re.split(r"[;:'\"\s]", text) if word.startswith("/")]
+        filename = getattr(error, "filename", None) or next(iter(paths), None)
+        folder = existing_ancestor(
+            Path(filename).parent if filename else Settings.from_env().output_dir
+        )
+        free = shutil.disk_usage(folder).free
+        return f"the disk of {folder} is full ({free / 2**20:.1f} MB free): {text}"
+    return f"{type(error).__name__}: {text}"
 
 
 def exit_now(status: int) -> None:

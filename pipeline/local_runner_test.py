@@ -115,3 +115,44 @@ def test_run_pipeline_returns_the_id_of_the_run_it_made_whatever_else_the_store_
         run = store.get_context_by_type_and_name(PIPELINE_RUN_CONTEXT_TYPE_NAME, run_id)
         (execution,) = store.get_executions_by_context(run.id)
         assert execution.custom_properties["count"].int_value == count
+
+
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+FAILING_ENTRY_POINT = textwrap.dedent(
+    """
+    import errno, logging, sys
+    from pipeline.local_runner import run_cli
+
+    def main():
+        logging.basicConfig(filename=sys.argv[1], level=logging.INFO, force=True)  # as run.py
+        if sys.argv[2] == "full":
+            raise OSError(errno.ENOSPC, "No space left on device", sys.argv[1])
+        if sys.argv[2] == "full, as TensorFlow says":
+            import tensorflow as tf
+            message = f"{sys.argv[1]}; No space left on device"
+            raise tf.errors.ResourceExhaustedError(None, None, message)
+        raise ValueError("the first line says what\\nthe rest is detail")
+
+    run_cli(main)
+    """
+)
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log(tmp_path):
+    log = tmp_path / "run.log"
+    for kind, line in (
+        ("error", f"error: ValueError: the first line says what (traceback in {log})"),
+        ("full", f"error: the disk of {tmp_path} is full ("),
+        ("full, as TensorFlow says", f"error: the disk of {tmp_path} is full ("),
+    ):
+        completed = subprocess.run(
+            [sys.executable, "-c", FAILING_ENTRY_POINT, str(log), kind],
+            # As quiet as pipeline/run.py makes TensorFlow and the libraries.
+            env={**os.environ, "OUTPUT_DIR": str(tmp_path), **QUIET},
+            capture_output=True,
+            text=True,
+        )
+        assert completed.returncode == 1
+        assert completed.stderr.strip().startswith(line), completed.stderr
+        assert len(completed.stderr.strip().splitlines()) == 1
+        assert "Traceback" in log.read_text()

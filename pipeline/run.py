@@ -19,7 +19,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 from absl import logging as absl_logging  # noqa: E402
 
 from components.splits import TEST  # noqa: E402
-from pipeline import data_source, demo, local_runner, report  # noqa: E402
+from pipeline import data_source, demo, disk_space, local_runner, report  # noqa: E402
 from pipeline.results import (  # noqa: E402
     RunSummary,
     UnchangedRun,
@@ -202,6 +202,7 @@ def run_with_progress(pipeline) -> str | None:
 def main() -> int:
     settings = Settings.from_env()
     source = data_source.resolve(settings)
+    disk_space.check_free_space(settings, source)
     pipeline = local_runner.create_local_pipeline(settings, source)
     log_path = _log_to_file(settings.log_dir)
     print(

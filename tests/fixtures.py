@@ -1,6 +1,12 @@
 """Fixtures shared by unit tests across folders: real digits, a real Transform graph, a trained
 model. Each folder's conftest.py imports the ones it uses."""
 
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
 import apache_beam as beam
 import numpy as np
 import pytest
@@ -68,3 +74,27 @@ def trained_model_dir(tmp_path_factory, transform_output):
     base_path = tmp_path_factory.mktemp("serving_model")
     export_model(model, transform_output, str(base_path / "1"), list(MNIST_CLASS_NAMES))
     return base_path
+
+
+@contextlib.contextmanager
+def small_filesystem(mount_point: Path, size_bytes: int) -> Iterator[Path]:
+    """A tmpfs of `size_bytes` at `mount_point`, for full-disk tests; the test is skipped, with
+    the reason, where mounting is not allowed (not root, no CAP_SYS_ADMIN)."""
+    mount_point.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode:
+        pytest.skip(f"a full-disk test needs a small tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+def fill(folder: Path, leave_free: int) -> None:
+    """Fills the file system of `folder` until `leave_free` bytes are free."""
+    free = shutil.disk_usage(folder).free
+    (folder / "filler").write_bytes(b"\0" * max(0, free - leave_free))

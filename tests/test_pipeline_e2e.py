@@ -18,6 +18,7 @@ from pipeline.local_runner import sqlite_metadata
 from pipeline.results import UnchangedRun, run_summary
 from pipeline.settings import Settings
 from pipeline.stats import accuracy_text
+from tests.fixtures import small_filesystem
 from tests.pipeline_runs import (
     SMALL_RUN,
     TFX_PACKAGES_ITSELF,
@@ -231,12 +232,31 @@ def test_unblessed_model_is_not_pushed(first_run, output_dir):
     assert served_versions(output_dir) == versions
 
 
-@pytest.mark.parametrize("make_folder", [False, True], ids=["missing", "empty"])
-def test_unusable_data_folder_fails_before_any_component(tmp_path, make_folder):
+@pytest.mark.parametrize("data", ["missing", "empty", "cut short"])
+def test_unusable_data_folder_fails_before_any_component(tmp_path, data):
+    """Each in one line naming the folder or file (make faults: every bad-data case)."""
     data_root = tmp_path / "no-data"
-    if make_folder:
+    if data != "missing":
         data_root.mkdir()
+    if data == "cut short":
+        records = data_root / "digits.tfrecord"
+        with tf.io.TFRecordWriter(str(records)) as writer:
+            for image, label in zip(*load_sample(200, seed=1), strict=True):
+                example = make_example(encode_png(image), int(label), str(label))
+                writer.write(example.SerializeToString())
+        records.write_bytes(records.read_bytes()[:-1000])
     completed = run_pipeline(tmp_path / "outputs", DATA_ROOT=str(data_root))
     assert completed.returncode == 2
-    assert str(data_root) in completed.stderr
+    assert str(data_root) in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+    if data == "cut short":
+        assert "digits.tfrecord: " in completed.stderr and "truncated record at" in completed.stderr
     assert not settings_for(tmp_path / "outputs").metadata_path.exists()
+
+
+def test_a_disk_without_room_for_the_run_is_refused_before_any_component(tmp_path):
+    with small_filesystem(tmp_path / "disk", 8 * 2**20) as disk:
+        completed = run_pipeline(disk)
+        assert completed.returncode == 5
+        (line,) = completed.stderr.strip().splitlines()
+        assert line.startswith(f"error: not enough free space for a run in {disk}: about ")
+        assert "running" not in completed.stdout
