@@ -54,12 +54,16 @@ def image_problem(data: bytes) -> str | None:
             image.load()  # decodes every pixel: catches truncated files
     except Exception as error:
         return f"{type(error).__name__}: {error}"
+    try:  # what Pillow reads TensorFlow may not (a 1-bit BMP): the Transform graph decodes
+        tf.io.decode_image(data, expand_animations=False)
+    except tf.errors.OpError as error:
+        return f"TensorFlow cannot decode it: {error.message.split('}}')[-1].strip()[:200]}"
     return None
 
 
 def class_names_of(files: list[str]) -> list[str]:
-    """Sorted class folder names under the folders that hold the class folders (empty class
-    folders included, as keras' image_dataset_from_directory does)."""
+    """Sorted class folder names under the folders that hold the class folders (a class folder
+    without images is refused before the run: pipeline/data_source.py)."""
     roots = {os.path.dirname(os.path.dirname(path)) for path in files}
     return sorted(
         {

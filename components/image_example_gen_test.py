@@ -13,7 +13,7 @@ from tfx import v1 as tfx
 
 from components.data.codecs import encode_png, write_idx
 from components.data.sample import load_sample, make_example
-from components.image_example_gen import ImageExampleGen
+from components.image_example_gen import ImageExampleGen, image_problem
 from trainer.features import IMAGE_KEY, LABEL_KEY
 
 
@@ -95,6 +95,16 @@ def test_class_folders_become_labelled_examples_and_bad_files_are_skipped(tmp_pa
     assert {label: labels.count(label) for label in set(labels)} == expected
     for image, _ in records:
         assert tf.io.decode_image(image, expand_animations=False).shape[-1] in (1, 3)
+
+
+def test_an_image_pillow_reads_but_tensorflow_cannot_decode_is_a_bad_file():
+    pictures = {}
+    for mode in ("1", "L", "RGB"):  # TensorFlow decodes no 1-bit BMP
+        bmp = io.BytesIO()
+        Image.new(mode, (28, 28)).save(bmp, format="BMP")
+        pictures[mode] = image_problem(bmp.getvalue())
+    assert pictures["L"] is None and pictures["RGB"] is None
+    assert pictures["1"].startswith("TensorFlow cannot decode it: ")
 
 
 def test_too_many_undecodable_images_fail_the_run_naming_them(tmp_path):

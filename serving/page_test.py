@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import websocket
+from PIL import Image
 
 from serving.core import ServingCore
 from serving.limits import Limits
@@ -139,14 +140,52 @@ def test_a_stroke_drawn_on_the_page_shows_the_servers_prediction(page_server):
         browser.close()
     picture = drawn.split(",", 1)[1]
     assert len(base64.b64decode(picture)) > 1000  # the stroke is on the canvas
+    prediction = server_prediction(page_server, picture)
+    assert shown == prediction[CLASS_NAME_OUTPUT]
+    assert bars == len(prediction["probabilities"]) == 10
+    assert float(latency) > 0
+
+
+def server_prediction(page_server: str, picture_b64: str) -> dict:
+    """What the REST API answers for one picture through `serving_image`."""
     request = urllib.request.Request(
         f"{page_server}/v1/models/{DEFAULT_MODEL_NAME}:predict",
         data=json.dumps(
-            {"signature_name": SERVING_IMAGE_SIGNATURE, "instances": [{"b64": picture}]}
+            {"signature_name": SERVING_IMAGE_SIGNATURE, "instances": [{"b64": picture_b64}]}
         ).encode(),
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         (prediction,) = json.loads(response.read())["predictions"]
-    assert shown == prediction[CLASS_NAME_OUTPUT]
-    assert bars == len(prediction["probabilities"]) == 10
-    assert float(latency) > 0
+    return prediction
+
+
+def test_a_file_in_every_advertised_format_shows_the_servers_prediction(
+    page_server, digits, tmp_path
+):
+    """PNG, JPEG, BMP and GIF (the formats the page's help names), chosen with the file input
+    as a user would."""
+    browser = Browser()
+    try:
+        browser.command("Page.navigate", url=page_server + "/")
+        browser.wait_for("document.getElementById('version').textContent === '1'")
+        document = browser.command("DOM.getDocument")["root"]["nodeId"]
+        chooser = browser.command("DOM.querySelector", nodeId=document, selector="#file")
+        for index, suffix in enumerate(("png", "jpg", "bmp", "gif")):
+            path = tmp_path / f"digit.{suffix}"
+            Image.fromarray(digits[0][index]).save(path)
+            browser.evaluate("document.getElementById('clear').click()")
+            browser.command("DOM.setFileInputFiles", files=[str(path)], nodeId=chooser["nodeId"])
+            browser.wait_for(
+                "document.getElementById('answer').textContent || "
+                "document.getElementById('error').textContent"
+            )
+            shown = browser.evaluate("document.getElementById('answer').textContent")
+            error = browser.evaluate("document.getElementById('error').textContent")
+            picture = base64.b64encode(path.read_bytes()).decode()
+            assert (suffix, shown, error) == (
+                suffix,
+                server_prediction(page_server, picture)[CLASS_NAME_OUTPUT],
+                "",
+            )
+    finally:
+        browser.close()

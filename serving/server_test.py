@@ -1,16 +1,19 @@
 """The local server and the client over real gRPC on an ephemeral localhost port."""
 
+import json
 import shutil
 import struct
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_status_pb2,
@@ -220,6 +223,22 @@ def test_cli_prints_the_right_class_for_digit_png_files(server, tmp_path, held_o
     assert len(lines) == 10
     right = [line.split("\t")[1].startswith(f"class {line.split('_is_')[1][0]} ") for line in lines]
     assert sum(right) >= 9  # the fixture model is about 95 % accurate
+
+
+def test_cli_answers_alike_for_every_format_the_readme_names(server, tmp_path):
+    """PNG, JPEG, BMP and GIF of one digit, grey and colour: one class for all eight."""
+    pixels, _ = load_sample(5000, seed=2)
+    for suffix in ("png", "jpg", "bmp", "gif"):
+        for mode in ("L", "RGB"):
+            picture = Image.fromarray(pixels[4995]).convert(mode)
+            picture.save(tmp_path / f"{mode}.{suffix}", quality=95)  # JPEG's: few artefacts
+    completed = run_cli("predict", str(tmp_path), "--target", server, "--json")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    answers = {
+        Path(answer["source"]).name: answer["class_name"]
+        for answer in map(json.loads, completed.stdout.strip().splitlines())
+    }
+    assert len(answers) == 8 and len(set(answers.values())) == 1, answers
 
 
 def test_cli_reads_idx_files_and_prints_json(server, tmp_path):

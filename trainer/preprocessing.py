@@ -17,10 +17,14 @@ from trainer.normalisation import fit, to_mnist_form
 
 
 def decode_grayscale(data: tf.Tensor) -> tf.Tensor:
-    """One encoded picture as uint8 [height, width, 1]. TensorFlow decodes a GIF only to colour
-    ("channels must be 0 or 3 for GIF"), so a GIF is decoded to RGB and turned grey."""
+    """One encoded picture as uint8 [height, width, 1]. TensorFlow decodes a GIF or a BMP only
+    to colour ("channels must be 0 or 3 for GIF", "0, 3 or 4" for BMP, even a grey one), so
+    those are decoded to RGB and turned grey."""
+    colour_only = tf.logical_or(
+        tf.strings.substr(data, 0, 3) == "GIF", tf.strings.substr(data, 0, 2) == "BM"
+    )
     return tf.cond(
-        tf.strings.substr(data, 0, 3) == "GIF",
+        colour_only,
         lambda: tf.image.rgb_to_grayscale(
             tf.io.decode_image(data, channels=3, expand_animations=False)
         ),

@@ -36,6 +36,18 @@ def test_a_gif_decodes_as_the_png_of_the_same_picture(digits, png_digits):
     np.testing.assert_allclose(images[1], images[2], atol=1 / 255)  # the first frame
 
 
+def test_a_bmp_grey_or_colour_decodes_as_the_png_of_the_same_picture(digits, png_digits):
+    """TensorFlow decodes a BMP only to colour, even a grey one ("channels must be 0, 3 or 4")."""
+    bmps = []
+    for mode in ("L", "RGB"):
+        bmp = io.BytesIO()
+        Image.fromarray(digits[0][0]).convert(mode).save(bmp, format="BMP")
+        bmps.append(bmp.getvalue())
+    images = decode_images(tf.constant([*bmps, png_digits[0]]))
+    np.testing.assert_allclose(images[0], images[2], atol=1 / 255)
+    np.testing.assert_allclose(images[1], images[2], atol=1 / 255)
+
+
 def test_preprocessing_fn_accepts_dense_and_sparse_features(png_digits):
     labels = tf.constant([[3], [7]], tf.int64)
     names = tf.constant([[b"three"], [b"seven"]])
