@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data run schema serve monitor predict browser fonts test faults bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
+.PHONY: venv data run schema serve monitor span-from-requests predict browser fonts test faults bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
 
 venv: $(STAMP)
 
@@ -70,6 +70,10 @@ serve: $(STAMP)
 # feature's drift, exit 3 past a threshold.
 monitor: $(STAMP)
 	@$(QUIET) $(PY) -m pipeline.monitor
+
+# The pictures people corrected while `make serve` ran become DATA's next span.
+span-from-requests: $(STAMP)
+	@$(QUIET) $(PY) -m pipeline.span_from_requests
 
 # make predict FILES="digit.png some/folder t10k-images-idx3-ubyte.gz" [TARGET=host:port] [REST=1]
 predict: $(STAMP)

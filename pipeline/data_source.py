@@ -160,7 +160,7 @@ def resolve(settings: Settings) -> DataSource:
     component runs, when either has nothing to read or the test set names classes the training
     data lacks."""
     source = _data_source(settings)
-    check_training_data(source, settings.gates.min_class_examples)
+    check_training_data(source, settings.gates.min_class_examples, settings.train_spans)
     test_data = settings.test_data
     if not test_data:
         return source
@@ -275,22 +275,47 @@ def class_folder_counts(folder: Path, splits: dict[str, str]) -> ClassCounts:
             continue
         images = sum(1 for f in class_folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         counts[(ids[class_folder.name], class_folder.name)] += images
+    return counts
+
+
+def check_training_data(source: DataSource, minimum: int, train_spans: int = 1) -> None:
+    """Refuses, before any component runs, training data that would fail later: unreadable
+    or inconsistent files, label ids with gaps (the Trainer needs 0 .. N-1), and classes with
+    fewer than `minimum` examples, in what the Trainer reads: the newest `train_spans` spans
+    together (a span of corrections may hold a few classes only)."""
+    folders = list(span_folders(source.root).values())[-train_spans:] or [source.root]
+    counts: ClassCounts = Counter()
+    for folder in folders:
+        counts.update(training_counts(source, folder))  # keeps classes counted 0, unlike +=
+    labels = sorted({label for label, _ in counts if label >= 0})
+    where = folders[0]
+    if len(folders) > 1:
+        where = f"{source.root} ({folders[0].name} to {folders[-1].name})"
     empty = sorted(name for (_, name), count in counts.items() if count == 0)
-    if empty:
+    if empty:  # class folders only: other sources count what they hold
         raise DataSourceError(
-            f"Class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} in {folder} "
+            f"Class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} in {where} "
             f"hold{'' if len(empty) > 1 else 's'} no training images "
             f"({', '.join(IMAGE_SUFFIXES)}): add images or remove the folder; every class "
             "folder is a class the model must learn"
         )
-    return counts
+    gaps = sorted(set(range(labels[-1] + 1)) - set(labels)) if labels else []
+    if gaps:
+        raise DataSourceError(
+            f"{where}: no training example has label {', '.join(map(str, gaps))}; label ids "
+            f"must run 0 .. {labels[-1]} without gaps"
+        )
+    few = sorted((name, count) for (_, name), count in counts.items() if count < minimum)
+    if few:
+        listed = ", ".join(f"{name!r} has {count}" for name, count in few[:10])
+        raise DataSourceError(
+            f"{where}: too few training examples ({listed}); each class needs at least "
+            f"{minimum} (MIN_CLASS_EXAMPLES)"
+        )
 
 
-def check_training_data(source: DataSource, minimum: int) -> None:
-    """Refuses, before any component runs, training data that would fail later: unreadable
-    or inconsistent files, label ids with gaps (the Trainer needs 0 .. N-1), and classes with
-    fewer than `minimum` examples."""
-    folder, _ = latest_span_folder(source.root)
+def training_counts(source: DataSource, folder: Path) -> ClassCounts:
+    """The training examples per class in one folder laid out as `source` says."""
     if source.kind == "tfrecords":
         files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
         counts = tfrecord_counts(sorted(files))
@@ -305,20 +330,7 @@ def check_training_data(source: DataSource, minimum: int) -> None:
                 if is_idx_images(p) and (not official or p.name.startswith("train-"))
             )
         )
-    labels = sorted({label for label, _ in counts if label >= 0})
-    gaps = sorted(set(range(labels[-1] + 1)) - set(labels)) if labels else []
-    if gaps:
-        raise DataSourceError(
-            f"{folder}: no training example has label {', '.join(map(str, gaps))}; label ids "
-            f"must run 0 .. {labels[-1]} without gaps"
-        )
-    few = sorted((name, count) for (_, name), count in counts.items() if count < minimum)
-    if few:
-        listed = ", ".join(f"{name!r} has {count}" for name, count in few[:10])
-        raise DataSourceError(
-            f"{folder}: too few training examples ({listed}); each class needs at least "
-            f"{minimum} (MIN_CLASS_EXAMPLES)"
-        )
+    return counts
 
 
 def external_test_set(path: Path) -> tuple[str, set[str]]:

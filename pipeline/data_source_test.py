@@ -228,3 +228,19 @@ def test_tfrecords_cut_short_or_corrupt_are_named_with_the_offset(tmp_path, digi
     records.write_bytes(whole[:5000] + bytes([whole[5000] ^ 0xFF]) + whole[5001:])
     with pytest.raises(DataSourceError, match=r"digits.tfrecord: corrupted record at byte \d+$"):
         resolve("mnist-sample", str(records))
+
+
+def test_the_check_counts_every_span_the_trainer_reads(tmp_path, digits):
+    """A span of corrections holds a few classes: fine when TRAIN_SPANS reads the ones before."""
+    class_folders(tmp_path / "span-1", digits)
+    class_folders(tmp_path / "span-2", digits)
+    for folder in (tmp_path / "span-2").iterdir():
+        if folder.name != "class-7":
+            for image in folder.iterdir():
+                image.unlink()
+    with pytest.raises(DataSourceError, match=r"class-0, class-1, .* in .*span-2 hold no"):
+        resolve(str(tmp_path))
+    settings = Settings(data=str(tmp_path), train_spans=2, gates=Gates(min_class_examples=1))
+    assert data_source.resolve(settings).spans == (1, 2)
+    with pytest.raises(DataSourceError, match=r"\(span-1 to span-2\): too few .*'class-4' has 3"):
+        data_source.resolve(dataclasses.replace(settings, gates=Gates(min_class_examples=4)))

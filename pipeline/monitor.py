@@ -33,7 +33,9 @@ from pipeline import local_runner
 from pipeline.demo import read_split
 from pipeline.results import run_summary
 from pipeline.settings import Settings
+from pipeline.stats import accuracy_text
 from serving.core import images_of
+from serving.corrections import read_corrections
 from serving.limits import image_header
 from serving.request_log import log_files
 from trainer.features import (
@@ -280,6 +282,18 @@ def report(distances: list[Drift], requests: Requests, version: Path, reference:
     return lines
 
 
+def corrected(log_dir: Path, version: int) -> tuple[int, int]:
+    """(answers of `version` that people corrected, how many of them the model had right),
+    from every corrections file, including those already turned into spans."""
+    found = [
+        correction
+        for path in sorted(log_dir.glob("corrections*.jsonl"))
+        for correction in read_corrections(path)[0]
+        if correction.model_version == version
+    ]
+    return len(found), sum(c.served_class_name == c.class_name for c in found)
+
+
 def main() -> int:
     settings = Settings.from_env()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
@@ -298,16 +312,23 @@ def main() -> int:
     out = settings.drift_file.parent
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "anomalies.pbtxt", str(anomalies))
+    answers_corrected, right = corrected(settings.request_log_dir, int(version.name))
     document = {
         "model_name": settings.model_name,
         "version": version.name,
         "requests": len(requests.images),
         "reference": len(images),
         "features": [dataclasses.asdict(d) for d in distances],
+        "corrected": {"answers": answers_corrected, "right": right},
     }
     write_atomically(settings.drift_file, json.dumps(document, indent=2))
     page = write_page(served, reference, distances, out)
     print("\n".join(report(distances, requests, version, len(images))))
+    if answers_corrected:  # people mostly correct wrong answers: no estimate of all requests
+        print(
+            f"  corrected by people: {answers_corrected} answers; the model was right on "
+            f"{accuracy_text(right / answers_corrected, answers_corrected)} of them"
+        )
     drifted = [d.feature for d in distances if d.distance > d.threshold]
     print(f"Drift in {', '.join(drifted)}" if drifted else "No drift", f"(charts: {page})")
     return 3 if drifted else 0

@@ -12,18 +12,21 @@ from components.data.sample import load_sample
 from pipeline.monitor import (
     MonitorError,
     answers,
+    corrected,
     drift,
     read_requests,
     side,
     statistics,
     write_page,
 )
+from serving.corrections import CORRECTIONS_FILE, Corrections
 from serving.metrics import Metrics
 from serving.request_log import RequestLog, RequestLogSettings
 from trainer.features import (
     CLASS_ID_OUTPUT,
     CONFIDENCE_OUTPUT,
     IMAGES_INPUT,
+    MNIST_CLASS_NAMES,
     SERVING_IMAGE_SIGNATURE,
 )
 
@@ -135,3 +138,14 @@ def test_the_page_shows_each_feature_with_its_distance(tmp_path):
     page = write_page(served, reference, distances, tmp_path)
     text = page.read_text()
     assert "ink_share" in text and "DRIFT" in text and (tmp_path / "drift.png").stat().st_size
+
+
+def test_corrected_answers_are_counted_for_their_version_in_every_corrections_file(tmp_path):
+    corrections = Corrections(tmp_path)
+    request_id = corrections.remember(2, SERVING_IMAGE_SIGNATURE, [b"a", b"b", b"c"], ["1"] * 3)
+    for index, class_name in enumerate(("1", "7", "7")):  # the model was right once
+        corrections.correct(request_id, index, class_name, list(MNIST_CLASS_NAMES))
+    (tmp_path / CORRECTIONS_FILE).rename(tmp_path / "corrections-span-3.jsonl")  # in a span
+    other = corrections.remember(1, SERVING_IMAGE_SIGNATURE, [b"d"], ["4"])
+    corrections.correct(other, 0, "4", list(MNIST_CLASS_NAMES))  # another version's
+    assert corrected(tmp_path, 2) == (3, 1) and corrected(tmp_path, 1) == (1, 1)

@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
+from email.message import Message
 from pathlib import Path
 
 import grpc
@@ -41,6 +42,7 @@ from trainer.features import (
     EXAMPLES_INPUT,
     IMAGES_INPUT,
     PROBABILITIES_OUTPUT,
+    REQUEST_ID_HEADER,
     SERVING_DEFAULT_SIGNATURE,
     SERVING_IMAGE_SIGNATURE,
 )
@@ -59,6 +61,7 @@ class Prediction:
     class_names: list[str]  # the model's names for class_ids
     confidences: np.ndarray  # float32 [N]: 0 for pictures without ink
     model_version: int | None  # None over REST: TF Serving's REST answer does not say
+    request_id: str | None = None  # what a correction names; None where the server keeps none
 
 
 @dataclasses.dataclass
@@ -71,6 +74,8 @@ class FileResult:
     not_sure: bool  # confidence below the model's CONFIDENCE_THRESHOLD (or no digit at all)
     latency_ms: float  # of the request that carried this image
     model_version: int | None
+    request_id: str | None  # of the request that carried this image, and its index there
+    index: int
 
 
 class RestError(Exception):
@@ -108,13 +113,15 @@ class PredictionClient:
         started = time.perf_counter()
         prediction = self.predict_images([image for _, image in batch])
         latency_ms = (time.perf_counter() - started) * 1000
-        for (source, _), class_id, class_name, probabilities, confidence in zip(
-            batch,
-            prediction.class_ids,
-            prediction.class_names,
-            prediction.probabilities,
-            prediction.confidences,
-            strict=True,
+        for index, ((source, _), class_id, class_name, probabilities, confidence) in enumerate(
+            zip(
+                batch,
+                prediction.class_ids,
+                prediction.class_names,
+                prediction.probabilities,
+                prediction.confidences,
+                strict=True,
+            )
         ):
             yield FileResult(
                 source,
@@ -125,6 +132,8 @@ class PredictionClient:
                 bool(confidence < CONFIDENCE_THRESHOLD),
                 latency_ms,
                 prediction.model_version,
+                prediction.request_id,
+                index,
             )
 
 
@@ -154,11 +163,14 @@ class RestClient(PredictionClient):
         return f"{self.base_url}/v1/models/{self.model_name}{version}{suffix}"
 
     def _call(self, url: str, body: dict | None = None) -> dict:
+        return self._call_with_headers(url, body)[0]
+
+    def _call_with_headers(self, url: str, body: dict | None = None) -> tuple[dict, Message]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(url, data=data)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return json.loads(response.read())
+                return json.loads(response.read()), response.headers
         except urllib.error.HTTPError as error:
             try:
                 message = json.loads(error.read())["error"]
@@ -169,7 +181,8 @@ class RestClient(PredictionClient):
     def predict(self, signature_name: str, input_name: str, values: list[bytes]) -> Prediction:
         rows = [{"b64": base64.b64encode(value).decode()} for value in values]
         body = {"signature_name": signature_name, "instances": rows}
-        predictions = self._call(self._url(":predict"), body)["predictions"]
+        document, headers = self._call_with_headers(self._url(":predict"), body)
+        predictions = document["predictions"]
         probabilities = np.array([p[PROBABILITIES_OUTPUT] for p in predictions], np.float32)
         return Prediction(
             probabilities=probabilities,
@@ -180,7 +193,14 @@ class RestClient(PredictionClient):
                 np.float32,
             ),
             model_version=self.version,
+            request_id=headers.get(REQUEST_ID_HEADER),
         )
+
+    def correct(self, request_id: str, class_name: str, index: int = 0) -> dict:
+        """Says which class picture `index` of an answered request really was
+        (serving/corrections.py); the server's record of it."""
+        body = {"request_id": request_id, "index": index, "class_name": class_name}
+        return self._call(f"{self.base_url}/v1/models/{self.model_name}:correct", body)
 
     def metadata(self) -> dict[str, dict]:
         """{signature: {"inputs": {name: (dtype, shape)}, "outputs": {...}}}"""
@@ -232,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("command", choices=["predict", "metadata", "status"])
+    parser.add_argument("command", choices=["predict", "metadata", "status", "correct"])
     parser.add_argument("files", nargs="*", type=Path, help="images, folders or IDX files")
     parser.add_argument("--rest", action="store_true", help="TF Serving's REST API, not gRPC")
     parser.add_argument(
@@ -243,9 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--timeout_s", type=float, default=10.0)
     parser.add_argument("--json", action="store_true")
+    correction = parser.add_argument_group("correct (over REST): what a picture really was")
+    correction.add_argument("--request_id", help="as predict printed it (--json)")
+    correction.add_argument("--index", type=int, default=0, help="the picture in that request")
+    correction.add_argument("--class_name")
     args = parser.parse_args(argv)
 
-    if args.rest:
+    if args.command == "correct" and not (args.request_id and args.class_name):
+        parser.error("correct needs --request_id and --class_name")
+    if args.rest or args.command == "correct":
         client = RestClient(
             args.target or DEFAULT_REST_TARGET, args.model_name, args.timeout_s, args.version
         )
@@ -257,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     with client:
         try:
-            if args.command == "metadata":
+            if args.command == "correct":
+                print(json.dumps(client.correct(args.request_id, args.class_name, args.index)))
+            elif args.command == "metadata":
                 print(json.dumps(client.metadata(), indent=2))
             elif args.command == "status":
                 for version, state in client.status():

@@ -16,11 +16,18 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
+from serving.corrections import CorrectionError, Corrections
 from serving.limits import LimitError, Limits, check_images
 from serving.metrics import Metrics
 from serving.model_store import LoadedVersion, VersionedModel
 from serving.request_log import RequestLog
-from trainer.features import EXAMPLES_INPUT, IMAGE_KEY, SERVING_DEFAULT_SIGNATURE
+from trainer.features import (
+    CLASS_NAME_OUTPUT,
+    CLASS_NAMES_ASSET,
+    EXAMPLES_INPUT,
+    IMAGE_KEY,
+    SERVING_DEFAULT_SIGNATURE,
+)
 
 # Large requests run in chunks of at most CHUNK pictures and CHUNK_PIXELS pixels (a larger
 # picture alone), one large request at a time: a small request then waits behind one chunk at
@@ -95,11 +102,13 @@ class ServingCore:
         limits: Limits | None = None,
         metrics: Metrics | None = None,
         request_log: RequestLog | None = None,
+        corrections: Corrections | None = None,
     ):
         self.model = model
         self.limits = limits or Limits()
         self.metrics = metrics or Metrics()
         self.request_log = request_log
+        self.corrections = corrections
         self._large = threading.Semaphore(1)
 
     def measured(self, api: str, entrypoint: str, call: Callable):
@@ -136,9 +145,10 @@ class ServingCore:
 
     def predict(
         self, name: str, version: int | None, signature_name: str, inputs: dict[str, list[bytes]]
-    ) -> tuple[LoadedVersion, str, dict[str, np.ndarray]]:
+    ) -> tuple[LoadedVersion, str, dict[str, np.ndarray], str | None]:
         """Runs a signature on lists of string values, one list per input name; answered
-        requests go to the request log."""
+        requests go to the request log and get a request id that a correction can name (None
+        where corrections are not kept)."""
         loaded = self.version(name, version)
         signature_name, signature = self.signature(loaded, signature_name)
         _, specs = signature.structured_input_signature
@@ -153,8 +163,9 @@ class ServingCore:
             )
         pixels = np.zeros(sizes.pop(), np.int64)
         for input_name, values in inputs.items():
+            images = images_of(input_name, values)
             try:
-                pixels += check_images(input_name, images_of(input_name, values), self.limits)
+                pixels += check_images(input_name, images, self.limits)
             except LimitError as error:
                 raise invalid(str(error)) from None
         bounds = chunks(pixels.tolist())
@@ -166,7 +177,56 @@ class ServingCore:
             outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if self.request_log:
             self.request_log.record(loaded.version, signature_name, inputs, outputs)
-        return loaded, signature_name, outputs
+        request_id = None
+        if self.corrections and CLASS_NAME_OUTPUT in outputs:
+            served = [name.decode() for name in outputs[CLASS_NAME_OUTPUT].tolist()]
+            request_id = self.corrections.remember(loaded.version, signature_name, images, served)
+        return loaded, signature_name, outputs, request_id
+
+    def correct(self, name: str, correction: dict) -> dict:
+        """A person's "that was a 7" for picture `index` of an answered request
+        (serving/corrections.py): `{"request_id": ..., "index": 0, "class_name": "7"}`, or
+        `"class_id": 7`."""
+        if name != self.model.name:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found: {name!r}")
+        if self.corrections is None:
+            raise invalid("This server keeps no corrections: start it with --request_log_dir")
+        request_id, index = correction.get("request_id"), correction.get("index", 0)
+        class_name, class_id = correction.get("class_name"), correction.get("class_id")
+        if (
+            not isinstance(request_id, str)
+            or type(index) is not int
+            or (class_name is None) == (class_id is None)
+        ):
+            raise invalid(
+                'A correction is {"request_id": string, "index": integer (default 0), '
+                '"class_name": string} or "class_id": integer in place of "class_name"'
+            )
+        try:
+            answered = self.corrections.answered(request_id)
+            known = self.class_names(answered.version)
+            if class_id is not None:
+                if type(class_id) is not int or not 0 <= class_id < len(known):
+                    raise CorrectionError(f"No class id {class_id!r}: the model has {len(known)}")
+                class_name = known[class_id]
+            corrected = self.corrections.correct(request_id, index, class_name, known)
+        except CorrectionError as error:
+            raise invalid(str(error)) from None
+        return {
+            "request_id": corrected.request_id,
+            "index": corrected.index,
+            "served_class_name": corrected.served_class_name,
+            "class_name": corrected.class_name,
+            "model_version": corrected.model_version,
+        }
+
+    def class_names(self, version: int) -> list[str]:
+        """The class names a version was exported with (its `class_names.txt` asset)."""
+        path = self.model.base_path / str(version) / "assets" / CLASS_NAMES_ASSET
+        try:
+            return path.read_text().splitlines()
+        except OSError:
+            raise CorrectionError(f"Version {version} has no class names ({path})") from None
 
     def _run(self, signature, inputs: dict[str, list[bytes]], start: int, end: int) -> dict:
         try:

@@ -22,6 +22,7 @@ from trainer.features import (
     CONFIDENCE_OUTPUT,
     DEFAULT_MODEL_NAME,
     PROBABILITIES_OUTPUT,
+    REQUEST_ID_HEADER,
 )
 
 
@@ -88,7 +89,8 @@ class ServingClient(PredictionClient):
         request = predict_pb2.PredictRequest()
         self._model_spec(request.model_spec, signature_name)
         request.inputs[input_name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
-        response = self._call(self._predictions.Predict, request)
+        response, call = self._call(self._predictions.Predict.with_call, request)
+        trailing = dict(call.trailing_metadata() or ())
         class_ids = tf.make_ndarray(response.outputs[CLASS_ID_OUTPUT])
         if CLASS_NAME_OUTPUT in response.outputs:
             names = [n.decode() for n in tf.make_ndarray(response.outputs[CLASS_NAME_OUTPUT])]
@@ -105,6 +107,7 @@ class ServingClient(PredictionClient):
             class_names=names,
             confidences=confidences,
             model_version=response.model_spec.version.value,
+            request_id=trailing.get(REQUEST_ID_HEADER.lower()),
         )
 
     def metadata(self) -> dict[str, dict]:

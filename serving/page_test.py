@@ -16,6 +16,7 @@ import websocket
 from PIL import Image
 
 from serving.core import ServingCore
+from serving.corrections import CORRECTIONS_FILE, Corrections, read_corrections
 from serving.limits import Limits
 from serving.metrics import Metrics
 from serving.model_store import VersionedModel
@@ -92,6 +93,17 @@ class Browser:
             clickCount=1,
         )
 
+    def open_page(self, url: str) -> None:
+        """The page, once it shows the served version (the fixture's is 1)."""
+        self.command("Page.navigate", url=url + "/")
+        self.wait_for("document.getElementById('version').textContent === '1'")
+
+    def choose_file(self, path: Path) -> None:
+        """As a user picks a file with the page's file input."""
+        document = self.command("DOM.getDocument")["root"]["nodeId"]
+        chooser = self.command("DOM.querySelector", nodeId=document, selector="#file")
+        self.command("DOM.setFileInputFiles", files=[str(path)], nodeId=chooser["nodeId"])
+
     def close(self) -> None:
         self.socket.close()
         self.process.kill()
@@ -100,12 +112,20 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def page_server(tmp_path_factory, trained_model_dir):
+def corrections_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("corrections")
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory, trained_model_dir, corrections_dir):
     base = tmp_path_factory.mktemp("page") / DEFAULT_MODEL_NAME
     shutil.copytree(trained_model_dir, base)
     model = VersionedModel(DEFAULT_MODEL_NAME, base)
     model.start()
-    rest = create_rest_server(ServingCore(model, Limits(), Metrics()), "127.0.0.1", 0)
+    corrections = Corrections(corrections_dir)  # as `make serve` keeps them, by the request log
+    rest = create_rest_server(
+        ServingCore(model, Limits(), Metrics(), corrections=corrections), "127.0.0.1", 0
+    )
     yield f"http://127.0.0.1:{rest.port}"
     rest.stop()
     model.stop()
@@ -166,15 +186,12 @@ def test_a_file_in_every_advertised_format_shows_the_servers_prediction(
     as a user would."""
     browser = Browser()
     try:
-        browser.command("Page.navigate", url=page_server + "/")
-        browser.wait_for("document.getElementById('version').textContent === '1'")
-        document = browser.command("DOM.getDocument")["root"]["nodeId"]
-        chooser = browser.command("DOM.querySelector", nodeId=document, selector="#file")
+        browser.open_page(page_server)
         for index, suffix in enumerate(("png", "jpg", "bmp", "gif")):
             path = tmp_path / f"digit.{suffix}"
             Image.fromarray(digits[0][index]).save(path)
             browser.evaluate("document.getElementById('clear').click()")
-            browser.command("DOM.setFileInputFiles", files=[str(path)], nodeId=chooser["nodeId"])
+            browser.choose_file(path)
             browser.wait_for(
                 "document.getElementById('answer').textContent || "
                 "document.getElementById('error').textContent"
@@ -189,3 +206,26 @@ def test_a_file_in_every_advertised_format_shows_the_servers_prediction(
             )
     finally:
         browser.close()
+
+
+def test_a_wrong_answer_corrected_on_the_page_is_recorded_with_its_picture(
+    page_server, corrections_dir, digits, tmp_path
+):
+    path = tmp_path / "digit.png"
+    Image.fromarray(digits[0][5]).save(path)
+    browser = Browser()
+    try:
+        browser.open_page(page_server)
+        browser.choose_file(path)
+        browser.wait_for("!document.getElementById('correct').hidden")
+        served = browser.evaluate("document.getElementById('answer').textContent")
+        wrong = "1" if served != "1" else "2"  # say it was another digit than the answer
+        browser.evaluate(f"document.querySelectorAll('#choices button')[{wrong}].click()")
+        said = browser.wait_for("document.getElementById('corrected').textContent")
+    finally:
+        browser.close()
+    assert said == f"Thank you: recorded as {wrong} (the model said {served})"
+    corrections, _ = read_corrections(corrections_dir / CORRECTIONS_FILE)
+    assert [(c.class_name, c.served_class_name, c.image) for c in corrections] == [
+        (wrong, served, path.read_bytes())
+    ]

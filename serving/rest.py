@@ -32,6 +32,7 @@ from google.protobuf import json_format
 
 from serving.core import ServingCore, ServingError, invalid
 from serving.limits import MAX_MESSAGE_BYTES
+from trainer.features import REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -363,16 +364,18 @@ class RestHandler(tornado.web.RequestHandler):
             self._release()  # now that the answer is written
             self.rest.connections.mark(stream, WAITING)
 
-    def _send(self, status: int, content_type: str, body: bytes):
+    def _send(self, status: int, content_type: str, body: bytes, headers: dict | None = None):
         self.set_status(status)
         self.set_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
         return self.finish(body)
 
     def _error(self, status: int, message: str) -> tuple[int, str, bytes]:
         return status, "application/json", json.dumps({"error": message}).encode()
 
-    def _route(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
-        """(status, content type, body); runs on a worker thread."""
+    def _route(self, method: str, path: str, body: bytes) -> tuple:
+        """(status, content type, body[, headers]); runs on a worker thread."""
         core = self.rest.core
         if method == "GET" and path in ("/", "/index.html"):
             page = PAGE.read_text().replace("{{MODEL_NAME}}", core.model.name)
@@ -380,37 +383,43 @@ class RestHandler(tornado.web.RequestHandler):
         if method == "GET" and path == METRICS_PATH:
             return 200, "text/plain; version=0.0.4", core.metrics.text().encode()
         try:
-            answer = self._api(method, path, body)
+            answer, headers = self._api(method, path, body)
         except ServingError as error:
             return self._error(HTTP_STATUS.get(error.code, 500), str(error))
         except Exception as error:  # noqa: BLE001 (one log line, never a crash)
             log.error("REST request failed: %s: %s", type(error).__name__, error)
             return self._error(500, f"{type(error).__name__} while serving")
-        return 200, "application/json", json.dumps(answer).encode()
+        return 200, "application/json", json.dumps(answer).encode(), headers
 
-    def _api(self, method: str, path: str, body: bytes) -> dict:
+    def _api(self, method: str, path: str, body: bytes) -> tuple[dict, dict]:
+        """(the answer, headers to send with it)."""
         core = self.rest.core
         match = MODEL_PATH.fullmatch(path)
         if not match or (method == "POST") != bool(match["verb"]):
             raise invalid(f"Malformed request: {method} {path}")
         name, version = match["name"], int(match["version"]) if match["version"] else None
         if match["metadata"]:
-            return json_format.MessageToDict(
-                core.metadata(name, version), preserving_proto_field_name=True
-            )
+            metadata = core.metadata(name, version)
+            return json_format.MessageToDict(metadata, preserving_proto_field_name=True), {}
         if not match["verb"]:
-            return json_format.MessageToDict(
+            status = json_format.MessageToDict(
                 core.status(name, version),
                 preserving_proto_field_name=True,
                 including_default_value_fields=True,
             )
+            return status, {}
+        if match["verb"] == "correct":  # beside TF Serving's API: serving/corrections.py
+            return core.correct(name, json_object(body)), {}
         if match["verb"] != "predict":
             raise invalid(f"Unsupported verb {match['verb']!r}: this server serves predict")
-        return core.measured("predict", REST, lambda: predict(core, name, version, body))
+        answer, request_id = core.measured(
+            "predict", REST, lambda: predict(core, name, version, body)
+        )
+        return answer, {REQUEST_ID_HEADER: request_id} if request_id else {}
 
 
-def predict(core: ServingCore, name: str, version: int | None, body: bytes) -> dict:
-    """A `:predict` request's answer, from its JSON body."""
+def json_object(body: bytes) -> dict:
+    """A request's JSON body, which must be an object."""
     try:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -419,6 +428,14 @@ def predict(core: ServingCore, name: str, version: int | None, body: bytes) -> d
         raise invalid("JSON Parse error: nested too deeply") from None
     if not isinstance(document, dict):
         raise invalid("The request body must be a JSON object")
+    return document
+
+
+def predict(
+    core: ServingCore, name: str, version: int | None, body: bytes
+) -> tuple[dict, str | None]:
+    """A `:predict` request's answer, from its JSON body, and its request id."""
+    document = json_object(body)
     signature_name = document.get("signature_name", "")
     if not isinstance(signature_name, str):
         raise invalid("'signature_name' must be a string")
@@ -426,8 +443,8 @@ def predict(core: ServingCore, name: str, version: int | None, body: bytes) -> d
     _, signature = core.signature(loaded, signature_name)
     input_names = sorted(signature.structured_input_signature[1])
     inputs, rows = request_inputs(document, input_names, core.limits.max_batch_size)
-    _, _, outputs = core.predict(name, version, signature_name, inputs)
-    return predict_response(outputs, rows)
+    _, _, outputs, request_id = core.predict(name, version, signature_name, inputs)
+    return predict_response(outputs, rows), request_id
 
 
 def create_rest_server(

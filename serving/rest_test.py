@@ -22,6 +22,7 @@ from components.data.sample import load_sample, make_example
 from pipeline.settings import PROJECT_ROOT
 from serving.client import RestClient
 from serving.core import ServingCore
+from serving.corrections import CORRECTIONS_FILE, Corrections, read_corrections
 from serving.grpc_client import ServingClient
 from serving.limits import Limits
 from serving.metrics import LOAD_ATTEMPTS, REQUEST_COUNT, REQUEST_LATENCY, Metrics
@@ -405,3 +406,53 @@ def test_requests_answered_over_grpc_and_rest_are_logged_as_prediction_logs(
     ]
     assert {log.log_metadata.model_spec.version.value for log in logged} == {1}
     assert logged[1].predict_log.request.inputs[IMAGES_INPUT].string_val[0] == images[2]
+
+
+def test_answers_carry_a_request_id_that_a_correction_names(servers, pngs, tmp_path):
+    rest_url, grpc_target, core = servers
+    url = f"{rest_url}/v1/models/{DEFAULT_MODEL_NAME}:correct"
+    assert RestClient(rest_url).predict_images(pngs[0][:1]).request_id is None  # none kept
+    status, refused = call(url, {"request_id": "feed", "class_name": "7"})
+    assert status == 400 and "start it with --request_log_dir" in refused["error"]
+    core.corrections = Corrections(tmp_path)  # as --request_log_dir starts it
+    try:
+        by_rest = RestClient(rest_url).predict_images(pngs[0][:2])
+        with ServingClient(grpc_target) as client:
+            by_grpc = client.predict_images(pngs[0][:1])
+        assert None not in (by_rest.request_id, by_grpc.request_id)
+        assert by_rest.request_id != by_grpc.request_id
+        assert RestClient(rest_url).correct(by_rest.request_id, "7", index=1) == {
+            "request_id": by_rest.request_id,
+            "index": 1,
+            "served_class_name": by_rest.class_names[1],
+            "class_name": "7",
+            "model_version": 1,
+        }
+        corrected = subprocess.run(  # the client's command line, as a user types it
+            [sys.executable, "-m", "serving.client", "correct", "--target", rest_url[7:]]
+            + ["--request_id", by_grpc.request_id, "--class_name", "3"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert corrected.returncode == 0, corrected.stderr
+        assert json.loads(corrected.stdout)["class_name"] == "3"
+        assert call(url, {"request_id": by_grpc.request_id, "class_id": 4})[1]["class_name"] == "4"
+        for body, message in (
+            ({"request_id": "feed", "class_name": "7"}, "Unknown request id 'feed'"),
+            ({"request_id": by_rest.request_id, "index": 5, "class_name": "7"}, "no index 5"),
+            ({"request_id": by_rest.request_id, "class_name": "seven"}, "not one of the model's"),
+            ({"request_id": by_rest.request_id, "class_id": 10}, "No class id 10"),
+            ({"request_id": by_rest.request_id}, "A correction is"),
+        ):
+            status, refused = call(url, body)
+            assert (status, message in refused["error"]) == (400, True), refused
+    finally:
+        core.corrections = None
+    written, _ = read_corrections(tmp_path / CORRECTIONS_FILE)
+    assert [(c.request_id, c.class_name) for c in written] == [
+        (by_rest.request_id, "7"),
+        (by_grpc.request_id, "3"),
+        (by_grpc.request_id, "4"),
+    ]
+    assert written[0].image == pngs[0][1]

@@ -30,12 +30,13 @@ from tensorflow_serving.apis import (
 )
 
 from serving.core import ServingCore, ServingError, invalid
+from serving.corrections import Corrections
 from serving.limits import GRPC_MESSAGE_OPTIONS, Limits
 from serving.metrics import Metrics
 from serving.model_store import VersionedModel
 from serving.request_log import RequestLog, RequestLogSettings
 from serving.rest import RestSettings, create_rest_server
-from trainer.features import DEFAULT_MODEL_NAME
+from trainer.features import DEFAULT_MODEL_NAME, REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Predict(self, request, context):
         return _answer(
-            context, lambda: self.core.measured("predict", GRPC, lambda: self._predict(request))
+            context,
+            lambda: self.core.measured("predict", GRPC, lambda: self._predict(request, context)),
         )
 
     def Classify(self, request, context):
@@ -88,15 +90,17 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def GetModelMetadata(self, request, context):
         return _answer(context, lambda: self._metadata(request))
 
-    def _predict(self, request) -> predict_pb2.PredictResponse:
+    def _predict(self, request, context) -> predict_pb2.PredictResponse:
         spec = request.model_spec
         inputs = {
             name: strings_of(name, proto, self.core.limits.max_batch_size)
             for name, proto in request.inputs.items()
         }
-        loaded, signature_name, outputs = self.core.predict(
+        loaded, signature_name, outputs, request_id = self.core.predict(
             spec.name, _version(spec), spec.signature_name, inputs
         )
+        if request_id:  # what a correction names (serving/corrections.py)
+            context.set_trailing_metadata(((REQUEST_ID_HEADER.lower(), request_id),))
         wanted = set(request.output_filter) or set(outputs)
         if unknown := wanted - set(outputs):
             raise invalid(f"output_filter names unknown outputs {sorted(unknown)}")
@@ -198,7 +202,7 @@ def main() -> None:
     # TF Serving's flags of the same names (0: TensorFlow's choice, a thread per core). Twice
     # the cores between ops: a long op of a large request (decoding a 16-megapixel picture)
     # then leaves threads to small requests (p99 beside a heavy client: 1.5x alone, against 2.7x
-    # with one thread per core; README, Performance).
+    # with one thread per core; tests/bench/README.md).
     parser.add_argument(
         "--tensorflow_inter_op_parallelism", type=int, default=2 * (os.cpu_count() or 1)
     )
@@ -218,7 +222,7 @@ def main() -> None:
     )
     model.start()
     limits = Limits(**{field: getattr(args, field) for field in vars(Limits())})
-    request_log = None
+    request_log = corrections = None
     if args.request_log_dir:
         log_settings = RequestLogSettings(
             **{field: getattr(args, f"request_log_{field}") for field in vars(RequestLogSettings())}
@@ -229,7 +233,8 @@ def main() -> None:
             100 * log_settings.sample_rate,
             args.request_log_dir,
         )
-    core = ServingCore(model, limits, metrics, request_log)
+        corrections = Corrections(args.request_log_dir)
+    core = ServingCore(model, limits, metrics, request_log, corrections)
     grpc_server, port = create_server(
         core, f"{args.host}:{args.port}", args.workers, args.max_concurrent_rpcs
     )

@@ -1,10 +1,14 @@
 """New data arriving in spans: each run ingests the newest span, trains on the latest
-TRAIN_SPANS spans, warm-starts from the last blessed model and is compared with it."""
+TRAIN_SPANS spans, warm-starts from the last blessed model and is compared with it; the answers
+people corrected while the model was served become the next span."""
 
 import numpy as np
 
+from components.data.codecs import encode_png
 from components.data.sample import load_sample
 from pipeline.results import RunSummary, run_summary
+from serving.client import RestClient
+from tests.bench.serving import ServerProcess
 from tests.pipeline_runs import run_pipeline, settings_for, write_classes
 
 CONTINUOUS = {
@@ -49,3 +53,26 @@ def test_training_rolls_over_the_latest_spans_and_warm_starts(tmp_path):
     assert second.warm_start_model == first.artifact_uris["Trainer.Model"]
     assert second.accuracy_change is not None
     assert second.blessed and second.accuracy >= 0.9
+
+    # Served, and corrected by people: the corrected pictures become span 4, which the next run
+    # ingests and trains on (serving/corrections.py, pipeline/span_from_requests.py).
+    settings = settings_for(output_dir)
+    server = ServerProcess(
+        settings.serving_model_dir,
+        settings.model_name,
+        *("--request_log_dir", str(settings.request_log_dir)),
+    )
+    try:
+        with RestClient(server.rest, settings.model_name) as client:
+            for digit, name in ((0, "zero"), (1, "one")):
+                for index in np.flatnonzero(labels == digit)[300:320]:  # in no span yet
+                    answer = client.predict_images([encode_png(pixels[index])])
+                    client.correct(answer.request_id, name)
+    finally:
+        server.stop()
+    written = run_pipeline(output_dir, "pipeline.span_from_requests", DATA=str(data))
+    assert written.returncode == 0, written.stderr[-2000:]
+    assert f"Wrote 40 corrected pictures as {data / 'span-4'}" in written.stdout
+    assert sorted(len(list(folder.iterdir())) for folder in (data / "span-4").iterdir()) == [20, 20]
+    _, third = run()
+    assert third.spans == [3, 4]

@@ -31,10 +31,13 @@ CLASS_ID_OUTPUT = "class_id"
 CLASS_NAME_OUTPUT = "class_name"
 # float32 [N]: the top class's probability, 0 when the picture holds no ink at all (a blank
 # page, an empty photo). Below CONFIDENCE_THRESHOLD the client says "not sure": on the
-# real-world benchmark most wrong answers fall below it and few right ones (README,
-# Performance).
+# real-world benchmark most wrong answers fall below it and few right ones
+# (tests/bench/README.md).
 CONFIDENCE_OUTPUT = "confidence"
 CONFIDENCE_THRESHOLD = 0.5
+# Every answer's request id, which a correction names (serving/corrections.py): REST's response
+# header; gRPC's trailing metadata key is its lower case.
+REQUEST_ID_HEADER = "X-Request-Id"
 CLASS_NAMES_ASSET = "class_names.txt"  # SavedModel asset: line i names class id i
 
 
