@@ -17,6 +17,9 @@ from pathlib import Path
 
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from trainer.features import SERVING_DEFAULT_SIGNATURE, WARMUP_FILE
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ class LoadedVersion:
     model: object  # what tf.saved_model.load returns; its signatures are served
     signature_defs: dict[str, meta_graph_pb2.SignatureDef]
     fingerprint: tuple  # of the folder when it was loaded
+    warmup_requests: int = 0  # replayed before it was served
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +61,28 @@ def load_version(path: Path, folder_fingerprint: tuple) -> LoadedVersion:
         if not name.startswith("__")
     }
     model = tf.saved_model.load(str(path))
-    return LoadedVersion(int(path.name), model, signature_defs, folder_fingerprint)
+    warmed = warm_up(model, path / WARMUP_FILE)
+    return LoadedVersion(int(path.name), model, signature_defs, folder_fingerprint, warmed)
+
+
+MAX_WARMUP_REQUESTS = 1000  # TF Serving's limit
+
+
+def warm_up(model, records: Path) -> int:
+    """Replays a version's warm-up Predict requests, as TF Serving does before a version turns
+    AVAILABLE; returns how many. A request that fails fails the load, as there."""
+    if not records.exists():
+        return 0
+    count = 0
+    for serialized in tf.data.TFRecordDataset(str(records)).take(MAX_WARMUP_REQUESTS):
+        record = prediction_log_pb2.PredictionLog.FromString(serialized.numpy())
+        if record.WhichOneof("log_type") != "predict_log":
+            raise ValueError(f"{records}: only Predict warm-up requests are replayed here")
+        request = record.predict_log.request
+        signature = model.signatures[request.model_spec.signature_name or SERVING_DEFAULT_SIGNATURE]
+        signature(**{name: tf.make_ndarray(proto) for name, proto in request.inputs.items()})
+        count += 1
+    return count
 
 
 class VersionedModel:
@@ -151,6 +176,13 @@ class VersionedModel:
         with self._lock:
             self._loading = None
             self._failed.pop(version, None)
+        if loaded.warmup_requests:
+            log.info(
+                "Model %s version %d warmed up with %d requests",
+                self.name,
+                version,
+                loaded.warmup_requests,
+            )
         self._report(path, True, started)
         self._serve(loaded)
         return True

@@ -8,9 +8,11 @@ both name the class with the vocabulary that travels as the asset `class_names.t
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
+from tensorflow_serving.apis import prediction_log_pb2
 
 from trainer.calibration import scaled
 from trainer.features import (
@@ -26,6 +28,8 @@ from trainer.features import (
     PROBABILITIES_OUTPUT,
     SERVING_DEFAULT_SIGNATURE,
     SERVING_IMAGE_SIGNATURE,
+    WARMUP_BATCH_SIZES,
+    WARMUP_FILE,
     transformed_name,
 )
 
@@ -111,6 +115,39 @@ def export_model(
             model, tf_transform_output, class_names, Path(assets_dir), temperature
         )
         model.save(export_dir, save_format="tf", signatures=signatures)
+    write_warmup_requests(export_dir)
+
+
+def warmup_requests() -> list[prediction_log_pb2.PredictionLog]:
+    """A request of each warm-up batch size for each signature, of one drawn stroke (a one):
+    what TFX's InfraValidator writes with `make_warmup`, for the project's two signatures."""
+    stroke = np.zeros([28, 28, 1], np.uint8)
+    stroke[4:24, 13:15] = 255
+    png = tf.io.encode_png(stroke).numpy()
+    example = tf.train.Example()
+    example.features.feature[IMAGE_KEY].bytes_list.value.append(png)
+    inputs = {
+        SERVING_IMAGE_SIGNATURE: (IMAGES_INPUT, png),
+        SERVING_DEFAULT_SIGNATURE: (EXAMPLES_INPUT, example.SerializeToString()),
+    }
+    records = []
+    for signature_name, (input_name, value) in inputs.items():
+        for size in WARMUP_BATCH_SIZES:
+            record = prediction_log_pb2.PredictionLog()
+            request = record.predict_log.request
+            request.model_spec.signature_name = signature_name
+            request.inputs[input_name].CopyFrom(tf.make_tensor_proto([value] * size))
+            records.append(record)
+    return records
+
+
+def write_warmup_requests(export_dir: str) -> None:
+    """Writes the warm-up records into the SavedModel, where TF Serving reads them."""
+    path = f"{export_dir}/{WARMUP_FILE}"
+    tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in warmup_requests():
+            writer.write(record.SerializeToString())
 
 
 def read_class_names(saved_model_dir: Path | str) -> list[str] | None:

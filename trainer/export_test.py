@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tensorflow_serving.apis.prediction_log_pb2 import PredictionLog
 
 from components.data.photos import KINDS, render
 from components.data.sample import load_sample, make_example
@@ -18,6 +19,8 @@ from trainer.features import (
     PROBABILITIES_OUTPUT,
     SERVING_DEFAULT_SIGNATURE,
     SERVING_IMAGE_SIGNATURE,
+    WARMUP_BATCH_SIZES,
+    WARMUP_FILE,
 )
 from trainer.model import build_model
 
@@ -158,3 +161,23 @@ def test_undecodable_bytes_are_an_invalid_argument(saved_model):
         saved_model.signatures[SERVING_IMAGE_SIGNATURE](
             **{IMAGES_INPUT: tf.constant([b"not an image"])}
         )
+
+
+def test_warmup_requests_travel_in_the_saved_model_and_run_on_both_signatures(
+    export_dir, saved_model
+):
+    records = [
+        PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(str(export_dir / WARMUP_FILE))
+    ]
+    requests = [record.predict_log.request for record in records]
+    assert sorted((r.model_spec.signature_name, len(r.inputs)) for r in requests) == sorted(
+        (name, 1)
+        for name in (SERVING_DEFAULT_SIGNATURE, SERVING_IMAGE_SIGNATURE)
+        for _ in WARMUP_BATCH_SIZES
+    )
+    for request in requests:
+        signature = saved_model.signatures[request.model_spec.signature_name]
+        inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+        outputs = signature(**inputs)
+        assert len(outputs[CLASS_ID_OUTPUT]) in WARMUP_BATCH_SIZES

@@ -35,6 +35,11 @@ CLASS_NAME_OUTPUT = "class_name"
 # (tests/bench/README.md).
 CONFIDENCE_OUTPUT = "confidence"
 CONFIDENCE_THRESHOLD = 0.5
+# Requests a model server replays on each version before it serves it (TF Serving's SavedModel
+# warm-up: PredictionLog records in a TFRecord file), so that the first clients' requests do not
+# pay for tracing and allocation.
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+WARMUP_BATCH_SIZES = (1, 32)
 # Every answer's request id, which a correction names (serving/corrections.py): REST's response
 # header; gRPC's trailing metadata key is its lower case.
 REQUEST_ID_HEADER = "X-Request-Id"
