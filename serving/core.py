@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
+from serving.batching import Batcher, BatchQueueFull
 from serving.corrections import CorrectionError, Corrections
 from serving.limits import LimitError, Limits, check_images
 from serving.metrics import Metrics
@@ -103,12 +104,14 @@ class ServingCore:
         metrics: Metrics | None = None,
         request_log: RequestLog | None = None,
         corrections: Corrections | None = None,
+        batcher: Batcher | None = None,
     ):
         self.model = model
         self.limits = limits or Limits()
         self.metrics = metrics or Metrics()
         self.request_log = request_log
         self.corrections = corrections
+        self.batcher = batcher
         self._large = threading.Semaphore(1)
 
     def measured(self, api: str, entrypoint: str, call: Callable):
@@ -169,7 +172,18 @@ class ServingCore:
             except LimitError as error:
                 raise invalid(str(error)) from None
         bounds = chunks(pixels.tolist())
-        if len(bounds) == 1:
+        # Batched with other requests while a full batch of such stays within one chunk.
+        batcher = self.batcher
+        if batcher and int(pixels.sum()) * batcher.parameters.max_batch_size <= CHUNK_PIXELS:
+            try:
+                outputs = batcher.run(
+                    (loaded.version, signature_name),
+                    lambda batch: self._run(signature, batch, 0, len(next(iter(batch.values())))),
+                    inputs,
+                )
+            except BatchQueueFull as error:
+                raise ServingError(grpc.StatusCode.UNAVAILABLE, str(error)) from None
+        elif len(bounds) == 1:
             outputs = self._run(signature, inputs, *bounds[0])
         else:
             with self._large:

@@ -29,12 +29,13 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from serving.batching import Batcher, BatchingParameters, read_batching_parameters
 from serving.core import ServingCore, ServingError, invalid
 from serving.corrections import Corrections
 from serving.limits import GRPC_MESSAGE_OPTIONS, Limits
 from serving.metrics import Metrics
 from serving.model_store import VersionedModel
-from serving.request_log import RequestLog, RequestLogSettings
+from serving.request_log import RequestLog, RequestLogSettings, tensor_proto
 from serving.rest import RestSettings, create_rest_server
 from trainer.features import DEFAULT_MODEL_NAME, REQUEST_ID_HEADER
 
@@ -109,7 +110,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.version.value = loaded.version
         response.model_spec.signature_name = signature_name
         for key in wanted:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+            response.outputs[key].CopyFrom(tensor_proto(outputs[key]))  # make_tensor_proto's
         return response
 
     def _classify(self, request):
@@ -206,6 +207,16 @@ def main() -> None:
     parser.add_argument(
         "--tensorflow_inter_op_parallelism", type=int, default=2 * (os.cpu_count() or 1)
     )
+    parser.add_argument(
+        "--enable_batching",
+        action="store_true",
+        help="run concurrent requests together (serving/batching.py)",
+    )
+    parser.add_argument(
+        "--batching_parameters_file",
+        type=Path,
+        help="TF Serving's BatchingParameters text (default: serving/batching.py's defaults)",
+    )
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -234,7 +245,16 @@ def main() -> None:
             args.request_log_dir,
         )
         corrections = Corrections(args.request_log_dir)
-    core = ServingCore(model, limits, metrics, request_log, corrections)
+    batcher = None
+    if args.enable_batching:
+        parameters = BatchingParameters()
+        if args.batching_parameters_file:
+            parameters = read_batching_parameters(args.batching_parameters_file)
+        batcher = Batcher(parameters)
+        # A batch gathers only requests that gRPC's threads have taken: at least a batch's worth.
+        args.workers = max(args.workers, parameters.max_batch_size)
+        log.info("Batching requests: %s", parameters)
+    core = ServingCore(model, limits, metrics, request_log, corrections, batcher)
     grpc_server, port = create_server(
         core, f"{args.host}:{args.port}", args.workers, args.max_concurrent_rpcs
     )
@@ -264,6 +284,8 @@ def main() -> None:
     if rest:
         rest.stop(args.drain_s)
     grpc_stopped.wait()
+    if batcher:
+        batcher.stop()
     if request_log:
         request_log.close()
     model.stop()

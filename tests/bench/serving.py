@@ -250,6 +250,54 @@ def bench_fairness(server: ServerProcess, images: list[bytes], seconds: float = 
     return results
 
 
+def bench_batching(
+    base_path: Path, model_name: str, images: list[bytes], clients: int = 32, seconds: float = 15
+) -> dict:
+    """`clients` clients each sending one picture per request, against a server without and one
+    with `--enable_batching` (serving/batching_parameters.txt), one after the other."""
+    results = {}
+    parameters = str(PROJECT_ROOT / "serving" / "batching_parameters.txt")
+    for name, flags in (
+        ("unbatched", ()),
+        ("batched", ("--enable_batching", "--batching_parameters_file", parameters)),
+    ):
+        server = ServerProcess(base_path, model_name, *flags)
+        try:
+            hammer(
+                server.target,
+                model_name,
+                images[:1],
+                time.monotonic() + 2,
+                {"seconds": [], "failed": 0},
+            )
+            until = time.monotonic() + seconds
+            outs = [{"seconds": [], "failed": 0} for _ in range(clients)]
+            threads = [
+                threading.Thread(
+                    target=hammer, args=(server.target, model_name, images[:1], until, out)
+                )
+                for out in outs
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            server.stop()
+        samples = [s for out in outs for s in out["seconds"]]
+        results[name] = {
+            "requests_per_s": round(len(samples) / seconds, 1),
+            "failed": sum(out["failed"] for out in outs),
+            **percentiles_ms(samples),
+        }
+    results["throughput_ratio"] = round(
+        results["batched"]["requests_per_s"] / results["unbatched"]["requests_per_s"], 2
+    )
+    results["p99_ratio"] = round(results["batched"]["p99_ms"] / results["unbatched"]["p99_ms"], 2)
+    results["clients"], results["seconds"] = clients, seconds
+    return results
+
+
 def bench_churn(
     base_path: Path, model_name: str, images: list[bytes], seconds: float = 30, clients: int = 8
 ) -> dict:
@@ -474,7 +522,17 @@ def bench_all(base_path: Path, images: list[bytes], model_name: str) -> dict:
     results["churn"] = bench_churn(base_path, model_name, images)
     print("Serving: the request log's cost, side by side...", flush=True)
     results["request_log"] = bench_logging_cost(base_path, model_name, images)
+    print("Serving: 32 clients of one picture each, without and with batching...", flush=True)
+    results["batching"] = bench_batching(base_path, model_name, images)
     return results
+
+
+def table(header: list[str], rows: dict[str, dict], keys: list[str]) -> list[str]:
+    """A markdown table: one row per name, with its values of `keys`."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(str(row[key]) for key in keys) + " |")
+    return lines
 
 
 def markdown(results: dict) -> list[str]:
@@ -534,20 +592,31 @@ def markdown(results: dict) -> list[str]:
         "Request log at sample rate 1.0 (two servers side by side, alternating blocks; target: "
         "at most 5 % cost):",
         "",
-        "| server | gRPC batch 1 p50 (ms) | REST batch 1 p50 (ms) | batch 64 images/s |",
-        "|---|---|---|---|",
+        *table(
+            ["server", "gRPC batch 1 p50 (ms)", "REST batch 1 p50 (ms)", "batch 64 images/s"],
+            {name: request_log[name] for name in ("plain", "logging")},
+            ["grpc_p50_ms", "rest_p50_ms", "batch_64_images_per_s"],
+        ),
     ]
-    for name in ("plain", "logging"):
-        row = request_log[name]
-        lines.append(
-            f"| {name} | {row['grpc_p50_ms']} | {row['rest_p50_ms']} "
-            f"| {row['batch_64_images_per_s']} |"
-        )
     cost = request_log["cost"]
     lines += [
         "",
         f"Cost: gRPC p50 {cost['grpc_p50_ms']:+.1%}, REST p50 {cost['rest_p50_ms']:+.1%}, "
         f"batch-64 throughput {cost['batch_64_images_per_s']:+.1%}.",
+    ]
+    batching = results["batching"]
+    lines += [
+        "",
+        f"Batching, {batching['clients']} clients of one picture per request for "
+        f"{batching['seconds']:.0f} s each way (target: throughput at least 2x, p99 at most 1.5x):",
+        "",
+        *table(
+            ["server", "requests/s", "p50 (ms)", "p99 (ms)", "failed"],
+            {name: batching[name] for name in ("unbatched", "batched")},
+            ["requests_per_s", "p50_ms", "p99_ms", "failed"],
+        ),
+        "",
+        f"Throughput {batching['throughput_ratio']}x, p99 {batching['p99_ratio']}x.",
     ]
     return lines
 
