@@ -35,7 +35,7 @@ from serving.corrections import Corrections
 from serving.limits import GRPC_MESSAGE_OPTIONS, Limits
 from serving.metrics import Metrics
 from serving.model_store import VersionedModel
-from serving.request_log import RequestLog, RequestLogSettings, tensor_proto
+from serving.request_log import RequestLog, RequestLogSettings
 from serving.rest import RestSettings, create_rest_server
 from trainer.features import DEFAULT_MODEL_NAME, REQUEST_ID_HEADER
 
@@ -110,7 +110,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.version.value = loaded.version
         response.model_spec.signature_name = signature_name
         for key in wanted:
-            response.outputs[key].CopyFrom(tensor_proto(outputs[key]))  # make_tensor_proto's
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
         return response
 
     def _classify(self, request):
