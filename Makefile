@@ -54,7 +54,7 @@ image: $(STAMP)
 
 # Console for people: without TensorFlow's C++ start-up lines and the Google Cloud libraries'
 # FutureWarnings about Python 3.10 (errors that matter still surface).
-QUIET := TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::FutureWarning
+QUIET := TF_CPP_MIN_LOG_LEVEL=3 GRPC_VERBOSITY=ERROR PYTHONWARNINGS=ignore::FutureWarning
 
 # A setting as the pipeline sees it (OUTPUT_DIR, MODEL_NAME, ... from the environment).
 setting = $$($(PY) -m pipeline.settings $(1))

@@ -10,10 +10,13 @@ import time
 import warnings
 from pathlib import Path
 
-# Before TensorFlow loads: its C++ lines at start-up (CUDA stubs, "Unable to register cuDNN
-# factory") and the Google Cloud libraries' FutureWarnings about Python 3.10 ask nothing of a
-# user; errors that matter surface as Python exceptions, which the console shows.
+# Before TensorFlow and gRPC load: TensorFlow's C++ lines at start-up (CUDA stubs, "Unable to
+# register cuDNN factory"), gRPC's C++ INFO lines (absl writes every level to stderr until it is
+# initialised: "Got goaway" as the demo's server stops) and the Google Cloud libraries'
+# FutureWarnings about Python 3.10 ask nothing of a user; errors that matter surface as Python
+# exceptions, which the console shows.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 from absl import logging as absl_logging  # noqa: E402

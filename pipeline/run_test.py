@@ -1,6 +1,10 @@
 """`make run`'s closing summary, from constructed results; its readers of ML Metadata on a
-store that a killed run left."""
+store that a killed run left; a console without gRPC's C++ lines."""
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 from ml_metadata import metadata_store
@@ -65,3 +69,41 @@ def test_a_store_that_a_first_run_left_without_types_reads_as_no_spans(tmp_path)
         [metadata_store_pb2.Context(type_id=node_type, name="mnist.ImportExampleGen")]
     )
     assert ingested_spans(path, "mnist", "ImportExampleGen") == set()
+
+
+# A gRPC server stopped while a call is in flight: the client's transport logs "Got goaway" at
+# INFO through absl, which writes every level to stderr until it is initialised.
+GOAWAY = """
+import threading, time
+from concurrent import futures
+import grpc
+
+def slow(request, context):
+    time.sleep(2)
+    return request
+
+method = grpc.unary_unary_rpc_method_handler(slow)
+handler = grpc.method_handlers_generic_handler("s", {"m": method})
+server = grpc.server(futures.ThreadPoolExecutor(2), handlers=[handler])
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+call = threading.Thread(target=lambda: channel.unary_unary("/s/m")(b"x"))
+call.start()
+time.sleep(0.5)
+server.stop(grace=None)
+call.join()
+"""
+CPP_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\]", re.MULTILINE)
+
+
+def test_the_run_keeps_grpcs_cpp_lines_off_the_console():
+    environment = {key: value for key, value in os.environ.items() if key != "GRPC_VERBOSITY"}
+
+    def stderr(env: dict) -> str:
+        command = [sys.executable, "-c", GOAWAY]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60).stderr
+
+    assert CPP_LOG_LINE.search(stderr(environment))  # the scenario does print one
+    assert os.environ["GRPC_VERBOSITY"] == "ERROR"  # set by importing pipeline.run
+    assert not CPP_LOG_LINE.search(stderr({**environment, "GRPC_VERBOSITY": "ERROR"}))
