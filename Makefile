@@ -60,10 +60,11 @@ QUIET := TF_CPP_MIN_LOG_LEVEL=3 GRPC_VERBOSITY=ERROR PYTHONWARNINGS=ignore::Futu
 setting = $$($(PY) -m pipeline.settings $(1))
 
 # The local TF Serving-compatible server, serving what the Pusher wrote: gRPC on 127.0.0.1:8500,
-# REST, metrics and a page to draw digits on http://127.0.0.1:8501/.
+# REST, metrics and a page to draw digits on http://127.0.0.1:8501/. MODEL_CONFIG=<file>: the
+# models, version policies and labels of TF Serving's model config file (read every 5 s).
 serve: $(STAMP)
 	$(QUIET) $(PY) -m serving.server --model_name $(call setting,model_name) \
-	  --model_base_path $(call setting,serving_model_dir) \
+	  $(if $(MODEL_CONFIG),--model_config_file $(MODEL_CONFIG) --model_config_file_poll_wait_seconds 5,--model_base_path $(call setting,serving_model_dir)) \
 	  --request_log_dir $(call setting,request_log_dir) --drift_file $(call setting,drift_file)
 
 # The served version's logged requests against its training data (pipeline/monitor.py): each

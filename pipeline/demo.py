@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from serving.core import ServingCore
 from serving.grpc_client import ServingClient
+from serving.model_registry import ModelRegistry
 from serving.model_store import VersionedModel
 from serving.server import create_server
 from trainer.features import IMAGE_KEY, LABEL_KEY
@@ -82,7 +83,7 @@ def demonstrate(
     batches, times 50 single-image requests, and stops the server."""
     model = VersionedModel(model_name, base_path)
     model.start()
-    server, port = create_server(ServingCore(model), "127.0.0.1:0")
+    server, port = create_server(ServingCore(ModelRegistry.of(model)), "127.0.0.1:0")
     address = f"127.0.0.1:{port}"
     try:
         with ServingClient(address, model_name) as client:

@@ -18,6 +18,7 @@ from serving.batching import (
     read_batching_parameters,
 )
 from serving.core import ServingCore, ServingError
+from serving.model_registry import ModelRegistry
 from serving.model_store import VersionedModel
 from trainer.features import (
     CLASS_ID_OUTPUT,
@@ -110,7 +111,8 @@ def test_batched_answers_equal_the_unbatched_ones(tmp_path, trained_model_dir):
     model.start()
     pngs = [encode_png(p) for p in load_sample(24, seed=8)[0]] + [b"\x89PNG\r\n\x1a\n" + b"\0" * 30]
     batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=20_000))
-    batched, alone = ServingCore(model, batcher=batcher), ServingCore(model)
+    models = ModelRegistry.of(model)
+    batched, alone = ServingCore(models, batcher=batcher), ServingCore(models)
 
     def answer(core: ServingCore, png: bytes):
         try:

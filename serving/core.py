@@ -20,11 +20,13 @@ from serving.batching import Batcher, BatchQueueFull
 from serving.corrections import CorrectionError, Corrections
 from serving.limits import LimitError, Limits, check_images
 from serving.metrics import Metrics
-from serving.model_store import LoadedVersion, VersionedModel
+from serving.model_registry import ModelRegistry, UnknownLabel
+from serving.model_store import LoadedVersion
 from serving.request_log import RequestLog
 from trainer.features import (
     CLASS_NAME_OUTPUT,
     CLASS_NAMES_ASSET,
+    DEFAULT_MODEL_NAME,
     EXAMPLES_INPUT,
     IMAGE_KEY,
     SERVING_DEFAULT_SIGNATURE,
@@ -95,18 +97,21 @@ def chunks(pixels: list[int]) -> list[tuple[int, int]]:
 
 
 class ServingCore:
-    """One model's versions behind both front ends, with its limits, metrics and request log."""
+    """The served models behind both front ends, with their limits and metrics; the requests
+    for `logged_model` go to the request log and may be corrected."""
 
     def __init__(
         self,
-        model: VersionedModel,
+        models: ModelRegistry,
         limits: Limits | None = None,
         metrics: Metrics | None = None,
         request_log: RequestLog | None = None,
         corrections: Corrections | None = None,
         batcher: Batcher | None = None,
+        logged_model: str = DEFAULT_MODEL_NAME,
     ):
-        self.model = model
+        self.models = models
+        self.logged_model = logged_model
         self.limits = limits or Limits()
         self.metrics = metrics or Metrics()
         self.request_log = request_log
@@ -114,7 +119,7 @@ class ServingCore:
         self.batcher = batcher
         self._large = threading.Semaphore(1)
 
-    def measured(self, api: str, entrypoint: str, call: Callable):
+    def measured(self, model_name: str, api: str, entrypoint: str, call: Callable):
         """Runs `call`, counting its status and latency under TF Serving's metric names."""
         started = time.perf_counter()
         status = "OK"
@@ -125,15 +130,18 @@ class ServingCore:
             raise
         finally:
             self.metrics.record_request(
-                self.model.name, status, api, entrypoint, time.perf_counter() - started
+                model_name, status, api, entrypoint, time.perf_counter() - started
             )
 
-    def version(self, name: str, version: int | None) -> LoadedVersion:
-        """The version a request asks for; NOT_FOUND for other models or versions."""
-        if name != self.model.name:
-            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found: {name!r}")
+    def version(self, name: str, version: int | None, label: str | None = None) -> LoadedVersion:
+        """The version a request asks for: INVALID_ARGUMENT for an unknown label, NOT_FOUND for
+        models and versions not served (TF Serving's codes and words)."""
+        if not name:
+            raise invalid("ModelSpec has no name specified.")
         try:
-            return self.model.get(version)
+            return self.models.resolve(name, version, label)
+        except UnknownLabel as error:
+            raise invalid(str(error)) from None
         except LookupError as error:
             raise ServingError(grpc.StatusCode.NOT_FOUND, str(error)) from None
 
@@ -147,12 +155,17 @@ class ServingCore:
         return name, loaded.model.signatures[name]
 
     def predict(
-        self, name: str, version: int | None, signature_name: str, inputs: dict[str, list[bytes]]
+        self,
+        name: str,
+        version: int | None,
+        signature_name: str,
+        inputs: dict[str, list[bytes]],
+        label: str | None = None,
     ) -> tuple[LoadedVersion, str, dict[str, np.ndarray], str | None]:
         """Runs a signature on lists of string values, one list per input name; answered
-        requests go to the request log and get a request id that a correction can name (None
-        where corrections are not kept)."""
-        loaded = self.version(name, version)
+        requests for the logged model go to the request log and get a request id that a
+        correction can name (None where corrections are not kept)."""
+        loaded = self.version(name, version, label)
         signature_name, signature = self.signature(loaded, signature_name)
         _, specs = signature.structured_input_signature
         if set(inputs) != set(specs):
@@ -177,7 +190,7 @@ class ServingCore:
         if batcher and int(pixels.sum()) * batcher.parameters.max_batch_size <= CHUNK_PIXELS:
             try:
                 outputs = batcher.run(
-                    (loaded.version, signature_name),
+                    (name, loaded.version, signature_name),
                     lambda batch: self._run(signature, batch, 0, len(next(iter(batch.values())))),
                     inputs,
                 )
@@ -189,6 +202,8 @@ class ServingCore:
             with self._large:
                 parts = [self._run(signature, inputs, start, end) for start, end in bounds]
             outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if name != self.logged_model:
+            return loaded, signature_name, outputs, None
         if self.request_log:
             self.request_log.record(loaded.version, signature_name, inputs, outputs)
         request_id = None
@@ -201,8 +216,10 @@ class ServingCore:
         """A person's "that was a 7" for picture `index` of an answered request
         (serving/corrections.py): `{"request_id": ..., "index": 0, "class_name": "7"}`, or
         `"class_id": 7`."""
-        if name != self.model.name:
-            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found: {name!r}")
+        if name != self.logged_model:
+            raise ServingError(
+                grpc.StatusCode.NOT_FOUND, f"Corrections are kept for {self.logged_model} only"
+            )
         if self.corrections is None:
             raise invalid("This server keeps no corrections: start it with --request_log_dir")
         request_id, index = correction.get("request_id"), correction.get("index", 0)
@@ -236,7 +253,8 @@ class ServingCore:
 
     def class_names(self, version: int) -> list[str]:
         """The class names a version was exported with (its `class_names.txt` asset)."""
-        path = self.model.base_path / str(version) / "assets" / CLASS_NAMES_ASSET
+        path = self.models.model(self.logged_model).base_path / str(version) / "assets"
+        path /= CLASS_NAMES_ASSET
         try:
             return path.read_text().splitlines()
         except OSError:
@@ -254,11 +272,16 @@ class ServingCore:
         return {key: value.numpy() for key, value in outputs.items()}
 
     def status(self, name: str, version: int | None) -> get_model_status_pb2.GetModelStatusResponse:
-        if name != self.model.name:
+        """Every version on disk of a model (also where the request names a label, as in TF
+        Serving), or the one `version`."""
+        try:
+            states = self.models.model(name).states()
+        except LookupError:
+            states = {}
+        if not states:
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name!r}"
             )
-        states = self.model.states()
         if version is not None:
             if version not in states:
                 raise ServingError(
@@ -278,14 +301,14 @@ class ServingCore:
         return response
 
     def metadata(
-        self, name: str, version: int | None
+        self, name: str, version: int | None, label: str | None = None
     ) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        loaded = self.version(name, version)
+        loaded = self.version(name, version, label)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         for signature_name, signature_def in loaded.signature_defs.items():
             signature_map.signature_def[signature_name].CopyFrom(signature_def)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = self.model.name
+        response.model_spec.name = name
         response.model_spec.version.value = loaded.version
         packed = any_pb2.Any()
         packed.Pack(signature_map)

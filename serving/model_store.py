@@ -1,11 +1,11 @@
-"""Serves a model base path the way TF Serving's `latest` version policy does:
-`<base>/<version>/saved_model.pb`, the highest version that loads is served, polled from disk.
+"""Serves a model base path as TF Serving does: `<base>/<version>/saved_model.pb`, polled from
+disk, the versions a version policy names (`latest` by default: the highest version that loads).
 
 A version folder that changes (replaced or fixed) is loaded again; a served version removed from
-disk is unloaded and the next highest takes over, at once: each request checks that its version
-is still on disk, and the version served before stays loaded for such a rollback. A version that
-fails to load is reported and skipped while the one before keeps serving. Status lists only the
-versions on disk, each with its most recent failure.
+disk is unloaded and the next takes over, at once: each request checks that its version is still
+on disk, and the versions served before stay loaded for such a rollback. A version that fails to
+load is reported and skipped while the one before keeps serving. Status lists only the versions
+on disk, each with its most recent failure.
 """
 
 import dataclasses
@@ -19,6 +19,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from serving.model_config import LATEST, VersionPolicy
 from trainer.features import SERVING_DEFAULT_SIGNATURE, WARMUP_FILE
 
 log = logging.getLogger(__name__)
@@ -95,13 +96,15 @@ class VersionedModel:
         base_path: Path,
         poll_interval_s: float = 1.0,
         on_load: Callable[[Path, bool, float], None] | None = None,
+        policy: VersionPolicy = LATEST,
     ):
         self.name = name
         self.base_path = Path(base_path)
         self.poll_interval_s = poll_interval_s
         self.on_load = on_load
-        self._served: LoadedVersion | None = None
-        self._standby: LoadedVersion | None = None  # served before: a rollback needs no load
+        self.policy = policy
+        self._served: dict[int, LoadedVersion] = {}
+        self._standby: dict[int, LoadedVersion] = {}  # served before: a rollback needs no load
         self._failed: dict[int, tuple[tuple, str]] = {}  # version -> (fingerprint, error)
         self._loading: int | None = None
         self._on_disk: list[int] = []
@@ -121,11 +124,16 @@ class VersionedModel:
         }
 
     def poll(self) -> None:
-        """Serves the highest version on disk that loads: tries versions from the highest down,
-        skipping those that failed unchanged, until one is (or already is) served; when none
-        loads and the served one left the disk, nothing is served. Requests already running
-        keep the version they started with."""
+        """Serves the versions the policy wants that load, from the highest down, skipping those
+        that failed unchanged; the set served changes at once when the scan ends, and requests
+        already running keep the version they started with."""
         with self._poll_lock:
+            self._scan()
+
+    def set_policy(self, policy: VersionPolicy) -> None:
+        """Serves what `policy` wants from now on (a config reload); loads before it returns."""
+        with self._poll_lock:
+            self.policy = policy
             self._scan()
 
     def _scan(self) -> None:
@@ -133,32 +141,29 @@ class VersionedModel:
         with self._lock:
             self._on_disk = sorted(on_disk)
             self._failed = {v: f for v, f in self._failed.items() if v in on_disk}
-        served = self._served
-        for version in sorted(on_disk, reverse=True):
+            known = {**self._standby, **self._served}
+        serving: dict[int, LoadedVersion] = {}
+        for version in self.policy.wanted(list(on_disk)):
+            if len(serving) == self.policy.count:
+                break
             path = on_disk[version]
             try:
                 current = fingerprint(path)
             except OSError:  # removed while we looked
                 continue
-            if served and served.version == version and served.fingerprint == current:
-                return
+            kept = known.get(version)
+            if kept and kept.fingerprint == current:
+                serving[version] = kept
+                continue
             failed = self._failed.get(version)
             if failed and failed[0] == current:
                 continue
-            standby = self._standby
-            if standby and standby.version == version and standby.fingerprint == current:
-                self._serve(standby)
-                return
-            if self._load(version, path, current):
-                return
-        if served and served.version not in on_disk:
-            with self._lock:
-                self._served = self._standby = None
-            log.warning(
-                "Model %s version %d left the disk: nothing to serve", self.name, served.version
-            )
+            loaded = self._load(version, path, current)
+            if loaded:
+                serving[version] = loaded
+        self._publish(serving, on_disk)
 
-    def _load(self, version: int, path: Path, folder_fingerprint: tuple) -> bool:
+    def _load(self, version: int, path: Path, folder_fingerprint: tuple) -> LoadedVersion | None:
         """Loads `version`; a failure is recorded against the folder as it was before the load,
         so that a folder still being written when the load failed is tried again."""
         with self._lock:
@@ -172,7 +177,7 @@ class VersionedModel:
                 self._failed[version] = (folder_fingerprint, str(error))
                 self._loading = None
             self._report(path, False, started)
-            return False
+            return None
         with self._lock:
             self._loading = None
             self._failed.pop(version, None)
@@ -184,50 +189,62 @@ class VersionedModel:
                 loaded.warmup_requests,
             )
         self._report(path, True, started)
-        self._serve(loaded)
-        return True
+        return loaded
 
-    def _serve(self, loaded: LoadedVersion) -> None:
+    def _publish(self, serving: dict[int, LoadedVersion], on_disk: dict[int, Path]) -> None:
+        """Serves `serving`; the versions it drops stay loaded as the standby, while on disk."""
         with self._lock:
-            previous, self._served = self._served, loaded
-            if previous and previous.version != loaded.version:
-                self._standby = previous
-        if previous and previous.version != loaded.version:
+            previous, self._served = self._served, serving
+            dropped = {v: loaded for v, loaded in previous.items() if v not in serving}
+            standby = dropped or self._standby
+            self._standby = {v: loaded for v, loaded in standby.items() if v in on_disk}
+        if serving.keys() == previous.keys() and all(serving[v] is previous[v] for v in serving):
+            return
+        if len(serving) == len(previous) == 1 and serving.keys() != previous.keys():
             log.info(
                 "Model %s version %d replaces version %d",
                 self.name,
-                loaded.version,
-                previous.version,
+                *serving,
+                *previous,
             )
+        elif serving:
+            log.info("Model %s serves versions %s", self.name, sorted(serving))
         else:
-            log.info("Model %s version %d is being served", self.name, loaded.version)
+            log.warning("Model %s has no version to serve in %s", self.name, self.base_path)
 
     def _report(self, path: Path, succeeded: bool, started: float) -> None:
         if self.on_load:
             self.on_load(path, succeeded, time.monotonic() - started)
 
-    def get(self, version: int | None = None) -> LoadedVersion:
-        """The served version (or `version` if that is the served one); LookupError otherwise.
-        A served version whose folder left the disk is replaced first (a stat per request)."""
+    def _pick(self, version: int | None) -> LoadedVersion | None:
         served = self._served
-        if served and not (self.base_path / str(served.version) / "saved_model.pb").exists():
+        if not served:
+            return None
+        return served[max(served)] if version is None else served.get(version)
+
+    def get(self, version: int | None = None) -> LoadedVersion:
+        """The highest served version, or `version` where it is served; LookupError otherwise,
+        in TF Serving's words. A version whose folder left the disk is replaced first (a stat
+        per request)."""
+        loaded = self._pick(version)
+        if loaded and not (self.base_path / str(loaded.version) / "saved_model.pb").exists():
             self.poll()
-            served = self._served
-        if served is None:
-            raise LookupError(f"Model {self.name} has no servable version in {self.base_path}")
-        if version is not None and version != served.version:
-            raise LookupError(f"Model {self.name} version {version} is not being served")
-        return served
+            loaded = self._pick(version)
+        if loaded is None:
+            wanted = f"Latest({self.name})"
+            if version is not None:
+                wanted = f"Specific({self.name}, {version})"
+            raise LookupError(f"Servable not found for request: {wanted}")
+        return loaded
 
     def states(self) -> dict[int, VersionState]:
         """Every version on disk: AVAILABLE (served), LOADING, or END (not served; with the
         error of its latest failed load, if any)."""
         with self._lock:
-            served = self._served.version if self._served else None
             states = {}
             for version in self._on_disk:
                 error = self._failed.get(version, ((), ""))[1]
-                if version == served:
+                if version in self._served:
                     states[version] = VersionState("AVAILABLE")
                 elif version == self._loading:
                     states[version] = VersionState("LOADING")

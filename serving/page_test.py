@@ -19,6 +19,7 @@ from serving.core import ServingCore
 from serving.corrections import CORRECTIONS_FILE, Corrections, read_corrections
 from serving.limits import Limits
 from serving.metrics import Metrics
+from serving.model_registry import ModelRegistry
 from serving.model_store import VersionedModel
 from serving.rest import create_rest_server
 from trainer.features import CLASS_NAME_OUTPUT, DEFAULT_MODEL_NAME, SERVING_IMAGE_SIGNATURE
@@ -123,9 +124,8 @@ def page_server(tmp_path_factory, trained_model_dir, corrections_dir):
     model = VersionedModel(DEFAULT_MODEL_NAME, base)
     model.start()
     corrections = Corrections(corrections_dir)  # as `make serve` keeps them, by the request log
-    rest = create_rest_server(
-        ServingCore(model, Limits(), Metrics(), corrections=corrections), "127.0.0.1", 0
-    )
+    core = ServingCore(ModelRegistry.of(model), Limits(), Metrics(), corrections=corrections)
+    rest = create_rest_server(core, "127.0.0.1", 0)
     yield f"http://127.0.0.1:{rest.port}"
     rest.stop()
     model.stop()

@@ -3,8 +3,11 @@
     GET  /v1/models/{name}[/versions/{v}]                   status
     GET  /v1/models/{name}[/versions/{v}]/metadata          signatures
     POST /v1/models/{name}[/versions/{v}]:predict           {"instances": [...]} or {"inputs": ...}
+    POST /v1/models/{name}:correct                           a correction (serving/corrections.py)
     GET  /monitoring/prometheus/metrics                      metrics
     GET  /                                                   a page to draw a digit on
+
+`/labels/{label}` in place of `/versions/{v}` names a version by its label.
 
 Binary strings travel as {"b64": "..."}; answers are TF Serving's (`predictions` for rows,
 `outputs` for columns), errors {"error": "..."} with TF Serving's HTTP codes.
@@ -21,6 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import unquote
 
 import grpc
 import numpy as np
@@ -42,7 +46,7 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 # Base64 in JSON makes a request a third larger than the gRPC message it stands for.
 MAX_BODY_BYTES = MAX_MESSAGE_BYTES * 4 // 3 + 1024 * 1024
 MODEL_PATH = re.compile(
-    r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
+    r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?"
 )
 # TF Serving's mapping of status codes to HTTP (model_servers/http_server.cc).
@@ -378,7 +382,7 @@ class RestHandler(tornado.web.RequestHandler):
         """(status, content type, body[, headers]); runs on a worker thread."""
         core = self.rest.core
         if method == "GET" and path in ("/", "/index.html"):
-            page = PAGE.read_text().replace("{{MODEL_NAME}}", core.model.name)
+            page = PAGE.read_text().replace("{{MODEL_NAME}}", core.logged_model)
             return 200, "text/html; charset=utf-8", page.encode()
         if method == "GET" and path == METRICS_PATH:
             return 200, "text/plain; version=0.0.4", core.metrics.text().encode()
@@ -397,9 +401,10 @@ class RestHandler(tornado.web.RequestHandler):
         match = MODEL_PATH.fullmatch(path)
         if not match or (method == "POST") != bool(match["verb"]):
             raise invalid(f"Malformed request: {method} {path}")
-        name, version = match["name"], int(match["version"]) if match["version"] else None
+        name, version = unquote(match["name"]), int(match["version"]) if match["version"] else None
+        label = unquote(match["label"]) if match["label"] else None
         if match["metadata"]:
-            metadata = core.metadata(name, version)
+            metadata = core.metadata(name, version, label)
             return json_format.MessageToDict(metadata, preserving_proto_field_name=True), {}
         if not match["verb"]:
             status = json_format.MessageToDict(
@@ -413,7 +418,7 @@ class RestHandler(tornado.web.RequestHandler):
         if match["verb"] != "predict":
             raise invalid(f"Unsupported verb {match['verb']!r}: this server serves predict")
         answer, request_id = core.measured(
-            "predict", REST, lambda: predict(core, name, version, body)
+            name, "predict", REST, lambda: predict(core, name, version, label, body)
         )
         return answer, {REQUEST_ID_HEADER: request_id} if request_id else {}
 
@@ -432,18 +437,20 @@ def json_object(body: bytes) -> dict:
 
 
 def predict(
-    core: ServingCore, name: str, version: int | None, body: bytes
+    core: ServingCore, name: str, version: int | None, label: str | None, body: bytes
 ) -> tuple[dict, str | None]:
     """A `:predict` request's answer, from its JSON body, and its request id."""
     document = json_object(body)
     signature_name = document.get("signature_name", "")
     if not isinstance(signature_name, str):
         raise invalid("'signature_name' must be a string")
-    loaded = core.version(name, version)
+    loaded = core.version(name, version, label)
     _, signature = core.signature(loaded, signature_name)
     input_names = sorted(signature.structured_input_signature[1])
     inputs, rows = request_inputs(document, input_names, core.limits.max_batch_size)
-    _, _, outputs, request_id = core.predict(name, version, signature_name, inputs)
+    # A label's version resolved here answers, even if the label moves before the model runs.
+    pinned = loaded.version if label else version
+    _, _, outputs, request_id = core.predict(name, pinned, signature_name, inputs)
     return predict_response(outputs, rows), request_id
 
 

@@ -26,6 +26,7 @@ from serving.corrections import CORRECTIONS_FILE, Corrections, read_corrections
 from serving.grpc_client import ServingClient
 from serving.limits import Limits
 from serving.metrics import LOAD_ATTEMPTS, REQUEST_COUNT, REQUEST_LATENCY, Metrics
+from serving.model_registry import ModelRegistry
 from serving.model_store import VersionedModel
 from serving.request_log import RequestLog, RequestLogSettings, log_files
 from serving.rest import MAX_BODY_BYTES, RestSettings, create_rest_server
@@ -53,7 +54,7 @@ def servers(tmp_path_factory, trained_model_dir):
         DEFAULT_MODEL_NAME, base, on_load=lambda path, ok, _: metrics.record_load(str(path), ok)
     )
     model.start()
-    core = ServingCore(model, Limits(), metrics)
+    core = ServingCore(ModelRegistry.of(model), Limits(), metrics)
     grpc_server, grpc_port = create_server(core, "127.0.0.1:0")
     rest = create_rest_server(core, "127.0.0.1", 0)
     yield f"http://127.0.0.1:{rest.port}", f"127.0.0.1:{grpc_port}", core
@@ -144,7 +145,9 @@ def test_rows_and_columns_answer_as_grpc_does(servers, pngs):
         (":predict", {"instances": [{"b64": "***"}]}, 400, "not valid base64"),
         (":predict", {"instances": [7]}, 400, "must be a string"),
         (":predict", {"instances": [{"b64": ""}] * 1025}, 400, "over the limit of 1024"),
-        ("/versions/9:predict", {"instances": [{"b64": ""}]}, 404, "version 9"),
+        ("/versions/9:predict", {"instances": [{"b64": ""}]}, 404, "Specific(mnist_cnn, 9)"),
+        ("/labels/canary:predict", {"instances": [{"b64": ""}]}, 400, "label: canary"),
+        ("/labels/canary/metadata", None, 400, "Unrecognized servable version label"),
         ("/versions/9", None, 404, "Could not find version 9"),
         (":classify", {"instances": []}, 400, "Unsupported verb"),
     ],
@@ -385,7 +388,7 @@ def test_requests_answered_over_grpc_and_rest_are_logged_as_prediction_logs(
 ):
     _, _, shared = servers
     request_log = RequestLog(tmp_path, DEFAULT_MODEL_NAME, RequestLogSettings(), Metrics())
-    core = ServingCore(shared.model, Limits(), Metrics(), request_log)
+    core = ServingCore(shared.models, Limits(), Metrics(), request_log)
     grpc_server, grpc_port = create_server(core, "127.0.0.1:0")
     rest = create_rest_server(core, "127.0.0.1", 0)
     images, _ = pngs

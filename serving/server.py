@@ -2,13 +2,17 @@
 
     python -m serving.server --model_base_path outputs/serving_model/mnist_cnn
         [--port 8500] [--rest_api_port 8501] [--request_log_dir outputs/request_logs/mnist_cnn]
+    python -m serving.server --model_config_file models.config
+        [--model_config_file_poll_wait_seconds 5]
 
-gRPC: PredictionService (Predict, Classify, GetModelMetadata) and ModelService (GetModelStatus)
-with TF Serving's messages and status codes. REST on the second port: TF Serving's `/v1/models`
-API, Prometheus metrics at /monitoring/prometheus/metrics, and a page at / where a person draws
-a digit. Clients written against it work unchanged against TF Serving
-(serving/docker-compose.yml); in production, run TF Serving itself. Unlike TF Serving, it can
-log the requests it answers (serving/request_log.py), for `make monitor`.
+gRPC: PredictionService (Predict, Classify, GetModelMetadata) and ModelService (GetModelStatus,
+HandleReloadConfigRequest) with TF Serving's messages and status codes; several models, version
+policies and version labels from TF Serving's model config file (serving/model_config.py).
+REST on the second port: TF Serving's `/v1/models` API, Prometheus metrics at
+/monitoring/prometheus/metrics, and a page at / where a person draws a digit. Clients written
+against it work unchanged against TF Serving (serving/docker-compose.yml); in production, run
+TF Serving itself. Unlike TF Serving, it can log the requests it answers
+(serving/request_log.py), for `make monitor`.
 """
 
 import argparse
@@ -24,6 +28,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -34,7 +39,8 @@ from serving.core import ServingCore, ServingError, invalid
 from serving.corrections import Corrections
 from serving.limits import GRPC_MESSAGE_OPTIONS, Limits
 from serving.metrics import Metrics
-from serving.model_store import VersionedModel
+from serving.model_config import ConfigError, ModelConfig, model_configs, read_model_config
+from serving.model_registry import LabelError, ModelRegistry
 from serving.request_log import RequestLog, RequestLogSettings
 from serving.rest import RestSettings, create_rest_server
 from trainer.features import DEFAULT_MODEL_NAME, REQUEST_ID_HEADER
@@ -50,6 +56,10 @@ DEFAULT_DRAIN_S = 30.0
 
 def _version(model_spec) -> int | None:
     return model_spec.version.value if model_spec.HasField("version") else None
+
+
+def _label(model_spec) -> str | None:
+    return model_spec.version_label if model_spec.HasField("version_label") else None
 
 
 def strings_of(name: str, proto, max_values: int) -> list[bytes]:
@@ -80,12 +90,17 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         return _answer(
             context,
-            lambda: self.core.measured("predict", GRPC, lambda: self._predict(request, context)),
+            lambda: self.core.measured(
+                request.model_spec.name, "predict", GRPC, lambda: self._predict(request, context)
+            ),
         )
 
     def Classify(self, request, context):
         return _answer(
-            context, lambda: self.core.measured("classify", GRPC, lambda: self._classify(request))
+            context,
+            lambda: self.core.measured(
+                request.model_spec.name, "classify", GRPC, lambda: self._classify(request)
+            ),
         )
 
     def GetModelMetadata(self, request, context):
@@ -98,7 +113,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             for name, proto in request.inputs.items()
         }
         loaded, signature_name, outputs, request_id = self.core.predict(
-            spec.name, _version(spec), spec.signature_name, inputs
+            spec.name, _version(spec), spec.signature_name, inputs, _label(spec)
         )
         if request_id:  # what a correction names (serving/corrections.py)
             context.set_trailing_metadata(((REQUEST_ID_HEADER.lower(), request_id),))
@@ -106,7 +121,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if unknown := wanted - set(outputs):
             raise invalid(f"output_filter names unknown outputs {sorted(unknown)}")
         response = predict_pb2.PredictResponse()
-        response.model_spec.name = self.core.model.name
+        response.model_spec.name = spec.name
         response.model_spec.version.value = loaded.version
         response.model_spec.signature_name = signature_name
         for key in wanted:
@@ -114,7 +129,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def _classify(self, request):
-        loaded = self.core.version(request.model_spec.name, _version(request.model_spec))
+        spec = request.model_spec
+        loaded = self.core.version(spec.name, _version(spec), _label(spec))
         name, _ = self.core.signature(loaded, request.model_spec.signature_name)
         method = loaded.signature_defs[name].method_name
         # TF Serving's answer for signatures that are not classification signatures; this
@@ -126,7 +142,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _metadata(self, request) -> get_model_metadata_pb2.GetModelMetadataResponse:
         if list(request.metadata_field) != ["signature_def"]:
             raise invalid("Metadata field(s) not supported: only 'signature_def' is")
-        return self.core.metadata(request.model_spec.name, _version(request.model_spec))
+        spec = request.model_spec
+        return self.core.metadata(spec.name, _version(spec), _label(spec))
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
@@ -136,6 +153,20 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def GetModelStatus(self, request, context) -> get_model_status_pb2.GetModelStatusResponse:
         spec = request.model_spec
         return _answer(context, lambda: self.core.status(spec.name, _version(spec)))
+
+    def HandleReloadConfigRequest(self, request, context):
+        """Serves the request's config from now on, or refuses it and keeps the running one."""
+        return _answer(context, lambda: self._reload(request.config))
+
+    def _reload(self, config) -> model_management_pb2.ReloadConfigResponse:
+        try:
+            self.core.models.apply(model_configs(config, source="HandleReloadConfigRequest"))
+        except LabelError as error:
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, str(error)) from None
+        except ConfigError as error:
+            raise invalid(str(error)) from None
+        log.info("Reloaded the model config: serving %s", self.core.models.names)
+        return model_management_pb2.ReloadConfigResponse()
 
 
 def _answer(context: grpc.ServicerContext, handler):
@@ -172,28 +203,36 @@ def create_server(
     return server, port
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other machines")
     parser.add_argument("--port", type=int, default=8500, help="gRPC")
     parser.add_argument("--rest_api_port", type=int, default=8501, help="REST; 0: none")
     parser.add_argument("--model_name", default=DEFAULT_MODEL_NAME)
-    parser.add_argument("--model_base_path", type=Path, required=True)
+    models = parser.add_mutually_exclusive_group(required=True)
+    models.add_argument("--model_base_path", type=Path)
+    models.add_argument(
+        "--model_config_file", type=Path, help="TF Serving's model config: several models, labels"
+    )
+    parser.add_argument(
+        "--model_config_file_poll_wait_seconds",
+        type=float,
+        default=0,
+        help="read the config file again this often (0: never)",
+    )
+    parser.add_argument("--allow_version_labels_for_unavailable_models", action="store_true")
     parser.add_argument("--poll_interval_s", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--max_concurrent_rpcs", type=int, default=DEFAULT_MAX_CONCURRENT_RPCS)
     parser.add_argument(
-        "--drain_s",
-        type=float,
-        default=DEFAULT_DRAIN_S,
-        help="on SIGTERM: time for requests in flight",
+        "--drain_s", type=float, default=DEFAULT_DRAIN_S, help="on SIGTERM: time for requests"
     )
     for field, default in vars(Limits()).items():
         parser.add_argument(f"--{field}", type=int, default=default)
     for field, default in vars(RestSettings()).items():
         parser.add_argument(f"--rest_{field}", type=type(default), default=default)
     parser.add_argument(
-        "--request_log_dir", type=Path, help="log the requests answered here (none: no log)"
+        "--request_log_dir", type=Path, help="log --model_name's requests here (none: no log)"
     )
     parser.add_argument(
         "--drift_file", type=Path, help="make monitor's distances, shown as Prometheus gauges"
@@ -207,6 +246,7 @@ def main() -> None:
     parser.add_argument(
         "--tensorflow_inter_op_parallelism", type=int, default=2 * (os.cpu_count() or 1)
     )
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
     parser.add_argument(
         "--enable_batching",
         action="store_true",
@@ -217,35 +257,62 @@ def main() -> None:
         type=Path,
         help="TF Serving's BatchingParameters text (default: serving/batching.py's defaults)",
     )
-    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("tornado").setLevel(logging.WARNING)  # a line per malformed request
-    tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
-    tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    return parser.parse_args()
 
-    metrics = Metrics(args.drift_file)
-    model = VersionedModel(
-        args.model_name,
-        args.model_base_path,
+
+def settings_of(cls, args: argparse.Namespace, prefix: str = ""):
+    """A settings dataclass from the flags named after its fields."""
+    return cls(**{field: getattr(args, prefix + field) for field in vars(cls())})
+
+
+def start_models(args: argparse.Namespace, metrics: Metrics) -> ModelRegistry:
+    """The models of the config file, or the one of --model_name and --model_base_path, loaded;
+    a config file that TF Serving would refuse is refused (ConfigError)."""
+    registry = ModelRegistry(
         args.poll_interval_s,
         on_load=lambda path, ok, _: metrics.record_load(str(path), ok),
+        allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models,
     )
-    model.start()
-    limits = Limits(**{field: getattr(args, field) for field in vars(Limits())})
-    request_log = corrections = None
+    if args.model_config_file:
+        registry.apply(read_model_config(args.model_config_file))
+    else:  # the folder may not exist yet: it is served once a version appears
+        registry.apply([ModelConfig(args.model_name, args.model_base_path.absolute())])
+    return registry
+
+
+def watch_model_config(
+    registry: ModelRegistry, path: Path, interval_s: float, stopping: threading.Event
+) -> None:
+    """Applies the config file's changes every `interval_s`, as TF Serving's
+    --model_config_file_poll_wait_seconds does; a config refused leaves the running one."""
+    refused = ""
+    while not stopping.wait(interval_s):
+        try:
+            configs = read_model_config(path)
+            if configs != registry.configs:
+                registry.apply(configs)
+                log.info("Reloaded %s: serving %s", path, registry.names)
+            refused = ""
+        except ConfigError as error:
+            if str(error) != refused:  # once per new error, not once per poll
+                log.error("%s; the running configuration stays", error)
+            refused = str(error)
+
+
+def serving_core(args: argparse.Namespace, registry: ModelRegistry, metrics: Metrics):
+    """The core over `registry` with the limits, request log, corrections and batching the
+    flags ask for."""
+    request_log = corrections = batcher = None
     if args.request_log_dir:
-        log_settings = RequestLogSettings(
-            **{field: getattr(args, f"request_log_{field}") for field in vars(RequestLogSettings())}
-        )
+        log_settings = settings_of(RequestLogSettings, args, "request_log_")
         request_log = RequestLog(args.request_log_dir, args.model_name, log_settings, metrics)
+        corrections = Corrections(args.request_log_dir)
         log.info(
-            "Logging %.0f %% of the requests answered to %s",
+            "Logging %.0f %% of %s's requests to %s",
             100 * log_settings.sample_rate,
+            args.model_name,
             args.request_log_dir,
         )
-        corrections = Corrections(args.request_log_dir)
-    batcher = None
     if args.enable_batching:
         parameters = BatchingParameters()
         if args.batching_parameters_file:
@@ -254,41 +321,65 @@ def main() -> None:
         # A batch gathers only requests that gRPC's threads have taken: at least a batch's worth.
         args.workers = max(args.workers, parameters.max_batch_size)
         log.info("Batching requests: %s", parameters)
-    core = ServingCore(model, limits, metrics, request_log, corrections, batcher)
+    limits = settings_of(Limits, args)
+    return ServingCore(
+        registry, limits, metrics, request_log, corrections, batcher, args.model_name
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("tornado").setLevel(logging.WARNING)  # a line per malformed request
+    tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
+    tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    metrics = Metrics(args.drift_file)
+    try:
+        registry = start_models(args, metrics)
+    except ConfigError as error:
+        raise SystemExit(f"error: {error}") from None
+    core = serving_core(args, registry, metrics)
     grpc_server, port = create_server(
         core, f"{args.host}:{args.port}", args.workers, args.max_concurrent_rpcs
     )
-    rest_settings = RestSettings(
-        **{field: getattr(args, f"rest_{field}") for field in vars(RestSettings())}
-    )
+    rest_settings = settings_of(RestSettings, args, "rest_")
     rest = (
         create_rest_server(core, args.host, args.rest_api_port, rest_settings)
         if args.rest_api_port
         else None
     )
+    for name in registry.names:
+        model = registry.model(name)
+        versions = {v: s.state for v, s in model.states().items()} or "none yet"
+        log.info("Serving model %s from %s (versions: %s)", name, model.base_path, versions)
     log.info(
-        "Serving model %s from %s: gRPC on %s:%d%s (versions: %s)",
-        args.model_name,
-        args.model_base_path,
+        "gRPC on %s:%d%s",
         args.host,
         port,
         f", REST and the drawing page on http://{args.host}:{rest.port}/" if rest else "",
-        {v: s.state for v, s in model.states().items()} or "none yet",
     )
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    if args.model_config_file and args.model_config_file_poll_wait_seconds > 0:
+        watch = (registry, args.model_config_file, args.model_config_file_poll_wait_seconds)
+        threading.Thread(target=watch_model_config, args=(*watch, stopping), daemon=True).start()
     stopping.wait()
-    log.info("Stopping: no new requests; up to %.0f s for those in flight", args.drain_s)
-    grpc_stopped = grpc_server.stop(grace=args.drain_s)
+    stop(args.drain_s, grpc_server, rest, core)
+
+
+def stop(drain_s: float, grpc_server: grpc.Server, rest, core: ServingCore) -> None:
+    """Refuses new requests, gives those in flight `drain_s`, then stops the rest."""
+    log.info("Stopping: no new requests; up to %.0f s for those in flight", drain_s)
+    grpc_stopped = grpc_server.stop(grace=drain_s)
     if rest:
-        rest.stop(args.drain_s)
+        rest.stop(drain_s)
     grpc_stopped.wait()
-    if batcher:
-        batcher.stop()
-    if request_log:
-        request_log.close()
-    model.stop()
+    if core.batcher:
+        core.batcher.stop()
+    if core.request_log:
+        core.request_log.close()
+    core.models.stop()
     log.info("Stopped")
 
 

@@ -28,6 +28,7 @@ from components.serving_check import free_port
 from pipeline.settings import PROJECT_ROOT
 from serving.core import ServingCore
 from serving.grpc_client import ServingClient
+from serving.model_registry import ModelRegistry
 from serving.model_store import VersionedModel
 from serving.server import create_server
 from trainer.features import (
@@ -60,7 +61,7 @@ def base_path(tmp_path_factory, trained_model_dir):
 def server(base_path):
     model = VersionedModel(DEFAULT_MODEL_NAME, base_path, poll_interval_s=0.1)
     model.start()
-    grpc_server, port = create_server(ServingCore(model), "127.0.0.1:0")
+    grpc_server, port = create_server(ServingCore(ModelRegistry.of(model)), "127.0.0.1:0")
     yield f"127.0.0.1:{port}"
     grpc_server.stop(grace=None)
     model.stop()
@@ -194,7 +195,7 @@ def test_client_retry_reaches_a_server_that_starts_late(base_path, held_out):
     time.sleep(1.0)  # the client has failed and is backing off by now
     model = VersionedModel(DEFAULT_MODEL_NAME, base_path)
     model.start()
-    grpc_server, _ = create_server(ServingCore(model), f"127.0.0.1:{port}")
+    grpc_server, _ = create_server(ServingCore(ModelRegistry.of(model)), f"127.0.0.1:{port}")
     try:
         caller.join(timeout=60)
         assert answers and answers[0].class_ids.shape == (2,)
