@@ -21,20 +21,20 @@ if __name__ == "__main__":
     # `pipeline` would name pipeline.py instead of this package: put the project root first.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from absl import logging  # noqa: E402
-from ml_metadata import metadata_store  # noqa: E402
-from ml_metadata.proto import metadata_store_pb2  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-from tfx.dsl.compiler.constants import PIPELINE_RUN_CONTEXT_TYPE_NAME  # noqa: E402
+from absl import logging
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+from tfx.dsl.compiler.constants import PIPELINE_RUN_CONTEXT_TYPE_NAME
 
-from components.child_process import running  # noqa: E402
-from components.data.download import DownloadError  # noqa: E402
-from components.image_example_gen import BadImagesError  # noqa: E402
-from components.validation_gate import DataValidationError  # noqa: E402
-from pipeline import data_source, pipeline  # noqa: E402
-from pipeline.disk_space import NotEnoughSpaceError, existing_ancestor  # noqa: E402
-from pipeline.run_lock import RunInProgressError, exclusive_use  # noqa: E402
-from pipeline.settings import Settings, SettingsError  # noqa: E402
+from components.child_process import running
+from components.data.download import DownloadError
+from components.image_example_gen import BadImagesError
+from components.validation_gate import DataValidationError
+from pipeline import data_source, pipeline
+from pipeline.disk_space import NotEnoughSpaceError, existing_ancestor
+from pipeline.run_lock import RunInProgressError, exclusive_use
+from pipeline.settings import Settings, SettingsError
 
 
 def sqlite_metadata(path: Path) -> metadata_store_pb2.ConnectionConfig:

@@ -7,24 +7,21 @@ import io
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from components.data.atomic import replaced_atomically, write_atomically  # noqa: E402
-from components.data.photos import KINDS, render  # noqa: E402
-from components.splits import TEST, TRAIN, VALIDATION  # noqa: E402
-from pipeline.demo import split_batches, split_labels  # noqa: E402
-from pipeline.results import RunSummary  # noqa: E402
-from pipeline.stats import accuracy_text, wilson_interval  # noqa: E402
-from trainer.calibration import reliability, scaled  # noqa: E402
-from trainer.config import CALIBRATION_FILE, HISTORY_FILE  # noqa: E402
-from trainer.export import read_class_names  # noqa: E402
-from trainer.features import (  # noqa: E402
+from components.data.atomic import replaced_atomically, write_atomically
+from components.data.photos import KINDS, render
+from components.splits import TEST, TRAIN, VALIDATION
+from pipeline.demo import split_batches, split_labels
+from pipeline.results import RunSummary
+from pipeline.stats import accuracy_text, wilson_interval
+from trainer.calibration import reliability, scaled
+from trainer.config import CALIBRATION_FILE, HISTORY_FILE
+from trainer.export import read_class_names
+from trainer.features import (
     CLASS_ID_OUTPUT,
     CONFIDENCE_OUTPUT,
     CONFIDENCE_THRESHOLD,
@@ -80,16 +77,21 @@ def answer_test_split(signature, examples_uris: list[Path]) -> SplitAnswers:
     )
 
 
-def _save(figure: plt.Figure, path: Path) -> str:
+def _subplots(rows: int = 1, columns: int = 1, *, figsize: tuple, **options) -> tuple:
+    """A figure and its axes, drawn without pyplot: no GUI backend to choose, no global state."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(rows, columns, **options)
+
+
+def _save(figure: Figure, path: Path) -> str:
     figure.tight_layout()
     with replaced_atomically(path) as partial:
         figure.savefig(partial, dpi=90, format=path.suffix[1:])
-    plt.close(figure)
     return path.name
 
 
 def _curves(history: dict, path: Path) -> str:
-    figure, (loss, accuracy) = plt.subplots(1, 2, figsize=(10, 3.5))
+    figure, (loss, accuracy) = _subplots(1, 2, figsize=(10, 3.5))
     epochs = range(1, len(history["loss"]) + 1)
     for axes, metric in ((loss, "loss"), (accuracy, "accuracy")):
         axes.plot(epochs, history[metric], label="training")
@@ -101,7 +103,7 @@ def _curves(history: dict, path: Path) -> str:
 
 
 def _confusion(matrix: np.ndarray, class_names: list[str], path: Path) -> str:
-    figure, axes = plt.subplots(figsize=(6, 5.5))
+    figure, axes = _subplots(figsize=(6, 5.5))
     axes.imshow(matrix, cmap="Blues")
     for (true, predicted), count in np.ndenumerate(matrix):
         if count:
@@ -124,7 +126,7 @@ def _reliability(
 ) -> str:
     """Accuracy against confidence per bin, of the exported (calibrated) probabilities and of
     the network's own: a calibrated model's bars sit on the diagonal."""
-    figure, axes = plt.subplots(figsize=(5, 4.5))
+    figure, axes = _subplots(figsize=(5, 4.5))
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
     for row in calibrated:
         axes.bar(
@@ -160,7 +162,7 @@ def _reliability(
 
 
 def _bars(values: dict, title: str, ylabel: str, path: Path, ylim=None) -> str:
-    figure, axes = plt.subplots(figsize=(7, 3.2))
+    figure, axes = _subplots(figsize=(7, 3.2))
     names = [str(name) for name in values]
     axes.bar(names, list(values.values()))
     axes.set(title=title, ylabel=ylabel)
@@ -172,7 +174,7 @@ def _bars(values: dict, title: str, ylabel: str, path: Path, ylim=None) -> str:
 def _label_distribution(
     labels_by_split: dict[str, np.ndarray], class_names: list[str], path: Path
 ) -> str:
-    figure, axes = plt.subplots(figsize=(7, 3.2))
+    figure, axes = _subplots(figsize=(7, 3.2))
     width = 0.8 / len(labels_by_split)
     for offset, (split, labels) in enumerate(labels_by_split.items()):
         counts = np.bincount(labels, minlength=len(class_names))
@@ -188,7 +190,7 @@ def _label_distribution(
 def _gallery(images: list[bytes], captions: list[str], title: str, path: Path) -> str:
     columns = 8
     rows = max(1, -(-len(images) // columns))
-    figure, grid = plt.subplots(
+    figure, grid = _subplots(
         rows, columns, figsize=(columns * 1.3, rows * 1.8 + 0.4), squeeze=False
     )
     for axes in grid.flat:
@@ -226,31 +228,44 @@ def _as_people_send_them(
     )
 
 
-def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
-    """Charts and index.html for the run; numbers also go to report.json. Returns the page and
-    the numbers."""
-    report_dir.mkdir(parents=True, exist_ok=True)
+@dataclasses.dataclass
+class Measured:
+    """What the report shows, measured once: the model's answers on the test split, and the
+    numbers that go to report.json."""
+
+    signature: object  # the model's serving_image signature
+    answers: SplitAnswers
+    labels_by_split: dict[str, np.ndarray]
+    class_names: list[str]
+    matrix: np.ndarray  # confusion: true x predicted
+    history: dict  # Keras' per-epoch metrics
+    bins: list[dict]  # reliability of the exported (calibrated) probabilities
+    raw_bins: list[dict]  # and of the network's own
+    facts: dict
+
+
+def measure(summary: RunSummary) -> Measured:
+    """Loads the run's model and answers its test split."""
     uris = summary.artifact_uris
     model_dir = uris["Trainer.Model"] / "Format-Serving"
     model = tf.saved_model.load(str(model_dir))
     signature = model.signatures[SERVING_IMAGE_SIGNATURE]
     answers = answer_test_split(signature, summary.examples_uris)
-    eval_labels, probabilities, predicted = answers.labels, answers.probabilities, answers.predicted
+    labels, probabilities = answers.labels, answers.probabilities
     labels_by_split = {
         split: split_labels(summary.examples_uris, split) for split in (TRAIN, VALIDATION)
     }
-    labels_by_split[TEST] = eval_labels
+    labels_by_split[TEST] = labels
     class_names = read_class_names(model_dir)
     matrix = np.zeros((len(class_names), len(class_names)), dtype=int)
-    np.add.at(matrix, (eval_labels, predicted), 1)
-    samples = sorted(answers.first_per_class)
+    np.add.at(matrix, (labels, answers.predicted), 1)
     history = json.loads((uris["Trainer.ModelRun"] / HISTORY_FILE).read_text())
     # The signatures apply the calibration's temperature; the inverse gives the network's own.
-    calibration = json.loads((uris["Trainer.ModelRun"] / CALIBRATION_FILE).read_text())
-    bins, ece = reliability(probabilities, eval_labels)
-    raw_bins, raw_ece = reliability(
-        scaled(probabilities, 1 / calibration["temperature"]), eval_labels
-    )
+    temperature = json.loads((uris["Trainer.ModelRun"] / CALIBRATION_FILE).read_text())[
+        "temperature"
+    ]
+    bins, ece = reliability(probabilities, labels)
+    raw_bins, raw_ece = reliability(scaled(probabilities, 1 / temperature), labels)
     facts = {
         "run_id": summary.run_id,
         "test_accuracy": summary.accuracy,
@@ -259,7 +274,7 @@ def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
         ),
         "expected_calibration_error": ece,
         "expected_calibration_error_before": raw_ece,
-        "temperature": calibration["temperature"],
+        "temperature": temperature,
         "reliability_bins": bins,
         "accuracy_change_vs_baseline": summary.accuracy_change,
         "test_examples": summary.test_examples,
@@ -273,9 +288,19 @@ def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
         "model_size_bytes": sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()),
         "epochs_trained": len(history["loss"]),
     }
-    charts = {
-        "Training and validation curves": _curves(history, report_dir / "curves.png"),
-        "Confusion matrix": _confusion(matrix, class_names, report_dir / "confusion.png"),
+    return Measured(
+        signature, answers, labels_by_split, class_names, matrix, history, bins, raw_bins, facts
+    )
+
+
+def draw_charts(measured: Measured, summary: RunSummary, report_dir: Path) -> dict[str, str]:
+    """{title: PNG file name} of every chart, drawn into `report_dir`."""
+    answers, class_names, facts = measured.answers, measured.class_names, measured.facts
+    labels, predicted, probabilities = answers.labels, answers.predicted, answers.probabilities
+    samples = sorted(answers.first_per_class)
+    return {
+        "Training and validation curves": _curves(measured.history, report_dir / "curves.png"),
+        "Confusion matrix": _confusion(measured.matrix, class_names, report_dir / "confusion.png"),
         "Per-class accuracy (Evaluator)": _bars(
             summary.per_class_accuracy,
             "Accuracy per class",
@@ -284,23 +309,27 @@ def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
             ylim=(min(summary.per_class_accuracy.values()) - 0.05, 1),
         ),
         "Reliability diagram": _reliability(
-            bins, raw_bins, ece, raw_ece, report_dir / "reliability.png"
+            measured.bins,
+            measured.raw_bins,
+            facts["expected_calibration_error"],
+            facts["expected_calibration_error_before"],
+            report_dir / "reliability.png",
         ),
         "Misclassified test digits": _gallery(
             [image for _, image in answers.misclassified],
             [
-                f"true {eval_labels[i]} / {predicted[i]} ({probabilities[i].max():.2f})"
+                f"true {labels[i]} / {predicted[i]} ({probabilities[i].max():.2f})"
                 for i, _ in answers.misclassified
             ],
-            f"{len(np.flatnonzero(predicted != eval_labels))} misclassified (first "
+            f"{len(np.flatnonzero(predicted != labels))} misclassified (first "
             f"{len(answers.misclassified)}): true / predicted (probability)",
             report_dir / "misclassified.png",
         ),
         "Label distribution": _label_distribution(
-            labels_by_split, class_names, report_dir / "labels.png"
+            measured.labels_by_split, class_names, report_dir / "labels.png"
         ),
         "Digits as people send them": _as_people_send_them(
-            signature, answers.first_two, eval_labels, class_names, report_dir / "people.png"
+            measured.signature, answers.first_two, labels, class_names, report_dir / "people.png"
         ),
         "Sample per class": _gallery(
             [answers.first_per_class[label] for label in samples],
@@ -309,13 +338,17 @@ def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
             report_dir / "samples.png",
         ),
     }
-    write_atomically(report_dir / "report.json", json.dumps(facts, indent=2))
+
+
+def page_html(summary: RunSummary, facts: dict, charts: dict[str, str]) -> str:
+    """The report's page: the run's numbers in a table, then the charts."""
     change = summary.accuracy_change
     rows = {
         "Run": summary.run_id,
         "Test accuracy": accuracy_text(summary.accuracy, summary.test_examples),
-        "Expected calibration error": f"{ece:.4f} ({raw_ece:.4f} before the temperature "
-        f"{calibration['temperature']:.2f} fitted on the validation split; test split, 10 bins)",
+        "Expected calibration error": f"{facts['expected_calibration_error']:.4f} "
+        f"({facts['expected_calibration_error_before']:.4f} before the temperature "
+        f"{facts['temperature']:.2f} fitted on the validation split; test split, 10 bins)",
         "Against the last blessed model": "no baseline yet" if change is None else f"{change:+.4f}",
         "Blessing": "BLESSED"
         if summary.blessed
@@ -332,12 +365,21 @@ def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
         f'<h2>{html.escape(title)}</h2><img src="{name}" alt="{html.escape(title)}">'
         for title, name in charts.items()
     )
-    page = report_dir / "index.html"
-    write_atomically(
-        page,
+    return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Pipeline run report</title>"
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
         "th{text-align:left;padding-right:1em}img{max-width:100%}</style></head><body>"
-        f"<h1>Pipeline run report</h1><table>{table}</table>{figures}</body></html>",
+        f"<h1>Pipeline run report</h1><table>{table}</table>{figures}</body></html>"
     )
-    return page, facts
+
+
+def write_report(summary: RunSummary, report_dir: Path) -> tuple[Path, dict]:
+    """Charts and index.html for the run; numbers also go to report.json. Returns the page and
+    the numbers."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    measured = measure(summary)
+    charts = draw_charts(measured, summary, report_dir)
+    write_atomically(report_dir / "report.json", json.dumps(measured.facts, indent=2))
+    page = report_dir / "index.html"
+    write_atomically(page, page_html(summary, measured.facts, charts))
+    return page, measured.facts

@@ -19,18 +19,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from absl import logging as absl_logging  # noqa: E402
+from absl import logging as absl_logging
 
-from components.splits import TEST  # noqa: E402
-from pipeline import data_source, demo, disk_space, local_runner, report  # noqa: E402
-from pipeline.results import (  # noqa: E402
+from components.splits import TEST
+from pipeline import data_source, demo, disk_space, local_runner, report
+from pipeline.results import (
     RunSummary,
     UnchangedRun,
     ingested_spans,
     run_summary,
 )
-from pipeline.settings import Settings  # noqa: E402
-from pipeline.stats import accuracy_text  # noqa: E402
+from pipeline.settings import Settings
+from pipeline.stats import accuracy_text
 
 # Warnings TFX 1.16, TFMA and Beam print on every run that ask nothing of the user (Transform
 # writes its examples without the payload_format property its readers look for; Beam checksums

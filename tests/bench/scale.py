@@ -22,21 +22,18 @@ import threading
 import time
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import psutil
+import tensorflow as tf
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from components.data.codecs import encode_png  # noqa: E402
-from components.data.sample import load_sample, make_example  # noqa: E402
-from components.splits import HASH_BUCKETS, TEST, TRAIN  # noqa: E402
-from pipeline.results import run_summary  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
-from tests.bench.figures import BENCH_DIR, EPOCH, PROGRESS  # noqa: E402
-from trainer.features import IMAGE_HEIGHT, IMAGE_WIDTH, MNIST_CLASS_NAMES  # noqa: E402
+from components.data.codecs import encode_png
+from components.data.sample import load_sample, make_example
+from components.splits import HASH_BUCKETS, TEST, TRAIN
+from pipeline.results import run_summary
+from pipeline.settings import Settings
+from tests.bench.figures import BENCH_DIR, EPOCH, PROGRESS
+from trainer.features import IMAGE_HEIGHT, IMAGE_WIDTH, MNIST_CLASS_NAMES
 
 SIZES = (5_000, 50_000, 500_000)
 MODES = ("in_memory", "multi_processing")
@@ -273,7 +270,8 @@ def markdown(rows: list[dict], machine: str) -> str:
 
 def chart(rows: list[dict], path: Path) -> None:
     """Examples/s and peak memory against data size, log-log, a line per component and mode."""
-    figure, (speed, memory) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure = Figure(figsize=(12, 4.5))  # without pyplot: no GUI backend to choose
+    speed, memory = figure.subplots(1, 2)
     for mode, style in zip(MODES, ("-", "--"), strict=True):
         ours = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["size"])
         sizes = [r["size"] for r in ours]
@@ -298,7 +296,6 @@ def chart(rows: list[dict], path: Path) -> None:
     memory.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def main() -> None:
