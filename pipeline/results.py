@@ -37,7 +37,7 @@ class ServingCheck:
 
 @dataclasses.dataclass
 class ComponentRun:
-    name: str
+    name: str  # the node id (the class name unless the pipeline gave it another with with_id)
     # COMPLETE (ran now), CACHED (reused an earlier execution's outputs), or FAILED: TFX's
     # LatestArtifactStrategy with nothing to resolve yet (a first run's statistics and push).
     state: str
@@ -86,10 +86,20 @@ def _state_name(execution: metadata_store_pb2.Execution) -> str:
     return metadata_store_pb2.Execution.State.Name(execution.last_known_state)
 
 
-def _run_outputs(store, executions) -> dict[str, metadata_store_pb2.Artifact]:
-    """Every output artifact of `executions`, keyed "<component>.<artifact type>", e.g.
-    "Transform.TransformGraph" or "ImportExampleGen.Examples"."""
-    component = {e.id: e.type.rsplit(".", 1)[-1] for e in executions}
+def _node_ids(store, executions) -> dict[int, str]:
+    """Each execution's node id, from its "node" context ("<pipeline>.<node id>"): components
+    of one class (three Resolvers) or renamed by with_id are told apart by it."""
+    return {
+        execution.id: context.name.split(".", 1)[1]
+        for execution in executions
+        for context in store.get_contexts_by_execution(execution.id)
+        if context.type == "node"
+    }
+
+
+def _run_outputs(store, component: dict[int, str]) -> dict[str, metadata_store_pb2.Artifact]:
+    """Every output artifact of the executions `component` names (by node id), keyed
+    "<node id>.<artifact type>", e.g. "Transform.TransformGraph"."""
     events = [
         e
         for e in store.get_events_by_execution_ids(list(component))
@@ -156,12 +166,8 @@ def ingested_spans(metadata_path: Path, pipeline_name: str, example_gen_id: str)
     }
 
 
-def run_summary(metadata_path: Path, run_id: str | None = None) -> RunSummary | UnchangedRun:
-    """Summary of the run `run_id` (by default the most recent) recorded in the pipeline's
-    SQLite metadata store."""
-    if not metadata_path.exists():
-        raise FileNotFoundError(f"No metadata store at {metadata_path}: run the pipeline first.")
-    store = _open_store(metadata_path)
+def _run(store, metadata_path: Path, run_id: str | None) -> metadata_store_pb2.Context:
+    """The pipeline run `run_id`, or the most recent one."""
     runs = [
         context
         for context in store.get_contexts_by_type(PIPELINE_RUN_CONTEXT_TYPE_NAME)
@@ -169,29 +175,13 @@ def run_summary(metadata_path: Path, run_id: str | None = None) -> RunSummary | 
     ]
     if not runs:
         raise LookupError(f"No pipeline run {run_id or ''} recorded in {metadata_path}")
-    run = max(runs, key=lambda context: context.create_time_since_epoch)
-    executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
-    components = [ComponentRun(e.type.rsplit(".", 1)[-1], _state_name(e)) for e in executions]
-    outputs = _run_outputs(store, executions)
-    executed = {e.type.rsplit(".", 1)[-1]: e.id for e in executions}
-    if "Evaluator" not in executed:
-        return UnchangedRun(run.name, components, Path(outputs["Trainer.Model"].uri))
-    evaluated = sorted(
-        _inputs(store, executed["Evaluator"], tfx.types.standard_artifacts.Examples.TYPE_NAME),
-        key=_span,
-    )
-    base_models = _inputs(store, executed["Trainer"], tfx.types.standard_artifacts.Model.TYPE_NAME)
+    return max(runs, key=lambda context: context.create_time_since_epoch)
 
-    evaluation = outputs["Evaluator.ModelEvaluation"]
-    eval_result = tfma.load_eval_result(evaluation.uri)
-    overall = next(m for key, m in eval_result.slicing_metrics if key == ())
-    per_class_metrics = {
-        key[0][1]: m
-        for key, m in eval_result.slicing_metrics
-        if len(key) == 1 and key[0][0] == LABEL_KEY
-    }
-    validation = tfma.load_validation_result(evaluation.uri)
-    failures = [
+
+def _validation_failures(evaluation_uri: str) -> list[str]:
+    """The Evaluator's failed thresholds, one line each."""
+    validation = tfma.load_validation_result(evaluation_uri)
+    return [
         ("change of " if f.metric_key.is_diff else "")
         + f"{f.metric_key.name} = {f.metric_value.double_value.value:+.4f} fails "
         + text_format.MessageToString(f.metric_threshold, as_one_line=True)
@@ -199,51 +189,72 @@ def run_summary(metadata_path: Path, run_id: str | None = None) -> RunSummary | 
         for f in details.failures
     ]
 
-    infra = outputs.get("ServingValidator.InfraBlessing")
-    serving_check = None
-    if infra is not None:
-        properties = infra.custom_properties
-        serving_check = ServingCheck(
-            problems=[p for p in properties["problems"].string_value.split("\n") if p],
-            load_seconds=properties["load_seconds"].double_value
-            if "load_seconds" in properties
-            else None,
-            batch_1_p50_ms=properties["batch_1_p50_ms"].double_value
-            if "batch_1_p50_ms" in properties
-            else None,
-        )
-    blessing = outputs["Evaluator.ModelBlessing"]
-    pushed = outputs["Pusher.PushedModel"]
-    pushed_path = (
-        Path(pushed.custom_properties["pushed_destination"].string_value)
-        if pushed.custom_properties["pushed"].int_value
-        else None
+
+def _serving_check(infra: metadata_store_pb2.Artifact | None) -> ServingCheck | None:
+    if infra is None:
+        return None
+    properties = infra.custom_properties
+
+    def number(name: str) -> float | None:
+        return properties[name].double_value if name in properties else None
+
+    return ServingCheck(
+        problems=[p for p in properties["problems"].string_value.split("\n") if p],
+        load_seconds=number("load_seconds"),
+        batch_1_p50_ms=number("batch_1_p50_ms"),
     )
+
+
+def _pushed_path(pushed: metadata_store_pb2.Artifact) -> Path | None:
+    if not pushed.custom_properties["pushed"].int_value:
+        return None
+    return Path(pushed.custom_properties["pushed_destination"].string_value)
+
+
+def run_summary(metadata_path: Path, run_id: str | None = None) -> RunSummary | UnchangedRun:
+    """Summary of the run `run_id` (by default the most recent) recorded in the pipeline's
+    SQLite metadata store."""
+    if not metadata_path.exists():
+        raise FileNotFoundError(f"No metadata store at {metadata_path}: run the pipeline first.")
+    store = _open_store(metadata_path)
+    run = _run(store, metadata_path, run_id)
+    executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
+    node_ids = _node_ids(store, executions)
+    components = [ComponentRun(node_ids[e.id], _state_name(e)) for e in executions]
+    outputs = _run_outputs(store, node_ids)
+    executed = {node: execution for execution, node in node_ids.items()}
+    if "Evaluator" not in executed:
+        return UnchangedRun(run.name, components, Path(outputs["Trainer.Model"].uri))
+    evaluated = sorted(
+        _inputs(store, executed["Evaluator"], tfx.types.standard_artifacts.Examples.TYPE_NAME),
+        key=_span,
+    )
+    base_models = _inputs(store, executed["Trainer"], tfx.types.standard_artifacts.Model.TYPE_NAME)
+    evaluation_uri = outputs["Evaluator.ModelEvaluation"].uri
+    slices = tfma.load_eval_result(evaluation_uri).slicing_metrics
+    overall = next(m for key, m in slices if key == ())
+    per_class = dict(
+        sorted((key[0][1], m) for key, m in slices if len(key) == 1 and key[0][0] == LABEL_KEY)
+    )
+    diff = f"{ACCURACY_METRIC}_diff"
     return RunSummary(
         run_id=run.name,
         components=components,
         accuracy=_metric(overall, ACCURACY_METRIC),
-        accuracy_change=(
-            _metric(overall, f"{ACCURACY_METRIC}_diff")
-            if f"{ACCURACY_METRIC}_diff" in overall[""][""]
-            else None
-        ),
+        accuracy_change=_metric(overall, diff) if diff in overall[""][""] else None,
         paired=_paired(overall),
-        per_class_accuracy={
-            label: _metric(m, ACCURACY_METRIC) for label, m in sorted(per_class_metrics.items())
-        },
+        per_class_accuracy={label: _metric(m, ACCURACY_METRIC) for label, m in per_class.items()},
         per_class_examples={
-            label: int(_metric(m, "example_count"))
-            for label, m in sorted(per_class_metrics.items())
+            label: int(_metric(m, "example_count")) for label, m in per_class.items()
         },
         test_examples=int(_metric(overall, "example_count")),
-        blessed=bool(blessing.custom_properties["blessed"].int_value),
-        validation_failures=failures,
-        pushed_path=pushed_path,
+        blessed=bool(outputs["Evaluator.ModelBlessing"].custom_properties["blessed"].int_value),
+        validation_failures=_validation_failures(evaluation_uri),
+        pushed_path=_pushed_path(outputs["Pusher.PushedModel"]),
         artifact_uris={key: Path(artifact.uri) for key, artifact in outputs.items()},
         examples_uris=[Path(artifact.uri) for artifact in evaluated],
         spans=[_span(artifact) for artifact in evaluated],
         warm_start_model=Path(base_models[0].uri) if base_models else None,
         class_names=read_class_names(Path(outputs["Trainer.Model"].uri) / "Format-Serving") or [],
-        serving_check=serving_check,
+        serving_check=_serving_check(outputs.get("ServingValidator.InfraBlessing")),
     )
