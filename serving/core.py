@@ -190,7 +190,7 @@ class ServingCore:
         if batcher and int(pixels.sum()) * batcher.parameters.max_batch_size <= CHUNK_PIXELS:
             try:
                 outputs = batcher.run(
-                    (name, loaded.version, signature_name),
+                    (name, loaded.version, id(loaded), signature_name),  # id: a replaced folder
                     lambda batch: self._run(signature, batch, 0, len(next(iter(batch.values())))),
                     inputs,
                 )
@@ -253,8 +253,11 @@ class ServingCore:
 
     def class_names(self, version: int) -> list[str]:
         """The class names a version was exported with (its `class_names.txt` asset)."""
-        path = self.models.model(self.logged_model).base_path / str(version) / "assets"
-        path /= CLASS_NAMES_ASSET
+        try:
+            base_path = self.models.model(self.logged_model).base_path
+        except LookupError as error:
+            raise CorrectionError(str(error)) from None
+        path = base_path / str(version) / "assets" / CLASS_NAMES_ASSET
         try:
             return path.read_text().splitlines()
         except OSError:
@@ -280,12 +283,12 @@ class ServingCore:
             states = {}
         if not states:
             raise ServingError(
-                grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name!r}"
+                grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}"
             )
         if version is not None:
             if version not in states:
                 raise ServingError(
-                    grpc.StatusCode.NOT_FOUND, f"Could not find version {version} of model {name!r}"
+                    grpc.StatusCode.NOT_FOUND, f"Could not find version {version} of model {name}"
                 )
             states = {version: states[version]}
         response = get_model_status_pb2.GetModelStatusResponse()

@@ -70,8 +70,8 @@ def _policy(config: model_server_config_pb2.ModelConfig) -> VersionPolicy:
 
 def _entry_lines(text: str) -> list[int]:
     """The line (from 1) of each `config` entry of the model_config_list, in order."""
-    lines = [line.split("#", 1)[0] for line in text.splitlines()]
-    return [number for number, line in enumerate(lines, 1) if re.search(r"\bconfig\s*[{:<]", line)]
+    code = re.sub(r"#[^\n]*", "", text)  # comments out, line breaks kept
+    return [code.count("\n", 0, m.start()) + 1 for m in re.finditer(r"\bconfig\s*[{:<]", code)]
 
 
 def _label_line(text: str, start: int, label: str) -> int:
@@ -83,6 +83,27 @@ def _label_line(text: str, start: int, label: str) -> int:
     return start
 
 
+def _platform(entry: model_server_config_pb2.ModelConfig, where: str) -> str:
+    """`model_platform`, or the deprecated `model_type`, as TF Serving's GetPlatform reads them."""
+    if entry.model_type == model_server_config_pb2.MODEL_TYPE_UNSPECIFIED:
+        if not entry.model_platform:
+            raise ConfigError(
+                f"{where}Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+                f"ModelServerConfig::model_platform, model name is {entry.name}"
+            )
+        return entry.model_platform
+    if entry.model_platform:
+        raise ConfigError(
+            f"{where}Illegal setting both ModelServerConfig::model_type (deprecated) and "
+            f"ModelServerConfig::model_platform, model name is {entry.name}"
+        )
+    if entry.model_type != model_server_config_pb2.TENSORFLOW:
+        raise ConfigError(
+            f"{where}ModelServerConfig::model_type choice {entry.model_type} not supported."
+        )
+    return TENSORFLOW_PLATFORM
+
+
 def model_configs(
     config: model_server_config_pb2.ModelServerConfig, text: str = "", source: str = ""
 ) -> list[ModelConfig]:
@@ -90,7 +111,8 @@ def model_configs(
     name the line at fault in messages."""
     if config.WhichOneof("config") != "model_config_list":
         raise ConfigError(
-            f"{source}: only a model_config_list is served (TF Serving's ModelConfigList)"
+            f"{source}: ServerModelConfig type not supported. Only ModelConfigList is currently "
+            "supported"
         )
     entries = _entry_lines(text) if text else []
     models, names = [], set()
@@ -102,16 +124,9 @@ def model_configs(
                 f"{where}Illegal to list model {entry.name} multiple times in config list"
             )
         names.add(entry.name)
-        if not entry.model_platform:
-            raise ConfigError(
-                f"{where}Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
-                f"ModelServerConfig::model_platform, model name is {entry.name}"
-            )
-        if entry.model_platform != TENSORFLOW_PLATFORM:
-            raise ConfigError(
-                f"{where}Model {entry.name}: platform {entry.model_platform!r} is not served "
-                f"here, only {TENSORFLOW_PLATFORM!r}"
-            )
+        platform = _platform(entry, where)
+        if platform != TENSORFLOW_PLATFORM:
+            raise ConfigError(f"{where}Model {entry.name} requests unsupported platform {platform}")
         base_path = Path(entry.base_path)
         if not base_path.is_absolute():
             raise ConfigError(

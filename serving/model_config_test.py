@@ -65,7 +65,11 @@ def test_the_projects_own_config_parses_as_tf_serving_reads_it(tmp_path):
         ({"b_name": "a"}, "line 10: Illegal to list model a multiple times in config list"),
         ({"a_path": "relative/a"}, "line 2: Expected model a to have an absolute path or URI"),
         ({"platform": ""}, "line 2: Illegal setting neither ModelServerConfig::model_type"),
-        ({"platform": 'model_platform: "tflite"'}, "line 2: Model a: platform 'tflite'"),
+        ({"platform": 'model_platform: "tflite"'}, "line 2: Model a requests unsupported platform"),
+        (
+            {"platform": 'model_platform: "tensorflow" model_type: TENSORFLOW'},
+            "line 2: Illegal setting both ModelServerConfig::model_type (deprecated) and",
+        ),
         ({"b_path": "/no/such/folder"}, "line 10: Model b: base_path /no/such/folder is not"),
         ({"labels": "version_labels { key: 1 }"}, "line 7:27 : '    version_labels { key: 1 }'"),
         ({"platform": "unknown_field: 1"}, 'line 5:5 : Message type "tensorflow.serving.Model'),
@@ -74,6 +78,20 @@ def test_the_projects_own_config_parses_as_tf_serving_reads_it(tmp_path):
 def test_a_config_tf_serving_would_refuse_is_refused_naming_its_line(tmp_path, changes, message):
     with pytest.raises(ConfigError, match=re.escape(f"models.config {message}")):
         parse_model_config(two_models(tmp_path, **changes), "models.config")
+
+
+def test_the_deprecated_model_type_still_names_the_platform(tmp_path):
+    """DeprecatedModelTypeConfig."""
+    text = two_models(tmp_path, platform="model_type: TENSORFLOW")
+    assert parse_model_config(text, "models.config")[0].name == "a"
+
+
+def test_entries_on_one_line_are_each_named_by_their_line(tmp_path):
+    (tmp_path / "a").mkdir()
+    entry = f'config {{ name: "a" base_path: "{tmp_path / "a"}" model_platform: "tensorflow" }}'
+    text = f"model_config_list {{ {entry} {entry}\n}}"
+    with pytest.raises(ConfigError, match="models.config line 1: Illegal to list model a"):
+        parse_model_config(text, "models.config")
 
 
 def test_a_file_that_cannot_be_read_is_named(tmp_path):

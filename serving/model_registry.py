@@ -2,6 +2,7 @@
 (name, and a version or a label) resolves against. A config reload loads what it adds, checks its
 labels against the versions then available, and takes effect whole, or not at all."""
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -21,9 +22,18 @@ class LabelError(ConfigError):
     """A config's label that names a version not available (FAILED_PRECONDITION there)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """One configuration as requests see it: replaced whole, in one assignment, by a reload."""
+
+    models: dict[str, VersionedModel]
+    labels: dict[str, dict[str, int]]
+    configs: tuple[ModelConfig, ...] = ()
+
+
 class ModelRegistry:
-    """Models by name with their labels. Requests read a consistent snapshot without locking;
-    reloads run one at a time."""
+    """Models by name with their labels. Requests read one consistent snapshot without
+    locking; reloads run one at a time."""
 
     def __init__(
         self,
@@ -36,28 +46,26 @@ class ModelRegistry:
         # TF Serving's --allow_version_labels_for_unavailable_models: a new label may name a
         # version not loaded yet; a label already in use still moves only to a loaded one.
         self.allow_labels_for_unavailable = allow_labels_for_unavailable
-        self._models: dict[str, VersionedModel] = {}
-        self._labels: dict[str, dict[str, int]] = {}
-        self._configs: list[ModelConfig] = []
+        self._served = Served({}, {})
         self._reload_lock = threading.Lock()
 
     @classmethod
     def of(cls, *models: VersionedModel) -> "ModelRegistry":
         """A registry of models already started, without labels (the demo, the tests)."""
         registry = cls()
-        registry._models = {model.name: model for model in models}
+        registry._served = Served({model.name: model for model in models}, {})
         return registry
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._models)
+        return sorted(self._served.models)
 
     @property
     def configs(self) -> list[ModelConfig]:
-        return self._configs
+        return list(self._served.configs)
 
     def model(self, name: str) -> VersionedModel:
-        model = self._models.get(name)
+        model = self._served.models.get(name)
         if model is None:
             raise LookupError(f"Servable not found for request: Latest({name})")
         return model
@@ -65,59 +73,71 @@ class ModelRegistry:
     def resolve(self, name: str, version: int | None, label: str | None) -> LoadedVersion:
         """The version a request names: the highest served, a number, or a label's version as
         it is when the request arrives (a label moved later does not change it)."""
-        model = self.model(name)
-        if label:
-            version = self._labels.get(name, {}).get(label)
+        served = self._served
+        if label is not None:  # looked up first, as TF Serving does: even for unknown models
+            version = served.labels.get(name, {}).get(label)
             if version is None:
                 raise UnknownLabel(f"Unrecognized servable version label: {label}")
+        model = served.models.get(name)
+        if model is None:
+            raise LookupError(f"Servable not found for request: Latest({name})")
         return model.get(version)
 
     def labels(self, name: str) -> dict[str, int]:
-        return dict(self._labels.get(name, {}))
+        return dict(self._served.labels.get(name, {}))
 
     def apply(self, configs: list[ModelConfig]) -> None:
-        """Serves `configs` from now on: new models (or new base paths) are loaded and changed
-        policies applied before the labels are checked; if a label names a version that is not
-        available, ConfigError, and the running configuration stays as it was."""
+        """Serves `configs` from now on, all at once or not at all: a model that is new, or
+        whose base path or policy changes, is loaded afresh beside the one serving (keeping the
+        versions both serve loaded), the labels are checked against what the new models
+        serve, and only then do requests see the new configuration. On any failure (ConfigError
+        for a label naming a version that is not available) the running one stays untouched."""
         with self._reload_lock:
-            old_models, old_configs = self._models, {c.name: c for c in self._configs}
-            models, started, changed = {}, [], []
+            current = self._served
+            models, started = {}, []
             try:
                 for config in configs:
-                    model = old_models.get(config.name)
-                    if model is None or model.base_path != config.base_path:
+                    model = current.models.get(config.name)
+                    if model is None or (model.base_path, model.policy) != (
+                        config.base_path,
+                        config.policy,
+                    ):
+                        kept = (
+                            model.loaded() if model and model.base_path == config.base_path else {}
+                        )
                         model = VersionedModel(
                             config.name,
                             config.base_path,
                             self.poll_interval_s,
                             self.on_load,
                             config.policy,
+                            kept,
                         )
                         started.append(model)
                         model.start()
-                    elif model.policy != config.policy:
-                        changed.append(model)
-                        model.set_policy(config.policy)
                     models[config.name] = model
-                labels = {c.name: self._checked_labels(c, models[c.name]) for c in configs}
-            except ConfigError:
+                labels = {
+                    c.name: self._checked_labels(c, models[c.name], current.labels) for c in configs
+                }
+            except BaseException:
                 for model in started:
                     model.stop()
-                for model in changed:
-                    model.set_policy(old_configs[model.name].policy)
                 raise
-            self._models, self._labels, self._configs = models, labels, list(configs)
-            for name, model in old_models.items():
+            self._served = Served(models, labels, tuple(configs))
+            for name, model in current.models.items():
                 if models.get(name) is not model:
                     model.stop()
-                    log.info("Model %s is no longer served", name)
+                    if name not in models:
+                        log.info("Model %s is no longer served", name)
 
-    def _checked_labels(self, config: ModelConfig, model: VersionedModel) -> dict[str, int]:
+    def _checked_labels(
+        self, config: ModelConfig, model: VersionedModel, current: dict[str, dict[str, int]]
+    ) -> dict[str, int]:
         """The config's labels, each naming an available version (TF Serving's rule)."""
         available = {v for v, state in model.states().items() if state.state == "AVAILABLE"}
-        current = self._labels.get(config.name, {})
+        in_use = current.get(config.name, {})
         for label, version in config.labels:
-            unmoved = current.get(label, version) == version
+            unmoved = in_use.get(label, version) == version
             if version in available or (self.allow_labels_for_unavailable and unmoved):
                 continue
             raise LabelError(
@@ -127,5 +147,6 @@ class ModelRegistry:
         return dict(config.labels)
 
     def stop(self) -> None:
-        for model in self._models.values():
-            model.stop()
+        with self._reload_lock:
+            for model in self._served.models.values():
+                model.stop()

@@ -97,6 +97,7 @@ class VersionedModel:
         poll_interval_s: float = 1.0,
         on_load: Callable[[Path, bool, float], None] | None = None,
         policy: VersionPolicy = LATEST,
+        loaded: dict[int, LoadedVersion] | None = None,
     ):
         self.name = name
         self.base_path = Path(base_path)
@@ -104,7 +105,8 @@ class VersionedModel:
         self.on_load = on_load
         self.policy = policy
         self._served: dict[int, LoadedVersion] = {}
-        self._standby: dict[int, LoadedVersion] = {}  # served before: a rollback needs no load
+        # Served before (or by the model this one replaces: `loaded`): a rollback needs no load.
+        self._standby: dict[int, LoadedVersion] = dict(loaded or {})
         self._failed: dict[int, tuple[tuple, str]] = {}  # version -> (fingerprint, error)
         self._loading: int | None = None
         self._on_disk: list[int] = []
@@ -128,12 +130,6 @@ class VersionedModel:
         that failed unchanged; the set served changes at once when the scan ends, and requests
         already running keep the version they started with."""
         with self._poll_lock:
-            self._scan()
-
-    def set_policy(self, policy: VersionPolicy) -> None:
-        """Serves what `policy` wants from now on (a config reload); loads before it returns."""
-        with self._poll_lock:
-            self.policy = policy
             self._scan()
 
     def _scan(self) -> None:
@@ -192,12 +188,14 @@ class VersionedModel:
         return loaded
 
     def _publish(self, serving: dict[int, LoadedVersion], on_disk: dict[int, Path]) -> None:
-        """Serves `serving`; the versions it drops stay loaded as the standby, while on disk."""
+        """Serves `serving`; the versions it drops stay loaded as the standby while the policy
+        could serve them again (on disk, and wanted), so that a rollback needs no load."""
+        wanted = set(self.policy.wanted(list(on_disk)))
         with self._lock:
             previous, self._served = self._served, serving
             dropped = {v: loaded for v, loaded in previous.items() if v not in serving}
             standby = dropped or self._standby
-            self._standby = {v: loaded for v, loaded in standby.items() if v in on_disk}
+            self._standby = {v: loaded for v, loaded in standby.items() if v in wanted}
         if serving.keys() == previous.keys() and all(serving[v] is previous[v] for v in serving):
             return
         if len(serving) == len(previous) == 1 and serving.keys() != previous.keys():
@@ -224,11 +222,11 @@ class VersionedModel:
 
     def get(self, version: int | None = None) -> LoadedVersion:
         """The highest served version, or `version` where it is served; LookupError otherwise,
-        in TF Serving's words. A version whose folder left the disk is replaced first (a stat
+        in TF Serving's words. A version whose folder left the disk is dropped first (a stat
         per request)."""
         loaded = self._pick(version)
-        if loaded and not (self.base_path / str(loaded.version) / "saved_model.pb").exists():
-            self.poll()
+        if loaded and not self._on_disk_still(loaded.version):
+            self._forget(loaded.version)
             loaded = self._pick(version)
         if loaded is None:
             wanted = f"Latest({self.name})"
@@ -236,6 +234,31 @@ class VersionedModel:
                 wanted = f"Specific({self.name}, {version})"
             raise LookupError(f"Servable not found for request: {wanted}")
         return loaded
+
+    def _on_disk_still(self, version: int) -> bool:
+        return (self.base_path / str(version) / "saved_model.pb").exists()
+
+    def _forget(self, version: int) -> None:
+        """Serves no more a version whose folder left the disk, at once: standby versions still
+        on disk take its place, highest first, up to the policy's count. Nothing is loaded on
+        the request's thread; the next poll does the rest."""
+        with self._lock:
+            served = {v: loaded for v, loaded in self._served.items() if v != version}
+            for number in sorted(self._standby, reverse=True):
+                if len(served) == self.policy.count:
+                    break
+                if number not in served and self._on_disk_still(number):
+                    served[number] = self._standby[number]
+            self._standby = {v: loaded for v, loaded in self._standby.items() if v not in served}
+            self._served = served
+        log.warning(
+            "Model %s version %d left the disk: serving %s", self.name, version, sorted(served)
+        )
+
+    def loaded(self) -> dict[int, LoadedVersion]:
+        """Every version loaded now: served, or standing by."""
+        with self._lock:
+            return {**self._standby, **self._served}
 
     def states(self) -> dict[int, VersionState]:
         """Every version on disk: AVAILABLE (served), LOADING, or END (not served; with the

@@ -275,28 +275,55 @@ def start_models(args: argparse.Namespace, metrics: Metrics) -> ModelRegistry:
     )
     if args.model_config_file:
         registry.apply(read_model_config(args.model_config_file))
+        if args.model_name not in registry.names:
+            log.warning(
+                "--model_name %s is not in %s: the page, request log and corrections serve none",
+                args.model_name,
+                args.model_config_file,
+            )
     else:  # the folder may not exist yet: it is served once a version appears
         registry.apply([ModelConfig(args.model_name, args.model_base_path.absolute())])
     return registry
+
+
+def version_folders(configs: list[ModelConfig]) -> tuple:
+    """What a refused config's labels may wait for: the folders in each base path."""
+
+    def listing(base_path: Path) -> tuple:
+        try:
+            return tuple(sorted(path.name for path in base_path.iterdir()))
+        except OSError:
+            return ()
+
+    return tuple(listing(config.base_path) for config in configs)
 
 
 def watch_model_config(
     registry: ModelRegistry, path: Path, interval_s: float, stopping: threading.Event
 ) -> None:
     """Applies the config file's changes every `interval_s`, as TF Serving's
-    --model_config_file_poll_wait_seconds does; a config refused leaves the running one."""
-    refused = ""
+    --model_config_file_poll_wait_seconds does. A config refused leaves the running one, is
+    logged once, and is tried again only once the file or the version folders it names change
+    (not reloaded, and its new models loaded and dropped, at every poll)."""
+    refused = None  # the last refusal: a file's error text, or (configs, version folders)
     while not stopping.wait(interval_s):
         try:
             configs = read_model_config(path)
-            if configs != registry.configs:
-                registry.apply(configs)
-                log.info("Reloaded %s: serving %s", path, registry.names)
-            refused = ""
         except ConfigError as error:
-            if str(error) != refused:  # once per new error, not once per poll
+            if str(error) != refused:
                 log.error("%s; the running configuration stays", error)
             refused = str(error)
+            continue
+        attempt = (configs, version_folders(configs))
+        if configs == registry.configs or attempt == refused:
+            continue
+        try:
+            registry.apply(configs)
+            log.info("Reloaded %s: serving %s", path, registry.names)
+        except Exception as error:  # a label refused, or whatever else one reload hit
+            reason = error if isinstance(error, ConfigError) else f"{path}: {error!r}"
+            log.error("%s; the running configuration stays", reason)
+            refused = attempt
 
 
 def serving_core(args: argparse.Namespace, registry: ModelRegistry, metrics: Metrics):
