@@ -36,8 +36,8 @@ from components.data.codecs import encode_png, is_idx_images, read_idx
 from components.data.sample import make_example
 from components.spans import SpanRecordingExecutor
 from components.splits import ValidationCarvingExecutor
+from trainer.features import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MAX_BAD_FRACTION_KEY = "max_bad_fraction"
 
 

@@ -153,6 +153,63 @@ def _answers_and_latency(
     return problems, float(np.median(latencies))
 
 
+def _in_process(model_dir: str, examples: list[bytes]) -> tuple[list[str], dict, dict]:
+    """(problems, the inputs of each signature, the in-process model's answers to them)."""
+    try:
+        loaded = tf.saved_model.load(model_dir)
+    except Exception as error:  # any failure to load is the finding
+        return [f"the SavedModel does not load: {type(error).__name__}: {str(error)[:300]}"], {}, {}
+    problems = [
+        f"the SavedModel lacks the signature {name!r} with input {input_name!r}"
+        for name, input_name in SIGNATURES.items()
+        if name not in loaded.signatures
+        or input_name not in loaded.signatures[name].structured_input_signature[1]
+    ]
+    if problems:
+        return problems, {}, {}
+    parsed = tf.io.parse_example(examples, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+    inputs = {EXAMPLES_INPUT: examples, IMAGES_INPUT: list(parsed[IMAGE_KEY].numpy())}
+    expected = {
+        name: loaded.signatures[name](**{input_name: tf.constant(inputs[input_name])})
+        for name, input_name in SIGNATURES.items()
+    }
+    return [], inputs, expected
+
+
+def _served(
+    command: list[str], port: int, log: Path, model_name: str, max_load_seconds: float, ask
+) -> tuple[list[str], dict[str, float]]:
+    """Starts the server `command`, waits for the model, and runs `ask(channel)` -> (problems,
+    batch-1 p50); stops the server whatever happens."""
+    with open(log, "w") as log_file:
+        process = start_child(  # ends with the run, even a killed one
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+    started = time.monotonic()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", RECONNECT_QUICKLY) as channel:
+            why = _wait_available(channel, model_name, process, started + max_load_seconds)
+            load_seconds = time.monotonic() - started
+            if why:
+                tail = log.read_text()[-500:].strip()
+                return [f"{why} (within {max_load_seconds:.0f} s; server log: {tail})"], {}
+            try:
+                problems, p50 = ask(channel)
+            except grpc.RpcError as error:  # a model the server loads but cannot answer with
+                refusal = f"the server refused a request: {error.code().name}: {error.details()}"
+                return [refusal[:400]], {}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return problems, {"load_seconds": round(load_seconds, 2), "batch_1_p50_ms": round(p50, 2)}
+
+
 def check_serving(
     model_dir: str,
     examples: list[bytes],
@@ -162,63 +219,28 @@ def check_serving(
     max_latency_ms: float = 100.0,
 ) -> tuple[list[str], dict[str, float]]:
     """(the problems found, none when the model serves; measurements)."""
-    try:
-        loaded = tf.saved_model.load(model_dir)
-    except Exception as error:  # any failure to load is the finding
-        return [f"the SavedModel does not load: {type(error).__name__}: {str(error)[:300]}"], {}
-    problems = [
-        f"the SavedModel lacks the signature {name!r} with input {input_name!r}"
-        for name, input_name in SIGNATURES.items()
-        if name not in loaded.signatures
-        or input_name not in loaded.signatures[name].structured_input_signature[1]
-    ]
+    problems, inputs, expected = _in_process(model_dir, examples)
     if problems:
         return problems, {}
-    parsed = tf.io.parse_example(examples, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
-    inputs = {EXAMPLES_INPUT: examples, IMAGES_INPUT: list(parsed[IMAGE_KEY].numpy())}
-    expected = {
-        name: loaded.signatures[name](**{input_name: tf.constant(inputs[input_name])})
-        for name, input_name in SIGNATURES.items()
-    }
     with tempfile.TemporaryDirectory() as work:
         base_path = Path(work) / model_name
         _copy_tree(model_dir, base_path / "1")
         port = free_port()
-        log = Path(work) / "server.log"
-        with open(log, "w") as log_file:
-            process = start_child(  # ends with the run, even a killed one
-                server_command(server, model_name, base_path, port),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-            )
-        started = time.monotonic()
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{port}", RECONNECT_QUICKLY) as channel:
-                why = _wait_available(channel, model_name, process, started + max_load_seconds)
-                load_seconds = time.monotonic() - started
-                if why:
-                    tail = log.read_text()[-500:].strip()
-                    return [f"{why} (within {max_load_seconds:.0f} s; server log: {tail})"], {}
-                try:
-                    problems, p50 = _answers_and_latency(channel, model_name, inputs, expected)
-                except grpc.RpcError as error:  # a model the server loads but cannot answer with
-                    refusal = (
-                        f"the server refused a request: {error.code().name}: {error.details()}"
-                    )
-                    return [refusal[:400]], {}
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    if p50 > max_latency_ms:
+        problems, measured = _served(
+            server_command(server, model_name, base_path, port),
+            port,
+            Path(work) / "server.log",
+            model_name,
+            max_load_seconds,
+            lambda channel: _answers_and_latency(channel, model_name, inputs, expected),
+        )
+    if measured and measured["batch_1_p50_ms"] > max_latency_ms:
+        p50 = measured["batch_1_p50_ms"]
         problems.append(f"batch-1 latency p50 {p50:.1f} ms, over {max_latency_ms} ms")
-    return problems, {"load_seconds": round(load_seconds, 2), "batch_1_p50_ms": round(p50, 2)}
+    return problems, measured
 
 
-def test_examples(examples_uri: str, split: str, count: int) -> list[bytes]:
+def first_examples(examples_uri: str, split: str, count: int) -> list[bytes]:
     """The first `count` serialized examples of one split of an Examples artifact."""
     files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
@@ -238,7 +260,7 @@ def ServingValidator(  # noqa: N802 (a TFX component, named like TFX's)
     model_dir = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
     problems, measured = check_serving(
         model_dir,
-        test_examples(examples.uri, "test", num_examples),
+        first_examples(examples.uri, "test", num_examples),
         DEFAULT_MODEL_NAME,
         server,
         max_load_seconds,

@@ -310,6 +310,34 @@ def cache_key(
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
+def build_executor_input(
+    component: dict, inputs: dict, parameters: dict, outputs: dict, task_root: Path
+) -> dict:
+    """KFP's ExecutorInput for a task: its parameters, its input artifacts as runtime
+    artifacts, and where its outputs and executor output go."""
+    definitions = component.get("inputDefinitions", {}).get("artifacts", {})
+    return {
+        "inputs": {
+            "parameters": parameters,
+            "artifacts": {
+                key: {
+                    "artifacts": [
+                        runtime_artifact(a, definitions[key]["artifactType"]) for a in records
+                    ]
+                }
+                for key, records in inputs.items()
+            },
+        },
+        "outputs": {
+            "artifacts": {
+                key: {"artifacts": [runtime_artifact(record, artifact_type)]}
+                for key, (record, artifact_type) in outputs.items()
+            },
+            "outputFile": str(task_root / "executor_output.json"),
+        },
+    }
+
+
 class LocalRun:
     """One execution of the spec; what each task did and read is kept in a file."""
 
@@ -364,7 +392,6 @@ class LocalRun:
         self, name: str, task: dict, component: dict, executor: dict, inputs: dict, log: Path
     ) -> tuple[dict, str]:
         """Runs a container task, or reuses a cached execution's outputs: (outputs, state)."""
-        definitions = component.get("inputDefinitions", {}).get("artifacts", {})
         task_root = self.root / "pipeline_root" / self.run_id / name
         outputs = {}
         for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
@@ -379,26 +406,7 @@ class LocalRun:
             key: value["runtimeValue"]["constantValue"]
             for key, value in task.get("inputs", {}).get("parameters", {}).items()
         }
-        executor_input = {
-            "inputs": {
-                "parameters": parameters,
-                "artifacts": {
-                    key: {
-                        "artifacts": [
-                            runtime_artifact(a, definitions[key]["artifactType"]) for a in records
-                        ]
-                    }
-                    for key, records in inputs.items()
-                },
-            },
-            "outputs": {
-                "artifacts": {
-                    key: {"artifacts": [runtime_artifact(record, artifact_type)]}
-                    for key, (record, artifact_type) in outputs.items()
-                },
-                "outputFile": str(task_root / "executor_output.json"),
-            },
-        }
+        executor_input = build_executor_input(component, inputs, parameters, outputs, task_root)
         task_root.mkdir(parents=True, exist_ok=True)
         (task_root / "executor_output.json").unlink(missing_ok=True)
         container = executor["container"]

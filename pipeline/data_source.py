@@ -30,10 +30,10 @@ import tensorflow as tf
 
 from components.data import download, sample
 from components.data.codecs import is_idx_images, read_idx
-from components.image_example_gen import IMAGE_SUFFIXES, is_tfrecords, labels_file_for
+from components.image_example_gen import is_tfrecords, labels_file_for
 from components.splits import TEST, TRAIN, VALIDATION
 from pipeline.settings import MNIST_SCHEMA, Settings
-from trainer.features import CLASS_NAME_KEY, LABEL_KEY
+from trainer.features import CLASS_NAME_KEY, IMAGE_SUFFIXES, LABEL_KEY
 
 SAMPLE, FULL_MNIST = "mnist-sample", "mnist"
 VALIDATION_FOLDERS = ("validation", "val")

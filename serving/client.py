@@ -40,6 +40,7 @@ from trainer.features import (
     CONFIDENCE_THRESHOLD,
     DEFAULT_MODEL_NAME,
     EXAMPLES_INPUT,
+    IMAGE_SUFFIXES,
     IMAGES_INPUT,
     PROBABILITIES_OUTPUT,
     REQUEST_ID_HEADER,
@@ -51,7 +52,6 @@ DEFAULT_TARGET = "127.0.0.1:8500"
 DEFAULT_REST_TARGET = "127.0.0.1:8501"
 # TensorFlow's names for the DataType values that REST's JSON spells differently.
 JSON_DTYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
 
 @dataclasses.dataclass
@@ -244,11 +244,11 @@ def load_inputs(paths: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
             yield str(path), path.read_bytes()
         else:
             raise ValueError(
-                f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor an IDX images file"
+                f"{path}: not an image ({', '.join(IMAGE_SUFFIXES)}) nor an IDX images file"
             )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -268,9 +268,40 @@ def main(argv: list[str] | None = None) -> int:
     correction.add_argument("--index", type=int, default=0, help="the picture in that request")
     correction.add_argument("--class_name")
     args = parser.parse_args(argv)
-
     if args.command == "correct" and not (args.request_id and args.class_name):
         parser.error("correct needs --request_id and --class_name")
+    if args.command == "predict" and not args.files:
+        parser.error("predict needs files, folders or IDX files")
+    return args
+
+
+def result_line(result: FileResult) -> str:
+    """One answer as `make predict` prints it: file, class, confidence, latency."""
+    answer = f"class {result.class_name} (id {result.class_id})"
+    if result.not_sure:
+        answer = f"not sure (perhaps {result.class_name})"
+    if result.confidence == 0:
+        answer = "not a digit (no ink found)"
+    return (
+        f"{result.source}\t{answer}\tconfidence {result.confidence:.4f}\t{result.latency_ms:.1f} ms"
+    )
+
+
+def run_command(client: PredictionClient, args: argparse.Namespace) -> None:
+    if args.command == "correct":
+        print(json.dumps(client.correct(args.request_id, args.class_name, args.index)))
+    elif args.command == "metadata":
+        print(json.dumps(client.metadata(), indent=2))
+    elif args.command == "status":
+        for version, state in client.status():
+            print(f"version {version}: {state}")
+    else:
+        for result in client.classify_files(load_inputs(args.files), args.batch_size):
+            print(json.dumps(dataclasses.asdict(result)) if args.json else result_line(result))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.rest or args.command == "correct":
         client = RestClient(
             args.target or DEFAULT_REST_TARGET, args.model_name, args.timeout_s, args.version
@@ -283,30 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     with client:
         try:
-            if args.command == "correct":
-                print(json.dumps(client.correct(args.request_id, args.class_name, args.index)))
-            elif args.command == "metadata":
-                print(json.dumps(client.metadata(), indent=2))
-            elif args.command == "status":
-                for version, state in client.status():
-                    print(f"version {version}: {state}")
-            else:
-                if not args.files:
-                    parser.error("predict needs files, folders or IDX files")
-                results = client.classify_files(load_inputs(args.files), args.batch_size)
-                for result in results:
-                    if args.json:
-                        print(json.dumps(dataclasses.asdict(result)))
-                    else:
-                        answer = f"class {result.class_name} (id {result.class_id})"
-                        if result.not_sure:
-                            answer = f"not sure (perhaps {result.class_name})"
-                        if result.confidence == 0:
-                            answer = "not a digit (no ink found)"
-                        print(
-                            f"{result.source}\t{answer}\tconfidence {result.confidence:.4f}\t"
-                            f"{result.latency_ms:.1f} ms"
-                        )
+            run_command(client, args)
         except grpc.RpcError as error:
             print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
             return 1

@@ -7,6 +7,8 @@ Every other module (pipeline, trainer, serving, tests) imports these facts from 
 IMAGE_KEY = "image"  # encoded image bytes (PNG for the built-in MNIST data)
 LABEL_KEY = "label"  # int64 class id, 0 .. number of classes - 1
 CLASS_NAME_KEY = "class_name"  # the label's name ("7", "cat"): the data names its classes
+# The picture files the pipeline reads and the client sends: the formats the model decodes.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 # What the network sees after Transform.
 IMAGE_HEIGHT = 28

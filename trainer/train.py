@@ -337,32 +337,22 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             files, fn_args.data_accessor, tf_transform_output, global_batch_size, augmentation
         )
 
-    # Labels and class names only: decoding the images too made this pass a large part of the
-    # Trainer's time on large data (the scaling benchmark).
-    class_names = class_names_of(
-        transformed_examples(
+    def train_split(batch_size: int, shuffle: bool, feature: str) -> tf.data.Dataset:
+        return transformed_examples(
             fn_args.train_files,
             fn_args.data_accessor,
             tf_transform_output,
-            4096,
-            shuffle=False,
-            features=(CLASS_NAME_XF,),
+            batch_size,
+            shuffle=shuffle,
+            features=(feature,),
         )
-    )
+
+    # Labels and class names only: decoding the images too made this pass a large part of the
+    # Trainer's time on large data (the scaling benchmark).
+    class_names = class_names_of(train_split(4096, False, CLASS_NAME_XF))
     logging.info("%d classes: %s", len(class_names), class_names)
     augmentation = training_augmentation(
-        config,
-        *bank_digits(
-            transformed_examples(
-                fn_args.train_files,
-                fn_args.data_accessor,
-                tf_transform_output,
-                1024,
-                shuffle=True,
-                features=(IMAGE_XF,),
-            )
-        ),
-        class_names,
+        config, *bank_digits(train_split(1024, True, IMAGE_XF)), class_names
     )
     model, history = train(
         config,
