@@ -35,6 +35,7 @@ from pipeline import data_source, pipeline
 from pipeline.disk_space import NotEnoughSpaceError, existing_ancestor
 from pipeline.run_lock import RunInProgressError, exclusive_use
 from pipeline.settings import Settings, SettingsError
+from trainer.compat import exit_now
 
 
 def sqlite_metadata(path: Path) -> metadata_store_pb2.ConnectionConfig:
@@ -196,17 +197,6 @@ def one_line(error: Exception) -> str:
         free = shutil.disk_usage(folder).free
         return f"the disk of {folder} is full ({free / 2**20:.1f} MB free): {text}"
     return f"{type(error).__name__}: {text}"
-
-
-def exit_now(status: int) -> None:
-    """Ends the process once output is flushed, skipping interpreter shutdown: there, objects
-    that TensorFlow functions left in Beam's and TFDV's caches finalize after TensorFlow's
-    module state is gone and print "Exception ignored in AtomicFunction.__del__" tracebacks."""
-    logging.flush()
-    std_logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ output appended to files, as `python -m` in a new process would. What differs: t
 modules were imported (and their import-time side effects happened) before the environment was
 set, so a module that reads the environment at import time would see the forkserver's."""
 
-import atexit
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -18,6 +17,8 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+
+from trainer.compat import run_with_own_exit_handlers
 
 FORKSERVER = multiprocessing.get_context("forkserver")
 
@@ -47,14 +48,9 @@ def _run_as_main(
     # The preloaded copy of the module stays unused beside `__main__`, as when `python -m`
     # runs a module that something else imports; runpy warns about it only here.
     warnings.filterwarnings("ignore", "'.*' found in sys.modules after import", RuntimeWarning)
-    # A forked child ends in os._exit, which skips exit handlers: run those that the module
-    # registers, as `python -m` would at exit (AutoGraph's removal of its generated sources is
-    # one); the forkserver's own stay its own.
-    atexit._clear()
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    finally:
-        atexit._run_exitfuncs()
+    run_with_own_exit_handlers(
+        lambda: runpy.run_module(module, run_name="__main__", alter_sys=True)
+    )
 
 
 def run_module(

@@ -3,9 +3,9 @@ probabilities are averaged inside the one exported model."""
 
 import tensorflow as tf
 import tf_keras as keras
-from tensorflow.python.autograph.core import config as autograph_config
 from tf_keras import layers
 
+from trainer.compat import leave_tf_keras_to_run_as_written
 from trainer.features import (
     IMAGE_KEY,
     IMAGE_SHAPE,
@@ -13,17 +13,7 @@ from trainer.features import (
     transformed_name,
 )
 
-# AutoGraph leaves the `keras` package alone (its code runs in graphs as written) but not Keras 2
-# under its new name `tf_keras`: it rewrote tf_keras' whole training engine and preprocessing
-# layers on first use, about 20 s of the Trainer's start-up on 2 cores. The same rule for the
-# new name.
-if not any(
-    getattr(rule, "_prefix", None) == "tf_keras" for rule in autograph_config.CONVERSION_RULES
-):
-    autograph_config.CONVERSION_RULES = (
-        autograph_config.DoNotConvert("tf_keras"),
-        *autograph_config.CONVERSION_RULES,
-    )
+leave_tf_keras_to_run_as_written()  # trainer/compat.py: 20 s of the Trainer's start-up
 
 
 class RandomStrokes(layers.Layer):
