@@ -23,6 +23,7 @@ from absl import logging as absl_logging
 
 from components.splits import TEST
 from pipeline import data_source, demo, disk_space, local_runner, report
+from pipeline.progress import RunProgress
 from pipeline.results import (
     RunSummary,
     UnchangedRun,
@@ -34,13 +35,16 @@ from pipeline.stats import accuracy_text
 
 # Warnings TFX 1.16, TFMA and Beam print on every run that ask nothing of the user (Transform
 # writes its examples without the payload_format property its readers look for; Beam checksums
-# TFRecords with crcmod's C extension where python-snappy is missing), and the resolver's
-# complaints that a first run has no statistics or push before it yet.
+# TFRecords with crcmod's C extension where python-snappy is missing; TensorFlow's notes that
+# start "From <file>: ... is deprecated"; Keras timing its own progress line against batches of
+# a few milliseconds, as small BATCH_SIZEs on 2 cores give), and the resolver's complaints that
+# a first run has no statistics or push before it yet.
 HARMLESS_WARNINGS = (
     "ArtifactQuery.property_predicate is not supported",
     "From ",
     "Examples artifact does not have payload_format custom property",
     "Couldn't find python-snappy",
+    "Callback method `on_train_batch_",
 )
 FIRST_RUN = "_resolver] Input resolution error"
 
@@ -51,34 +55,6 @@ def _not_harmless(record: logging.LogRecord) -> bool:
         message.startswith(HARMLESS_WARNINGS)
         or (FIRST_RUN in message and message.endswith("returned None."))
     )
-
-
-class ComponentProgress(logging.Handler):
-    """Turns LocalDagRunner's log lines into one status line per component."""
-
-    def __init__(self, total: int):
-        super().__init__(logging.INFO)
-        self.total = total
-        self.done = 0
-        self.started = 0.0
-        self.how = "done"
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Component ") and message.endswith(" is running."):
-            self.started, self.how = time.monotonic(), "done"
-            print(f"[{self.done + 1}/{self.total}] {message[10:-12]} running...", flush=True)
-        elif message.startswith("A cached execution"):
-            self.how = "reused from cache"
-        elif message.startswith("Skipping execution for"):  # a tfx.dsl.Cond that is false
-            self.how = "skipped (the model is the last blessed one, and pushed)"
-        elif message.startswith("Component ") and message.endswith(" is finished."):
-            self.done += 1
-            how = self.how
-            elapsed = time.monotonic() - self.started
-            print(
-                f"[{self.done}/{self.total}] {message[10:-13]} {how} in {elapsed:.1f} s", flush=True
-            )
 
 
 def _log_to_file(log_dir: Path) -> str:
@@ -192,14 +168,10 @@ def spans_to_ingest_first(source: data_source.DataSource, settings: Settings) ->
     return [span for span in window if span not in ingested]
 
 
-def run_with_progress(pipeline) -> str | None:
-    """Runs the pipeline, a line per component; returns its run id."""
-    progress = ComponentProgress(total=len(pipeline.components))
-    logging.getLogger("absl").addHandler(progress)
-    try:
+def run_with_progress(pipeline, settings: Settings) -> str | None:
+    """Runs the pipeline, a line per component (pipeline/progress.py); returns its run id."""
+    with RunProgress(settings.metadata_path, [component.id for component in pipeline.components]):
         return local_runner.run_pipeline(pipeline)
-    finally:
-        logging.getLogger("absl").removeHandler(progress)
 
 
 def main() -> int:
@@ -214,8 +186,9 @@ def main() -> int:
     started = time.monotonic()
     for span in spans_to_ingest_first(source, settings):
         print(f"Ingesting and validating span {span} first (training reads it too):")
-        run_with_progress(local_runner.create_local_pipeline(settings, source, ingest_span=span))
-    summary = run_summary(settings.metadata_path, run_with_progress(pipeline))
+        ingest = local_runner.create_local_pipeline(settings, source, ingest_span=span)
+        run_with_progress(ingest, settings)
+    summary = run_summary(settings.metadata_path, run_with_progress(pipeline, settings))
     print_run(summary, time.monotonic() - started)
     if isinstance(summary, UnchangedRun):
         print_unchanged(summary, settings)

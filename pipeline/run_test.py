@@ -1,6 +1,7 @@
 """`make run`'s closing summary, from constructed results; its readers of ML Metadata on a
 store that a killed run left; a console without gRPC's C++ lines."""
 
+import logging
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.local_runner import sqlite_metadata
 from pipeline.results import PairedComparison, RunSummary, ingested_spans
-from pipeline.run import print_summary
+from pipeline.run import HARMLESS_WARNINGS, _not_harmless, print_summary
 from pipeline.settings import Settings
 
 
@@ -107,3 +108,12 @@ def test_the_run_keeps_grpcs_cpp_lines_off_the_console():
     assert CPP_LOG_LINE.search(stderr(environment))  # the scenario does print one
     assert os.environ["GRPC_VERBOSITY"] == "ERROR"  # set by importing pipeline.run
     assert not CPP_LOG_LINE.search(stderr({**environment, "GRPC_VERBOSITY": "ERROR"}))
+
+
+def test_the_console_drops_only_the_named_warnings():
+    def shown(message: str) -> bool:
+        return _not_harmless(logging.LogRecord("tfx", logging.WARNING, "", 0, message, (), None))
+
+    assert not any(shown(f"{pattern} (and the rest of the line)") for pattern in HARMLESS_WARNINGS)
+    assert not shown("[latest_push_resolver] Input resolution error: ... returned None.")
+    assert shown("Component Trainer failed: the data has 3 classes")
