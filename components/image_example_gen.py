@@ -221,7 +221,10 @@ class Executor(SpanRecordingExecutor, ValidationCarvingExecutor, BaseExampleGenE
         return _ImagesToExample
 
 
-def ImageExampleGen(  # noqa: N802 (a component constructor, named like TFX's)
+IMAGE_EXAMPLE_GEN_ID = "ImageExampleGen"  # the node id of the component below
+
+
+def image_example_gen(
     input_base: str,
     input_config: example_gen_pb2.Input | None = None,
     output_config: example_gen_pb2.Output | None = None,
@@ -239,4 +242,4 @@ def ImageExampleGen(  # noqa: N802 (a component constructor, named like TFX's)
         range_config=range_config,
         custom_config=custom_config,
         custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
-    ).with_id("ImageExampleGen")
+    ).with_id(IMAGE_EXAMPLE_GEN_ID)

@@ -13,7 +13,7 @@ from tfx import v1 as tfx
 
 from components.data.codecs import encode_png, write_idx
 from components.data.sample import load_sample, make_example
-from components.image_example_gen import ImageExampleGen, image_problem
+from components.image_example_gen import image_example_gen, image_problem
 from trainer.features import IMAGE_KEY, LABEL_KEY
 
 
@@ -84,7 +84,7 @@ def test_class_folders_become_labelled_examples_and_bad_files_are_skipped(tmp_pa
     expected = class_tree(tmp_path / "images", bad=True)
     examples = run_example_gen(
         tmp_path,
-        ImageExampleGen(
+        image_example_gen(
             str(tmp_path / "images"),
             input_config=single_split([("train", "*/*")]),
             max_bad_fraction=0.5,
@@ -112,7 +112,7 @@ def test_too_many_undecodable_images_fail_the_run_naming_them(tmp_path):
     with pytest.raises(Exception, match="3 of 8 input files are not decodable") as raised:
         run_example_gen(
             tmp_path,
-            ImageExampleGen(
+            image_example_gen(
                 str(tmp_path / "images"), input_config=single_split([("train", "*/*")])
             ),
         )
@@ -129,7 +129,7 @@ def test_idx_files_gzipped_and_raw_become_png_examples(tmp_path):
     write_idx(tmp_path / "idx" / "t10k-labels-idx1-ubyte", labels[100:])
     examples = run_example_gen(
         tmp_path,
-        ImageExampleGen(
+        image_example_gen(
             str(tmp_path / "idx"),
             input_config=single_split([("train", "train-*"), ("test", "t10k-*")]),
         ),
@@ -152,7 +152,7 @@ def test_idx_files_whose_counts_disagree_are_refused(tmp_path):
     with pytest.raises(Exception, match="holds 10 images but .* 9 labels"):
         run_example_gen(
             tmp_path / "run",
-            ImageExampleGen(str(tmp_path), input_config=single_split([("train", "train-*")])),
+            image_example_gen(str(tmp_path), input_config=single_split([("train", "train-*")])),
         )
 
 
@@ -165,7 +165,7 @@ def test_the_latest_span_is_ingested(tmp_path):
         (root / "b" / "y.png").write_bytes(encoded((28, 28), "L", "PNG", value))
     examples = run_example_gen(
         tmp_path,
-        ImageExampleGen(
+        image_example_gen(
             str(tmp_path / "data"), input_config=single_split([("train", "span-{SPAN}/*/*")])
         ),
     )
@@ -202,7 +202,7 @@ def test_own_splits_share_class_ids_and_an_external_tfrecord_test_set_passes_thr
     def ingest(run: str, test_pattern: str) -> Path:
         return run_example_gen(
             tmp_path / run,
-            ImageExampleGen(
+            image_example_gen(
                 str(tmp_path / "data"),
                 input_config=single_split([("train", "train/*/*"), ("test", test_pattern)]),
             ),

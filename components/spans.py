@@ -50,8 +50,12 @@ class ImportExampleGenExecutor(SpanRecordingExecutor, ValidationCarvingExecutor,
     validation out of a train split given without one."""
 
 
-class ImportExampleGen(tfx.components.ImportExampleGen):
-    """TFX's ImportExampleGen, recording spans."""
+IMPORT_EXAMPLE_GEN_ID = "ImportExampleGen"  # its node id, as TFX's component would have
+
+
+class SpanImportExampleGen(tfx.components.ImportExampleGen):
+    """TFX's ImportExampleGen with an executor that records spans and carves validation out
+    (ImportExampleGenExecutor); its node id stays TFX's (IMPORT_EXAMPLE_GEN_ID)."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ImportExampleGenExecutor)
 

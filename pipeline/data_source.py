@@ -30,7 +30,8 @@ import tensorflow as tf
 
 from components.data import download, sample
 from components.data.codecs import is_idx_images, read_idx
-from components.image_example_gen import is_tfrecords, labels_file_for
+from components.image_example_gen import IMAGE_EXAMPLE_GEN_ID, is_tfrecords, labels_file_for
+from components.spans import IMPORT_EXAMPLE_GEN_ID
 from components.splits import TEST, TRAIN, VALIDATION
 from pipeline.settings import MNIST_SCHEMA, Settings
 from trainer.features import CLASS_NAME_KEY, IMAGE_SUFFIXES, LABEL_KEY
@@ -57,7 +58,7 @@ class DataSource:
 
     @property
     def example_gen_id(self) -> str:
-        return "ImportExampleGen" if self.kind == "tfrecords" else "ImageExampleGen"
+        return IMPORT_EXAMPLE_GEN_ID if self.kind == "tfrecords" else IMAGE_EXAMPLE_GEN_ID
 
 
 def _nonempty_folder(root: Path, expected: str) -> None:

@@ -14,10 +14,10 @@ from tfx.dsl.placeholder.placeholder_base import Predicate
 
 from components import atomic_pusher, splits
 from components.candidate_check import TO_JUDGE, CandidateCheck
-from components.image_example_gen import ImageExampleGen
+from components.image_example_gen import image_example_gen
 from components.paired_regression import PairedRegression
 from components.serving_check import ServingValidator
-from components.spans import ImportExampleGen
+from components.spans import IMPORT_EXAMPLE_GEN_ID, SpanImportExampleGen
 from components.validation_gate import ValidationGate
 from pipeline import resolvers
 from pipeline.settings import PREPROCESSING_FN, RUN_FN, Gates
@@ -122,13 +122,13 @@ def create_example_gen(ingest: Ingest, max_bad_image_fraction: float):
     )
     output_config = splits.output_config() if len(input_splits) == 1 else None
     if ingest.kind == "tfrecords":
-        return ImportExampleGen(
+        return SpanImportExampleGen(
             input_base=ingest.data_root,
             input_config=input_config,
             output_config=output_config,
             range_config=range_config,
-        )
-    return ImageExampleGen(
+        ).with_id(IMPORT_EXAMPLE_GEN_ID)
+    return image_example_gen(
         ingest.data_root,
         input_config,
         output_config,

@@ -48,13 +48,17 @@ def cluster_workers(tf_config: str | None) -> tuple[int, bool]:
     return max(workers, 1), is_chief
 
 
+def use_mixed_precision_on_gpus() -> None:
+    """Keras' global policy: float16 compute where GPUs are visible (float32 on CPUs, where
+    float16 is slower)."""
+    if tf.config.list_logical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+
 def distribution_strategy() -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy across a TF_CONFIG cluster; otherwise mirrors over every
-    visible GPU, or over the CPU devices (one, unless split into logical devices). Mixed
-    precision on GPUs only."""
+    visible GPU, or over the CPU devices (one, unless split into logical devices)."""
     gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
     if cluster_workers(os.environ.get("TF_CONFIG"))[0] > 1:
         return tf.distribute.MultiWorkerMirroredStrategy()
     devices = gpus or tf.config.list_logical_devices("CPU")
@@ -321,6 +325,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     started = time.monotonic()
     config = TrainingConfig.from_custom_config(fn_args.custom_config)
     keras.utils.set_random_seed(config.seed)
+    use_mixed_precision_on_gpus()
     strategy = distribution_strategy()
     global_batch_size = config.batch_size * strategy.num_replicas_in_sync
     logging.info(

@@ -28,9 +28,10 @@ def main() -> None:
     from pipeline.settings import Settings
     from trainer.features import MNIST_CLASS_NAMES
     from trainer.model import build_augmentation, build_model
-    from trainer.train import IMAGE_XF, distribution_strategy
+    from trainer.train import IMAGE_XF, distribution_strategy, use_mixed_precision_on_gpus
 
     training = Settings.from_env().training
+    use_mixed_precision_on_gpus()  # as the Trainer trains
     strategy = distribution_strategy()
     global_batch = training.batch_size * strategy.num_replicas_in_sync
     pixels, labels = load_sample(5000, seed=0)

@@ -69,6 +69,7 @@ from trainer.train import (
     network_batches,
     train,
     training_augmentation,
+    use_mixed_precision_on_gpus,
 )
 
 SETTINGS = Settings.from_env()  # the defaults, or what the environment sets
@@ -301,6 +302,7 @@ def train_in_process(config: TrainingConfig, splits: dict) -> tuple[keras.Model,
     keras.utils.set_random_seed(config.seed)
     (train_x, train_y), (validation_x, validation_y) = splits[TRAIN], splits[VALIDATION]
     validation = tf.data.Dataset.from_tensor_slices(({IMAGE_XF: validation_x}, validation_y))
+    use_mixed_precision_on_gpus()  # as the Trainer trains
     started = time.perf_counter()
     model, _ = train(
         config,
