@@ -25,13 +25,13 @@ import tensorflow as tf
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_service_pb2_grpc,
-    predict_pb2,
     prediction_service_pb2_grpc,
 )
 from tfx import v1 as tfx
 from tfx.utils import path_utils
 
 from components.child_process import start_child
+from components.tf_serving_api import outputs_of, predict_request, status_request
 from trainer.features import (
     CLASS_ID_OUTPUT,
     DEFAULT_MODEL_NAME,
@@ -102,19 +102,14 @@ def _copy_tree(source: str, target: Path) -> None:
 
 
 def _predict(stub, model_name: str, signature: str, input_name: str, values: list[bytes]):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = signature
-    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
-    response = stub.Predict(request, timeout=60)
-    return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
+    request = predict_request(model_name, signature, input_name, values)
+    return outputs_of(stub.Predict(request, timeout=60))
 
 
 def _wait_available(channel, model_name: str, process, deadline: float) -> str | None:
     """None once the model is AVAILABLE; else why not."""
     stub = model_service_pb2_grpc.ModelServiceStub(channel)
-    request = get_model_status_pb2.GetModelStatusRequest()
-    request.model_spec.name = model_name
+    request = status_request(model_name)
     available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
     while time.monotonic() < deadline:
         if process.poll() is not None:

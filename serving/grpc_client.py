@@ -10,10 +10,10 @@ from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
-    predict_pb2,
     prediction_service_pb2_grpc,
 )
 
+from components.tf_serving_api import model_spec, outputs_of, predict_request, status_request
 from serving.client import DEFAULT_TARGET, Prediction, PredictionClient
 from serving.limits import GRPC_MESSAGE_OPTIONS
 from trainer.features import (
@@ -79,26 +79,19 @@ class ServingClient(PredictionClient):
                 time.sleep(delay)
                 delay *= 2
 
-    def _model_spec(self, spec, signature_name: str = "") -> None:
-        spec.name = self.model_name
-        if self.version is not None:
-            spec.version.value = self.version
-        spec.signature_name = signature_name
-
     def predict(self, signature_name: str, input_name: str, values: list[bytes]) -> Prediction:
-        request = predict_pb2.PredictRequest()
-        self._model_spec(request.model_spec, signature_name)
-        request.inputs[input_name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
+        request = predict_request(self.model_name, signature_name, input_name, values, self.version)
         response, call = self._call(self._predictions.Predict.with_call, request)
         trailing = dict(call.trailing_metadata() or ())
-        class_ids = tf.make_ndarray(response.outputs[CLASS_ID_OUTPUT])
-        if CLASS_NAME_OUTPUT in response.outputs:
-            names = [n.decode() for n in tf.make_ndarray(response.outputs[CLASS_NAME_OUTPUT])]
+        outputs = outputs_of(response)
+        class_ids = outputs[CLASS_ID_OUTPUT]
+        if CLASS_NAME_OUTPUT in outputs:
+            names = [name.decode() for name in outputs[CLASS_NAME_OUTPUT]]
         else:  # a model exported before class names travelled with it
             names = [str(class_id) for class_id in class_ids]
-        probabilities = tf.make_ndarray(response.outputs[PROBABILITIES_OUTPUT])
-        if CONFIDENCE_OUTPUT in response.outputs:
-            confidences = tf.make_ndarray(response.outputs[CONFIDENCE_OUTPUT])
+        probabilities = outputs[PROBABILITIES_OUTPUT]
+        if CONFIDENCE_OUTPUT in outputs:
+            confidences = outputs[CONFIDENCE_OUTPUT]
         else:  # a model exported before it said how sure it is
             confidences = probabilities.max(axis=-1)
         return Prediction(
@@ -113,7 +106,7 @@ class ServingClient(PredictionClient):
     def metadata(self) -> dict[str, dict]:
         """{signature: {"inputs": {name: (dtype, shape)}, "outputs": {...}}}"""
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        self._model_spec(request.model_spec)
+        model_spec(request.model_spec, self.model_name, self.version)
         response = self._call(self._predictions.GetModelMetadata, request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
@@ -134,8 +127,7 @@ class ServingClient(PredictionClient):
 
     def status(self) -> list[tuple[int, str]]:
         """(version, state) of every version the server knows, newest first."""
-        request = get_model_status_pb2.GetModelStatusRequest()
-        self._model_spec(request.model_spec)
+        request = status_request(self.model_name, self.version)
         response = self._call(self._models.GetModelStatus, request)
         state_name = get_model_status_pb2.ModelVersionStatus.State.Name
         return [(s.version, state_name(s.state)) for s in response.model_version_status]

@@ -1,6 +1,7 @@
 """Imports run one way between the top-level folders, as read from the code's own import
 statements (also those inside functions): trainer <- components <- pipeline <- kubeflow, and
-serving needs only the serving contract and the image codecs. Tests may import anything."""
+serving needs only the serving contract, the image codecs and TF Serving's messages. Tests may
+import anything."""
 
 import ast
 from pathlib import Path
@@ -15,9 +16,14 @@ ALLOWED = {
     "pipeline": {"trainer", "components", "serving"},
     "kubeflow": {"trainer", "components", "pipeline"},
 }
-# What serving may import from the rest: names and signatures, the PNG/IDX codecs, and the
-# process helpers (standard library only).
-SERVING_CONTRACT = {"trainer.features", "components.data.codecs", "components.child_process"}
+# What serving may import from the rest: names and signatures, the PNG/IDX codecs, the process
+# helpers (standard library only), and TF Serving's messages as the serving check sends them.
+SERVING_CONTRACT = {
+    "trainer.features",
+    "components.data.codecs",
+    "components.child_process",
+    "components.tf_serving_api",
+}
 
 
 def layer(path: Path) -> str:
