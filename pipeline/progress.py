@@ -44,6 +44,16 @@ def open_store(metadata_path: Path) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
+def node_id(store: metadata_store.MetadataStore, execution_id: int) -> str:
+    """An execution's node id, from its "node" context ("<pipeline>.<node id>"): components
+    of one class (three Resolvers) or renamed by with_id are told apart by it."""
+    return next(
+        context.name.split(".", 1)[1]
+        for context in store.get_contexts_by_execution(execution_id)
+        if context.type == "node"
+    )
+
+
 def pipeline_runs(metadata_path: Path) -> set[int]:
     """The ids of the pipeline runs recorded so far (none before the store exists)."""
     if not metadata_path.exists():
@@ -74,11 +84,7 @@ class ProgressLines:
         total = len(self.node_ids)
         for execution in sorted(executions, key=lambda e: e.id):
             if execution.id not in self.started:
-                node = next(
-                    context.name.split(".", 1)[1]
-                    for context in store.get_contexts_by_execution(execution.id)
-                    if context.type == "node"
-                )
+                node = node_id(store, execution.id)
                 self.started[execution.id] = node
                 self.emit(f"[{self.done + 1}/{total}] {node} running...")
             if execution.id not in self.ended and execution.last_known_state in FINISHED:

@@ -13,6 +13,7 @@ from tfx.dsl.compiler.constants import PIPELINE_RUN_CONTEXT_TYPE_NAME
 from components.paired_regression import BASELINE_ONLY_CORRECT, CANDIDATE_ONLY_CORRECT, P_VALUE
 from pipeline.local_runner import sqlite_metadata
 from pipeline.pipeline import ACCURACY_METRIC
+from pipeline.progress import node_id
 from trainer.export import read_class_names
 from trainer.features import LABEL_KEY
 
@@ -84,17 +85,6 @@ class UnchangedRun:
 
 def _state_name(execution: metadata_store_pb2.Execution) -> str:
     return metadata_store_pb2.Execution.State.Name(execution.last_known_state)
-
-
-def _node_ids(store, executions) -> dict[int, str]:
-    """Each execution's node id, from its "node" context ("<pipeline>.<node id>"): components
-    of one class (three Resolvers) or renamed by with_id are told apart by it."""
-    return {
-        execution.id: context.name.split(".", 1)[1]
-        for execution in executions
-        for context in store.get_contexts_by_execution(execution.id)
-        if context.type == "node"
-    }
 
 
 def _run_outputs(store, component: dict[int, str]) -> dict[str, metadata_store_pb2.Artifact]:
@@ -219,7 +209,7 @@ def run_summary(metadata_path: Path, run_id: str | None = None) -> RunSummary | 
     store = _open_store(metadata_path)
     run = _run(store, metadata_path, run_id)
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
-    node_ids = _node_ids(store, executions)
+    node_ids = {execution.id: node_id(store, execution.id) for execution in executions}
     components = [ComponentRun(node_ids[e.id], _state_name(e)) for e in executions]
     outputs = _run_outputs(store, node_ids)
     executed = {node: execution for execution, node in node_ids.items()}

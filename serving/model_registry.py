@@ -64,8 +64,9 @@ class ModelRegistry:
     def configs(self) -> list[ModelConfig]:
         return list(self._served.configs)
 
-    def model(self, name: str) -> VersionedModel:
-        model = self._served.models.get(name)
+    def model(self, name: str, served: Served | None = None) -> VersionedModel:
+        """The model `name` of the configuration serving now (or of the snapshot `served`)."""
+        model = (served or self._served).models.get(name)
         if model is None:
             raise LookupError(f"Servable not found for request: Latest({name})")
         return model
@@ -78,10 +79,7 @@ class ModelRegistry:
             version = served.labels.get(name, {}).get(label)
             if version is None:
                 raise UnknownLabel(f"Unrecognized servable version label: {label}")
-        model = served.models.get(name)
-        if model is None:
-            raise LookupError(f"Servable not found for request: Latest({name})")
-        return model.get(version)
+        return self.model(name, served).get(version)
 
     def labels(self, name: str) -> dict[str, int]:
         return dict(self._served.labels.get(name, {}))
