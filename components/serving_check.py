@@ -31,6 +31,7 @@ from tfx import v1 as tfx
 from tfx.utils import path_utils
 
 from components.child_process import start_child
+from components.splits import split_files
 from components.tf_serving_api import outputs_of, predict_request, status_request
 from trainer.features import (
     CLASS_ID_OUTPUT,
@@ -237,7 +238,7 @@ def check_serving(
 
 def first_examples(examples_uri: str, split: str, count: int) -> list[bytes]:
     """The first `count` serialized examples of one split of an Examples artifact."""
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    files = split_files(examples_uri, split)
     records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
     return [record.numpy() for record in records]
 

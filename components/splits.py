@@ -13,9 +13,11 @@ the same hash, 1 in 9.
 """
 
 import hashlib
+import os
 from typing import Any
 
 import apache_beam as beam
+import tensorflow as tf
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
@@ -42,6 +44,11 @@ def is_validation(record: Any) -> bool:
     data = record if isinstance(record, bytes) else record.SerializeToString(deterministic=True)
     bucket = int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
     return bucket % (HASH_BUCKETS[TRAIN] + HASH_BUCKETS[VALIDATION]) < HASH_BUCKETS[VALIDATION]
+
+
+def split_files(examples_uri: str, split: str) -> list[str]:
+    """The files of one split of an Examples artifact (GZIP TFRecords, as ExampleGen writes)."""
+    return sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
 
 
 def _split_order(name: str) -> int:

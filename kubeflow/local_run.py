@@ -39,7 +39,7 @@ from components.validation_gate import DataValidationError
 from kubeflow.runner import compile_pipeline
 from kubeflow.settings import KubeflowSettings
 from pipeline import data_source
-from pipeline.local_runner import EXIT_CODES, ingest_of, run_cli
+from pipeline.local_runner import EXIT_CODES, run_cli
 from pipeline.preloaded import run_module, start_preloading
 from pipeline.settings import Settings
 
@@ -534,9 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     source = data_source.resolve(settings)  # the data make run reads
     root = settings.output_dir / "kubeflow-local"
-    spec_path = compile_pipeline(
-        settings, local_places(root, source), root / "spec.json", ingest_of(source)
-    )
+    spec_path = compile_pipeline(settings, local_places(root, source), root / "spec.json", source)
     spec = json.loads(spec_path.read_text())
     if not flags.fresh_processes:
         start_preloading(modules_to_preload(spec["pipelineSpec"]))

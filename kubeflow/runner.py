@@ -14,6 +14,7 @@ from tfx import v1 as tfx
 
 from kubeflow.settings import KubeflowSettings
 from pipeline import pipeline
+from pipeline.data_source import Ingest
 from pipeline.local_runner import run_cli
 from pipeline.settings import Settings, SettingsError
 
@@ -65,7 +66,7 @@ def kubeflow_choices(cloud: KubeflowSettings) -> pipeline.RunnerChoices:
 
 
 def create_kubeflow_pipeline(
-    settings: Settings, cloud: KubeflowSettings, ingest: pipeline.Ingest | None = None
+    settings: Settings, cloud: KubeflowSettings, ingest: Ingest | None = None
 ) -> tfx.dsl.Pipeline:
     """The pipeline reading `ingest` (default: TFRecords under the data root, by
     KUBEFLOW_DATA_PATTERN). A setting that KFP v2 cannot honour is refused here."""
@@ -79,7 +80,7 @@ def create_kubeflow_pipeline(
     return pipeline.create_pipeline(
         pipeline_name=settings.pipeline_name,
         pipeline_root=cloud.pipeline_root,
-        ingest=ingest or pipeline.Ingest(cloud.data_root, splits={"all": cloud.data_pattern}),
+        ingest=ingest or Ingest(cloud.data_root, splits={"all": cloud.data_pattern}),
         schema_file=cloud.schema or None,  # none: SchemaGen infers one
         training=settings.training,
         gates=settings.gates,
@@ -95,7 +96,7 @@ def compile_pipeline(
     settings: Settings,
     cloud: KubeflowSettings,
     output_path: Path,
-    ingest: pipeline.Ingest | None = None,
+    ingest: Ingest | None = None,
 ) -> Path:
     """Writes the KFP v2 / Vertex AI pipeline spec JSON."""
     output_path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,7 @@ def test_local_and_kubeflow_pipelines_have_the_same_components_edges_and_conditi
     _, spec = compiled
     settings = Settings(output_dir=tmp_path)
     settings.sample_root.mkdir(parents=True)
-    sample = DataSource(settings.sample_root, "tfrecords", {"all": "*"}, MNIST_SCHEMA)
+    sample = DataSource(str(settings.sample_root), "tfrecords", {"all": "*"}, schema=MNIST_SCHEMA)
     local = local_runner.create_local_pipeline(settings, sample)
     tasks = spec.root.dag.tasks
     assert {node_id(name) for name in tasks} == {c.id for c in local.components}

@@ -45,11 +45,28 @@ class DataSourceError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class DataSource:
-    root: Path
-    kind: str  # "tfrecords" (raw tf.Examples) or "images" (image folders, IDX files)
-    splits: dict[str, str]  # split name -> file pattern; a single split is hash-split
-    schema: Path | None = None  # the reviewed schema to import; None: SchemaGen infers one
+class Ingest:
+    """What ExampleGen reads, on any runner: `splits` maps split names to file patterns under
+    `data_root` ({SPAN} picks the newest span, or `span`); a single one (default: every file) is
+    hash-split into train, validation and test (components/splits.py). `kind` is "tfrecords"
+    (raw tf.Examples) or "images" (image folders, IDX files)."""
+
+    data_root: str
+    kind: str = "tfrecords"
+    splits: dict[str, str] | None = None
+    span: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource(Ingest):
+    """DATA resolved on this machine: what ExampleGen reads, and the reviewed schema to import
+    (None: SchemaGen infers one)."""
+
+    schema: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data_root)
 
     @property
     def spans(self) -> tuple[int, ...]:
@@ -109,7 +126,7 @@ def idx_source(root: Path, schema: str) -> DataSource:
         splits = {TRAIN: f"{prefix}train-*", TEST: f"{prefix}t10k-*"}
     else:
         splits = {"all": f"{prefix}*"}
-    return DataSource(root, "images", splits, schema_for(schema, digits=True))
+    return DataSource(str(root), "images", splits, schema=schema_for(schema, digits=True))
 
 
 def class_folder_splits(folder: Path, prefix: str) -> dict[str, str]:
@@ -137,7 +154,7 @@ def _data_source(settings: Settings) -> DataSource:
         _nonempty_folder(root, "TFRecord files of tf.Examples (`make data` writes the sample)")
         _, prefix = latest_span_folder(root)
         schema = schema_for(settings.schema, digits=True)
-        return DataSource(root, "tfrecords", {"all": f"{prefix}*"}, schema)
+        return DataSource(str(root), "tfrecords", {"all": f"{prefix}*"}, schema=schema)
     if data == FULL_MNIST:
         return idx_source(download.fetch_mnist(settings.mnist_mirror), settings.schema)
     root = Path(data).expanduser().resolve()
@@ -153,7 +170,7 @@ def _data_source(settings: Settings) -> DataSource:
             "and no IDX image files."
         )
     schema = schema_for(settings.schema, digits=False)
-    return DataSource(root, "images", class_folder_splits(folder, prefix), schema)
+    return DataSource(str(root), "images", class_folder_splits(folder, prefix), schema=schema)
 
 
 def resolve(settings: Settings) -> DataSource:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from components.splits import split_files
 from serving.core import ServingCore
 from serving.grpc_client import ServingClient
 from serving.model_registry import ModelRegistry
@@ -41,9 +42,7 @@ def split_batches(
 ) -> Iterator[dict[str, np.ndarray]]:
     """One split of ExampleGen outputs (one per span) streamed in batches of 1,024: the
     features `keys` (others are not decoded) as arrays."""
-    files = [
-        str(path) for uri in examples_uris for path in sorted((uri / f"Split-{split}").glob("*"))
-    ]
+    files = [path for uri in examples_uris for path in split_files(str(uri), split)]
     spec = {key: FEATURE_SPECS[key] for key in keys}
     records = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024)
     for batch in records.map(lambda serialized: tf.io.parse_example(serialized, spec)):

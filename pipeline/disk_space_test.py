@@ -22,7 +22,7 @@ def sized(path, size: int) -> None:
 @pytest.fixture
 def source(tmp_path) -> DataSource:
     sized(tmp_path / "data" / "cat" / "1.png", 2 * MB)
-    return DataSource(tmp_path / "data", "images", {"all": "*/*"})
+    return DataSource(str(tmp_path / "data"), "images", {"all": "*/*"})
 
 
 def test_before_the_first_run_the_need_comes_from_the_data(tmp_path, source):

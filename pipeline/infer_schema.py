@@ -66,7 +66,7 @@ def infer(source: data_source.DataSource, settings: Settings) -> Path:
         pipeline.create_schema_pipeline(
             pipeline_name=f"{settings.pipeline_name}-schema",
             pipeline_root=str(root),
-            ingest=local_runner.ingest_of(source),
+            ingest=source,
             gates=settings.gates,
             runner=local_runner.local_choices(settings, output_dir / "metadata.sqlite"),
         )

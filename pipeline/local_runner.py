@@ -5,6 +5,7 @@ Works with the TFX CLI:
     tfx run create --engine local --pipeline_name mnist-cnn-pipeline
 """
 
+import dataclasses
 import logging as std_logging
 import os
 import re
@@ -53,10 +54,6 @@ def local_choices(settings: Settings, metadata_path: Path) -> pipeline.RunnerCho
     )
 
 
-def ingest_of(source: data_source.DataSource, span: int | None = None) -> pipeline.Ingest:
-    return pipeline.Ingest(str(source.root), source.kind, source.splits, span)
-
-
 def create_local_pipeline(
     settings: Settings, source: data_source.DataSource, ingest_span: int | None = None
 ) -> tfx.dsl.Pipeline:
@@ -68,7 +65,7 @@ def create_local_pipeline(
         return pipeline.create_validation_pipeline(
             settings.pipeline_name,
             str(settings.pipeline_root),
-            ingest_of(source, ingest_span),
+            dataclasses.replace(source, span=ingest_span),
             schema_file,
             settings.gates,
             runner,
@@ -78,7 +75,7 @@ def create_local_pipeline(
         pipeline_name=settings.pipeline_name,
         pipeline_root=str(settings.pipeline_root),
         # The newest span as the run starts: one that appears meanwhile is the next run's.
-        ingest=ingest_of(source, source.spans[-1] if source.spans else None),
+        ingest=dataclasses.replace(source, span=source.spans[-1] if source.spans else None),
         schema_file=schema_file,
         training=settings.training,
         gates=settings.gates,

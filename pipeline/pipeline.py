@@ -20,24 +20,12 @@ from components.serving_check import ServingValidator
 from components.spans import IMPORT_EXAMPLE_GEN_ID, SpanImportExampleGen
 from components.validation_gate import ValidationGate
 from pipeline import resolvers
+from pipeline.data_source import Ingest
 from pipeline.settings import PREPROCESSING_FN, RUN_FN, Gates
 from trainer.config import TrainingConfig
 from trainer.features import LABEL_KEY, PROBABILITIES_OUTPUT, SERVING_DEFAULT_SIGNATURE
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
-
-
-@dataclasses.dataclass(frozen=True)
-class Ingest:
-    """What ExampleGen reads: `splits` maps split names to file patterns under `data_root`
-    ({SPAN} picks the newest span, or `span`); a single one (default: every file) is
-    hash-split into train, validation and test (components/splits.py). `kind` is "tfrecords"
-    (raw tf.Examples) or "images" (image folders, IDX files)."""
-
-    data_root: str
-    kind: str = "tfrecords"
-    splits: dict[str, str] | None = None
-    span: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

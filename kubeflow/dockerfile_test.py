@@ -1,3 +1,6 @@
+"""kubeflow/Dockerfile, the image every Kubeflow / Vertex AI task runs in: pinned as the lock
+and TF Serving are, and holding the module files the pipeline names."""
+
 import re
 
 from pipeline.settings import PREPROCESSING_FN, PROJECT_ROOT, RUN_FN
