@@ -27,15 +27,22 @@ def store_of(tmp_path, *artifacts) -> ArtifactStore:
     return store
 
 
+def blessed_m1_then_m2() -> list[dict]:
+    """Model m1 blessed, then a newer model m2."""
+    return [
+        artifact("m1", "tfx.Model"),
+        artifact("b1", "tfx.ModelBlessing", blessed=1.0, current_model_id="m1"),
+        artifact("m2", "tfx.Model"),
+    ]
+
+
 BLESSED = 'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
 
 
 def test_queries_match_type_state_metadata_and_name_and_yield_the_latest(tmp_path):
     store = store_of(
         tmp_path,
-        artifact("m1", "tfx.Model"),
-        artifact("b1", "tfx.ModelBlessing", blessed=1.0, current_model_id="m1"),
-        artifact("m2", "tfx.Model"),
+        *blessed_m1_then_m2(),
         artifact("b2", "tfx.ModelBlessing", blessed=0.0, current_model_id="m2"),
     )
     assert [a["name"] for a in store.query(BLESSED)] == ["b1"]  # b2 is later but not blessed
@@ -94,12 +101,7 @@ def resolver_spec() -> dict:
 
 
 def test_resolvers_chain_through_a_placeholder(tmp_path):
-    store = store_of(
-        tmp_path,
-        artifact("m1", "tfx.Model"),
-        artifact("b1", "tfx.ModelBlessing", blessed=1.0, current_model_id="m1"),
-        artifact("m2", "tfx.Model"),
-    )
+    store = store_of(tmp_path, *blessed_m1_then_m2())
     spec = resolver_spec()
     assert order(spec["pipelineSpec"]["root"]["dag"]["tasks"]) == ["blessing", "model"]
     run = LocalRun(spec, tmp_path, store, "run-1")
