@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# Console for people: without TensorFlow's C++ start-up lines and the Google Cloud libraries'
+# FutureWarnings about Python 3.10 (errors that matter still surface).
+QUIET := TF_CPP_MIN_LOG_LEVEL=3 GRPC_VERBOSITY=ERROR PYTHONWARNINGS=ignore::FutureWarning
+
 .PHONY: venv data run schema serve monitor span-from-requests predict browser fonts test faults bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
 
 venv: $(STAMP)
@@ -29,18 +33,18 @@ $(STAMP): requirements.lock
 	touch $@
 
 data: $(STAMP)
-	$(PY) -m pipeline.data_source
+	$(QUIET) $(PY) -m pipeline.data_source
 
 run: $(STAMP) fonts
 	$(PY) -m pipeline.run
 
 # make schema DATA=<source>: a schema inferred for the data, to review and check in (SCHEMA=).
 schema: $(STAMP)
-	$(PY) -m pipeline.infer_schema
+	$(QUIET) $(PY) -m pipeline.infer_schema
 
 # The KFP v2 / Vertex AI pipeline spec, under outputs/kubeflow/ (settings: README, Kubeflow).
 kubeflow: $(STAMP)
-	$(PY) -m kubeflow.runner
+	$(QUIET) $(PY) -m kubeflow.runner
 
 # That spec executed here, task by task, as KFP v2's launcher would (outputs/kubeflow-local/);
 # ARGS=--fresh-processes starts each step in a new interpreter, as its container does.
@@ -49,12 +53,8 @@ kubeflow-local: $(STAMP)
 
 # Builds and pushes the pipeline image (needs a Docker engine, which this machine lacks).
 image: $(STAMP)
-	image=$$($(PY) -m kubeflow.settings image) && \
+	image=$$($(QUIET) $(PY) -m kubeflow.settings image) && \
 	  docker build -f kubeflow/Dockerfile -t "$$image" . && docker push "$$image"
-
-# Console for people: without TensorFlow's C++ start-up lines and the Google Cloud libraries'
-# FutureWarnings about Python 3.10 (errors that matter still surface).
-QUIET := TF_CPP_MIN_LOG_LEVEL=3 GRPC_VERBOSITY=ERROR PYTHONWARNINGS=ignore::FutureWarning
 
 # A setting as the pipeline sees it (OUTPUT_DIR, MODEL_NAME, ... from the environment).
 setting = $$($(PY) -m pipeline.settings $(1))
@@ -117,7 +117,7 @@ faults: $(STAMP)
 
 # Every performance figure of the README, side by side in one run (about 17 minutes here).
 bench: $(STAMP) fonts
-	$(PY) -m tests.bench.figures
+	$(QUIET) $(PY) -m tests.bench.figures
 
 # The serving figures alone (a few minutes), against the model `make run` pushed.
 bench-serving: $(STAMP)
@@ -130,7 +130,7 @@ bench-scale: $(STAMP)
 
 # Training examples/s and step time on the visible devices (GPUs if any; ARGS="--jit_compile").
 bench-gpu: $(STAMP)
-	$(PY) -m tests.bench.devices $(ARGS)
+	$(QUIET) $(PY) -m tests.bench.devices $(ARGS)
 
 # Resolves requirements.lock afresh from pyproject.toml's dependencies, in a virtualenv of its
 # own (a few minutes); the next make reinstalls .venv from it.

@@ -13,6 +13,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from components.data.atomic import write_atomically
 from pipeline import data_source, local_runner, pipeline
+from pipeline.console import log_to_file
 from pipeline.settings import Settings
 from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY
 
@@ -87,7 +88,10 @@ def infer(source: data_source.DataSource, settings: Settings) -> Path:
 
 def main() -> int:
     settings = Settings.from_env()
-    path = infer(data_source.resolve(settings), settings)
+    source = data_source.resolve(settings)
+    log_path = log_to_file(settings.log_dir, "schema")
+    print(f"Inferring a schema for DATA={settings.data} (full log: {log_path})")
+    path = infer(source, settings)
     print(
         f"Wrote {path}\nReview it, check it in (e.g. as pipeline/schema/<data set>.pbtxt) and "
         f"run with: make run DATA={settings.data} SCHEMA=<that file>"

@@ -4,11 +4,9 @@ line per component, and ends with the eval accuracy, the blessing decision and t
 The full TFX log goes to outputs/logs/; set VERBOSE=1 to see it on the console too.
 """
 
-import logging
 import os
 import time
 import warnings
-from pathlib import Path
 
 # Before TensorFlow and gRPC load: TensorFlow's C++ lines at start-up (CUDA stubs, "Unable to
 # register cuDNN factory"), gRPC's C++ INFO lines (absl writes every level to stderr until it is
@@ -19,10 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from absl import logging as absl_logging
-
 from components.splits import TEST
 from pipeline import data_source, demo, disk_space, local_runner, report
+from pipeline.console import log_to_file
 from pipeline.progress import RunProgress
 from pipeline.results import (
     RunSummary,
@@ -32,48 +29,6 @@ from pipeline.results import (
 )
 from pipeline.settings import Settings
 from pipeline.stats import accuracy_text
-
-# Warnings TFX 1.16, TFMA and Beam print on every run that ask nothing of the user (Transform
-# writes its examples without the payload_format property its readers look for; Beam checksums
-# TFRecords with crcmod's C extension where python-snappy is missing; TensorFlow's notes that
-# start "From <file>: ... is deprecated"; Keras timing its own progress line against batches of
-# a few milliseconds, as small BATCH_SIZEs on 2 cores give), and the resolver's complaints that
-# a first run has no statistics or push before it yet.
-HARMLESS_WARNINGS = (
-    "ArtifactQuery.property_predicate is not supported",
-    "From ",
-    "Examples artifact does not have payload_format custom property",
-    "Couldn't find python-snappy",
-    "Callback method `on_train_batch_",
-)
-FIRST_RUN = "_resolver] Input resolution error"
-
-
-def _not_harmless(record: logging.LogRecord) -> bool:
-    message = record.getMessage()
-    return not (
-        message.startswith(HARMLESS_WARNINGS)
-        or (FIRST_RUN in message and message.endswith("returned None."))
-    )
-
-
-def _log_to_file(log_dir: Path) -> str:
-    """Every INFO line goes to a log file in `log_dir`; the console shows warnings, the
-    progress lines and Keras' epoch lines (all of it with VERBOSE=1)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / time.strftime("run-%Y%m%d-%H%M%S.log")
-    file_handler = logging.FileHandler(path)
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    console_handler = logging.StreamHandler()
-    console_handler.setLevel(logging.INFO if os.environ.get("VERBOSE") else logging.WARNING)
-    console_handler.addFilter(_not_harmless)
-    logging.basicConfig(level=logging.INFO, handlers=[file_handler, console_handler], force=True)
-    absl_logging.set_verbosity(absl_logging.INFO)
-    tensorflow_logger = logging.getLogger("tensorflow")
-    tensorflow_logger.setLevel(logging.WARNING)
-    for handler in tensorflow_logger.handlers:
-        handler.addFilter(_not_harmless)
-    return str(path)
 
 
 def print_run(summary: RunSummary | UnchangedRun, seconds: float) -> None:
@@ -179,7 +134,7 @@ def main() -> int:
     source = data_source.resolve(settings)
     disk_space.check_free_space(settings, source)
     pipeline = local_runner.create_local_pipeline(settings, source)
-    log_path = _log_to_file(settings.log_dir)
+    log_path = log_to_file(settings.log_dir, "run")
     print(
         f"Running pipeline {settings.pipeline_name} on DATA={settings.data} (full log: {log_path})"
     )

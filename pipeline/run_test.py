@@ -11,9 +11,10 @@ from pathlib import Path
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.console import HARMLESS_WARNINGS, shown_on_console
 from pipeline.local_runner import sqlite_metadata
 from pipeline.results import PairedComparison, RunSummary, ingested_spans
-from pipeline.run import HARMLESS_WARNINGS, _not_harmless, print_summary
+from pipeline.run import print_summary
 from pipeline.settings import Settings
 
 
@@ -112,7 +113,7 @@ def test_the_run_keeps_grpcs_cpp_lines_off_the_console():
 
 def test_the_console_drops_only_the_named_warnings():
     def shown(message: str) -> bool:
-        return _not_harmless(logging.LogRecord("tfx", logging.WARNING, "", 0, message, (), None))
+        return shown_on_console(logging.LogRecord("tfx", logging.WARNING, "", 0, message, (), None))
 
     assert not any(shown(f"{pattern} (and the rest of the line)") for pattern in HARMLESS_WARNINGS)
     assert not shown("[latest_push_resolver] Input resolution error: ... returned None.")
