@@ -97,7 +97,7 @@ def test_a_full_queue_refuses_as_tf_serving_does():
 
 def test_tf_servings_parameters_file_is_read_and_a_wrong_line_named(tmp_path):
     shipped = read_batching_parameters(PROJECT_ROOT / "serving" / "batching_parameters.txt")
-    assert shipped == BatchingParameters(64, 2000, 4, 100)
+    assert shipped == BatchingParameters(64, 2000, 1, 100)
     wrong = tmp_path / "batching.txt"
     wrong.write_text("max_batch_size { value: 8 }\nmax_batch_sise { value: 9 }\n")
     with pytest.raises(ValueError, match="batching.txt:2: not a batching parameter"):

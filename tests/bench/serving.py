@@ -250,51 +250,73 @@ def bench_fairness(server: ServerProcess, images: list[bytes], seconds: float = 
     return results
 
 
+def clients_for(target: str, model_name: str, images: list[bytes], clients: int, seconds: float):
+    """`clients` threads each sending `images` per request for `seconds`: the latencies."""
+    until = time.monotonic() + seconds
+    outs = [{"seconds": [], "failed": 0} for _ in range(clients)]
+    threads = [
+        threading.Thread(target=hammer, args=(target, model_name, images, until, out))
+        for out in outs
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [s for out in outs for s in out["seconds"]], sum(out["failed"] for out in outs)
+
+
 def bench_batching(
-    base_path: Path, model_name: str, images: list[bytes], clients: int = 32, seconds: float = 15
+    base_path: Path,
+    model_name: str,
+    images: list[bytes],
+    clients: int = 32,
+    seconds: float = 5,
+    blocks: int = 8,
 ) -> dict:
     """`clients` clients each sending one picture per request, against a server without and one
-    with `--enable_batching` (serving/batching_parameters.txt), one after the other."""
-    results = {}
+    with `--enable_batching` (serving/batching_parameters.txt), both up side by side and taken
+    in alternating blocks of `seconds` (a machine's load drifts over minutes; each block's
+    ratio compares moments close together); the median of the blocks' ratios."""
     parameters = str(PROJECT_ROOT / "serving" / "batching_parameters.txt")
-    for name, flags in (
-        ("unbatched", ()),
-        ("batched", ("--enable_batching", "--batching_parameters_file", parameters)),
-    ):
-        server = ServerProcess(base_path, model_name, *flags)
-        try:
-            hammer(
-                server.target,
-                model_name,
-                images[:1],
-                time.monotonic() + 2,
-                {"seconds": [], "failed": 0},
-            )
-            until = time.monotonic() + seconds
-            outs = [{"seconds": [], "failed": 0} for _ in range(clients)]
-            threads = [
-                threading.Thread(
-                    target=hammer, args=(server.target, model_name, images[:1], until, out)
+    flags = {
+        "unbatched": (),
+        "batched": ("--enable_batching", "--batching_parameters_file", parameters),
+    }
+    servers = {name: ServerProcess(base_path, model_name, *flag) for name, flag in flags.items()}
+    samples = {name: [] for name in servers}
+    failed = dict.fromkeys(servers, 0)
+    ratios = {"throughput": [], "p99": []}
+    try:
+        for server in servers.values():  # warm: the first requests of a process are slow
+            clients_for(server.target, model_name, images[:1], clients, 2)
+        for block in range(blocks):
+            rates, p99s = {}, {}
+            order = list(servers) if block % 2 == 0 else list(reversed(servers))
+            for name in order:
+                latencies, failures = clients_for(
+                    servers[name].target, model_name, images[:1], clients, seconds
                 )
-                for out in outs
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
+                samples[name] += latencies
+                failed[name] += failures
+                rates[name] = len(latencies) / seconds
+                p99s[name] = float(np.percentile(latencies, 99))
+            ratios["throughput"].append(rates["batched"] / rates["unbatched"])
+            ratios["p99"].append(p99s["batched"] / p99s["unbatched"])
+    finally:
+        for server in servers.values():
             server.stop()
-        samples = [s for out in outs for s in out["seconds"]]
-        results[name] = {
-            "requests_per_s": round(len(samples) / seconds, 1),
-            "failed": sum(out["failed"] for out in outs),
-            **percentiles_ms(samples),
+    results = {
+        name: {
+            "requests_per_s": round(len(samples[name]) / (seconds * blocks), 1),
+            "failed": failed[name],
+            **percentiles_ms(samples[name]),
         }
-    results["throughput_ratio"] = round(
-        results["batched"]["requests_per_s"] / results["unbatched"]["requests_per_s"], 2
-    )
-    results["p99_ratio"] = round(results["batched"]["p99_ms"] / results["unbatched"]["p99_ms"], 2)
-    results["clients"], results["seconds"] = clients, seconds
+        for name in servers
+    }
+    results["throughput_ratio"] = round(float(np.median(ratios["throughput"])), 2)
+    results["p99_ratio"] = round(float(np.median(ratios["p99"])), 2)
+    results["block_throughput_ratios"] = [round(r, 2) for r in ratios["throughput"]]
+    results["clients"], results["seconds"], results["blocks"] = clients, seconds, blocks
     return results
 
 
