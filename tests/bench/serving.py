@@ -629,8 +629,9 @@ def markdown(results: dict) -> list[str]:
     batching = results["batching"]
     lines += [
         "",
-        f"Batching, {batching['clients']} clients of one picture per request for "
-        f"{batching['seconds']:.0f} s each way (target: throughput at least 2x, p99 at most 1.5x):",
+        f"Batching, {batching['clients']} clients of one picture per request, "
+        f"{batching['blocks']} alternating blocks of {batching['seconds']:.0f} s each way "
+        "(target: throughput at least 2x, p99 at most 1.5x):",
         "",
         *table(
             ["server", "requests/s", "p50 (ms)", "p99 (ms)", "failed"],
@@ -638,7 +639,8 @@ def markdown(results: dict) -> list[str]:
             ["requests_per_s", "p50_ms", "p99_ms", "failed"],
         ),
         "",
-        f"Throughput {batching['throughput_ratio']}x, p99 {batching['p99_ratio']}x.",
+        f"Throughput {batching['throughput_ratio']}x, p99 {batching['p99_ratio']}x (medians of "
+        f"the blocks' ratios; throughput per block: {batching['block_throughput_ratios']}).",
     ]
     return lines
 
