@@ -116,8 +116,9 @@ def test_batched_answers_equal_the_unbatched_ones(tmp_path, trained_model_dir):
 
     def answer(core: ServingCore, png: bytes):
         try:
-            _, _, outputs, _ = core.predict(
-                DEFAULT_MODEL_NAME, None, SERVING_IMAGE_SIGNATURE, {IMAGES_INPUT: [png]}
+            loaded = core.version(DEFAULT_MODEL_NAME, None)
+            _, outputs, _ = core.predict(
+                DEFAULT_MODEL_NAME, loaded, SERVING_IMAGE_SIGNATURE, {IMAGES_INPUT: [png]}
             )
         except ServingError as error:
             return str(error)

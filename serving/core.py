@@ -157,15 +157,15 @@ class ServingCore:
     def predict(
         self,
         name: str,
-        version: int | None,
+        loaded: LoadedVersion,
         signature_name: str,
         inputs: dict[str, list[bytes]],
-        label: str | None = None,
-    ) -> tuple[LoadedVersion, str, dict[str, np.ndarray], str | None]:
-        """Runs a signature on lists of string values, one list per input name; answered
-        requests for the logged model go to the request log and get a request id that a
-        correction can name (None where corrections are not kept)."""
-        loaded = self.version(name, version, label)
+    ) -> tuple[str, dict[str, np.ndarray], str | None]:
+        """Runs a signature of model `name`'s version `loaded` (resolved once, by `version`, as
+        the request arrived) on lists of string values, one list per input name: the signature's
+        name, its outputs and a request id. Answered requests for the logged model go to the
+        request log and get a request id that a correction can name (None where corrections are
+        not kept)."""
         signature_name, signature = self.signature(loaded, signature_name)
         _, specs = signature.structured_input_signature
         if set(inputs) != set(specs):
@@ -203,14 +203,14 @@ class ServingCore:
                 parts = [self._run(signature, inputs, start, end) for start, end in bounds]
             outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if name != self.logged_model:
-            return loaded, signature_name, outputs, None
+            return signature_name, outputs, None
         if self.request_log:
             self.request_log.record(loaded.version, signature_name, inputs, outputs)
         request_id = None
         if self.corrections and CLASS_NAME_OUTPUT in outputs:
             served = [name.decode() for name in outputs[CLASS_NAME_OUTPUT].tolist()]
             request_id = self.corrections.remember(loaded.version, signature_name, images, served)
-        return loaded, signature_name, outputs, request_id
+        return signature_name, outputs, request_id
 
     def correct(self, name: str, correction: dict) -> dict:
         """A person's "that was a 7" for picture `index` of an answered request

@@ -448,9 +448,7 @@ def predict(
     _, signature = core.signature(loaded, signature_name)
     input_names = sorted(signature.structured_input_signature[1])
     inputs, rows = request_inputs(document, input_names, core.limits.max_batch_size)
-    # A label's version resolved here answers, even if the label moves before the model runs.
-    pinned = loaded.version if label else version
-    _, _, outputs, request_id = core.predict(name, pinned, signature_name, inputs)
+    _, outputs, request_id = core.predict(name, loaded, signature_name, inputs)
     return predict_response(outputs, rows), request_id
 
 

@@ -112,8 +112,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             name: strings_of(name, proto, self.core.limits.max_batch_size)
             for name, proto in request.inputs.items()
         }
-        loaded, signature_name, outputs, request_id = self.core.predict(
-            spec.name, _version(spec), spec.signature_name, inputs, _label(spec)
+        loaded = self.core.version(spec.name, _version(spec), _label(spec))
+        signature_name, outputs, request_id = self.core.predict(
+            spec.name, loaded, spec.signature_name, inputs
         )
         if request_id:  # what a correction names (serving/corrections.py)
             context.set_trailing_metadata(((REQUEST_ID_HEADER.lower(), request_id),))
