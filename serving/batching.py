@@ -93,7 +93,8 @@ class Batcher:
         limit = self.parameters.max_enqueued_batches * self.parameters.max_batch_size
         with self._ready:
             queue = self._queues.setdefault(key, [])
-            if sum(t.size for t in queue) + size > limit:
+            waiting = sum(t.size for t in queue) + size  # with this request's pictures
+            if waiting > limit:
                 raise BatchQueueFull(
                     "The batch scheduling queue to which this task was submitted is full"
                 )
@@ -102,7 +103,7 @@ class Batcher:
             # A batch thread needs waking only to start a batch's timeout or to take a full
             # batch; in between, its wait for the timeout stands (a wake-up per request cost
             # the Python work of a request again).
-            if len(queue) == 1 or sum(t.size for t in queue) >= self.parameters.max_batch_size:
+            if len(queue) == 1 or waiting >= self.parameters.max_batch_size:
                 self._ready.notify()
         task.done.wait()
         if task.error is not None:
