@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # FutureWarnings about Python 3.10 (errors that matter still surface).
 QUIET := TF_CPP_MIN_LOG_LEVEL=3 GRPC_VERBOSITY=ERROR PYTHONWARNINGS=ignore::FutureWarning
 
-.PHONY: venv data run schema serve monitor span-from-requests predict browser fonts test faults bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
+.PHONY: venv data photos-data run schema serve monitor span-from-requests predict browser fonts test faults bench bench-serving bench-scale bench-gpu lint lock clean kubeflow kubeflow-local image
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ $(STAMP): requirements.lock
 
 data: $(STAMP)
 	$(QUIET) $(PY) -m pipeline.data_source
+
+# A generated colour data set for the photos profile (components/data/colour_shapes.py).
+PHOTOS_DATA ?= outputs/data/colour-shapes
+photos-data: $(STAMP)
+	$(PY) -m components.data.colour_shapes $(PHOTOS_DATA) --count $(or $(COUNT),3000) $(if $(SIZE),--size $(SIZE))
 
 run: $(STAMP) fonts
 	$(PY) -m pipeline.run

@@ -38,7 +38,7 @@ from components.data.atomic import write_atomically
 from components.validation_gate import DataValidationError
 from kubeflow.runner import compile_pipeline
 from kubeflow.settings import KubeflowSettings
-from pipeline import data_source
+from pipeline import data_source, image_profile
 from pipeline.local_runner import EXIT_CODES, run_cli
 from pipeline.preloaded import run_module, start_preloading
 from pipeline.settings import Settings
@@ -534,7 +534,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     source = data_source.resolve(settings)  # the data make run reads
     root = settings.output_dir / "kubeflow-local"
-    spec_path = compile_pipeline(settings, local_places(root, source), root / "spec.json", source)
+    decision = image_profile.decide(source, settings)  # as make run decides
+    print(decision.describe())
+    spec_path = compile_pipeline(
+        settings, local_places(root, source), root / "spec.json", source, decision.profile
+    )
     spec = json.loads(spec_path.read_text())
     if not flags.fresh_processes:
         start_preloading(modules_to_preload(spec["pipelineSpec"]))

@@ -13,10 +13,11 @@ from kfp.pipeline_spec.pipeline_spec_pb2 import PipelineDeploymentConfig
 from tfx import v1 as tfx
 
 from kubeflow.settings import KubeflowSettings
-from pipeline import pipeline
+from pipeline import image_profile, pipeline
 from pipeline.data_source import Ingest
 from pipeline.local_runner import run_cli
 from pipeline.settings import Settings, SettingsError
+from trainer.features import ImageProfile
 
 ResourceSpec = PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 
@@ -66,10 +67,15 @@ def kubeflow_choices(cloud: KubeflowSettings) -> pipeline.RunnerChoices:
 
 
 def create_kubeflow_pipeline(
-    settings: Settings, cloud: KubeflowSettings, ingest: Ingest | None = None
+    settings: Settings,
+    cloud: KubeflowSettings,
+    ingest: Ingest | None = None,
+    profile: ImageProfile | None = None,
 ) -> tfx.dsl.Pipeline:
     """The pipeline reading `ingest` (default: TFRecords under the data root, by
-    KUBEFLOW_DATA_PATTERN). A setting that KFP v2 cannot honour is refused here."""
+    KUBEFLOW_DATA_PATTERN) with the image `profile` (default: what IMAGE_PROFILE names, as the
+    data is not on this machine: pipeline/image_profile.py). A setting that KFP v2 cannot
+    honour is refused here."""
     if settings.train_spans > 1:
         raise SettingsError(
             f"TRAIN_SPANS={settings.train_spans}: the Kubeflow / Vertex AI pipeline trains on "
@@ -86,6 +92,7 @@ def create_kubeflow_pipeline(
         gates=settings.gates,
         serving_model_dir=f"{cloud.serving_base}/{settings.model_name}",
         runner=kubeflow_choices(cloud),
+        profile=profile or image_profile.for_compiled_pipeline(settings).profile,
         train_spans=settings.train_spans,
         warm_start=settings.warm_start,
         enable_cache=settings.enable_cache,
@@ -97,6 +104,7 @@ def compile_pipeline(
     cloud: KubeflowSettings,
     output_path: Path,
     ingest: Ingest | None = None,
+    profile: ImageProfile | None = None,
 ) -> Path:
     """Writes the KFP v2 / Vertex AI pipeline spec JSON."""
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +113,7 @@ def compile_pipeline(
         output_dir=str(output_path.parent),
         output_filename=output_path.name,
     )
-    runner.run(create_kubeflow_pipeline(settings, cloud, ingest), write_out=True)
+    runner.run(create_kubeflow_pipeline(settings, cloud, ingest, profile), write_out=True)
     return output_path
 
 

@@ -12,14 +12,17 @@ from absl import logging as absl_logging
 # writes its examples without the payload_format property its readers look for; Beam checksums
 # TFRecords with crcmod's C extension where python-snappy is missing; TensorFlow's notes that
 # start "From <file>: ... is deprecated"; Keras timing its own progress line against batches of
-# a few milliseconds, as small BATCH_SIZEs on 2 cores give), and the resolver's complaints that
-# a first run has no statistics or push before it yet.
+# a few milliseconds, as small BATCH_SIZEs on 2 cores give; tf.Transform's note that a named
+# analyzer's graph path changes between tracings, as tf.map_fn's generated function names do
+# for the photos profile's channel statistics), and the resolver's complaints that a first run
+# has no statistics or push before it yet.
 HARMLESS_WARNINGS = (
     "ArtifactQuery.property_predicate is not supported",
     "From ",
     "Examples artifact does not have payload_format custom property",
     "Couldn't find python-snappy",
     "Callback method `on_train_batch_",
+    "Analyzer (channel_mean",
 )
 FIRST_RUN = "_resolver] Input resolution error"
 

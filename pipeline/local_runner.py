@@ -32,11 +32,12 @@ from components.child_process import running
 from components.data.download import DownloadError
 from components.image_example_gen import BadImagesError
 from components.validation_gate import DataValidationError
-from pipeline import data_source, pipeline
+from pipeline import data_source, image_profile, pipeline
 from pipeline.disk_space import NotEnoughSpaceError, existing_ancestor
 from pipeline.run_lock import RunInProgressError, exclusive_use
 from pipeline.settings import Settings, SettingsError
 from trainer.compat import exit_now
+from trainer.features import DIGITS_PROFILE, ImageProfile
 
 
 def sqlite_metadata(path: Path) -> metadata_store_pb2.ConnectionConfig:
@@ -55,10 +56,14 @@ def local_choices(settings: Settings, metadata_path: Path) -> pipeline.RunnerCho
 
 
 def create_local_pipeline(
-    settings: Settings, source: data_source.DataSource, ingest_span: int | None = None
+    settings: Settings,
+    source: data_source.DataSource,
+    profile: ImageProfile = DIGITS_PROFILE,
+    ingest_span: int | None = None,
 ) -> tfx.dsl.Pipeline:
     """The pipeline with this machine's paths, metadata store and Beam settings, reading
-    `source`. With `ingest_span`, only that span is read and validated."""
+    `source` with the image `profile` (pipeline/image_profile.py decides it). With
+    `ingest_span`, only that span is read and validated."""
     schema_file = str(source.schema) if source.schema else None
     runner = local_choices(settings, settings.metadata_path)
     if ingest_span is not None:
@@ -81,6 +86,7 @@ def create_local_pipeline(
         gates=settings.gates,
         serving_model_dir=str(settings.serving_model_dir),
         runner=runner,
+        profile=profile,
         train_spans=settings.train_spans,
         warm_start=settings.warm_start,
         enable_cache=settings.enable_cache,
@@ -199,4 +205,6 @@ def one_line(error: Exception) -> str:
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
     settings = Settings.from_env()
-    run_pipeline(create_local_pipeline(settings, data_source.resolve(settings)))
+    source = data_source.resolve(settings)
+    profile = image_profile.decide(source, settings).profile
+    run_pipeline(create_local_pipeline(settings, source, profile))

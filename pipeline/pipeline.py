@@ -23,7 +23,14 @@ from pipeline import resolvers
 from pipeline.data_source import Ingest
 from pipeline.settings import PREPROCESSING_FN, RUN_FN, Gates
 from trainer.config import TrainingConfig
-from trainer.features import LABEL_KEY, PROBABILITIES_OUTPUT, SERVING_DEFAULT_SIGNATURE
+from trainer.features import (
+    DIGITS_PROFILE,
+    IMAGE_PROFILE_CONFIG,
+    LABEL_KEY,
+    PROBABILITIES_OUTPUT,
+    SERVING_DEFAULT_SIGNATURE,
+    ImageProfile,
+)
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
 
@@ -233,10 +240,15 @@ class TrainedModel:
 
 
 def transform_and_train(
-    data: ValidatedData, training: TrainingConfig, runner: RunnerChoices, warm_start: bool
+    data: ValidatedData,
+    training: TrainingConfig,
+    profile: ImageProfile,
+    runner: RunnerChoices,
+    warm_start: bool,
 ) -> TrainedModel:
     """Transform (analyzes train, transforms train and validation: the Trainer cannot read the
-    test split), the Trainer (selects on validation; warm-started from the last blessed model
+    test split) and the Trainer, both for the image `profile`; the Trainer selects on
+    validation (warm-started from the last blessed model
     with `warm_start`), and whether its model still has to be judged: not when it is the last
     blessed one and what the last push wrote (components/candidate_check.py)."""
     transform = tfx.components.Transform(
@@ -246,7 +258,10 @@ def transform_and_train(
         splits_config=tfx.proto.SplitsConfig(
             analyze=[splits.TRAIN], transform=[splits.TRAIN, splits.VALIDATION]
         ),
-        custom_config={"code_version": training.code_version},
+        custom_config={
+            "code_version": training.code_version,
+            IMAGE_PROFILE_CONFIG: profile.to_json(),
+        },
         # No pre/post-transform statistics: they cost time, and the drift check reads the
         # gate's copy of StatisticsGen's.
         disable_statistics=True,
@@ -264,7 +279,11 @@ def transform_and_train(
         base_model=latest_blessed.outputs["model"] if warm_start else None,
         train_args=tfx.proto.TrainArgs(splits=[splits.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[splits.VALIDATION]),  # early stopping reads it
-        custom_config={**training.to_custom_config(), **runner.trainer_custom_config},
+        custom_config={
+            **training.to_custom_config(),
+            IMAGE_PROFILE_CONFIG: profile.to_json(),
+            **runner.trainer_custom_config,
+        },
     )
     if runner.trainer_platform_config is not None:
         trainer.with_platform_config(runner.trainer_platform_config)
@@ -349,14 +368,15 @@ def create_pipeline(
     gates: Gates,
     serving_model_dir: str,
     runner: RunnerChoices,
+    profile: ImageProfile = DIGITS_PROFILE,
     train_spans: int = 1,
     warm_start: bool = False,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """Ingest and validate; transform and train; for a model still to judge, evaluate, check
-    serving and push."""
+    """Ingest and validate; transform and train for the image `profile`; for a model still to
+    judge, evaluate, check serving and push."""
     data = ingest_and_validate(ingest, schema_file, gates, train_spans)
-    candidate = transform_and_train(data, training, runner, warm_start)
+    candidate = transform_and_train(data, training, profile, runner, warm_start)
     with tfx.dsl.Cond(candidate.to_judge):
         evaluator = evaluate(data, candidate, gates)
         push = check_serving_and_push(data, candidate, evaluator, gates, runner, serving_model_dir)

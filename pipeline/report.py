@@ -20,16 +20,18 @@ from pipeline.results import RunSummary
 from pipeline.stats import accuracy_text, wilson_interval
 from trainer.calibration import reliability, scaled
 from trainer.config import CALIBRATION_FILE, HISTORY_FILE
-from trainer.export import read_class_names
+from trainer.export import read_class_names, read_image_profile
 from trainer.features import (
     CLASS_ID_OUTPUT,
     CONFIDENCE_OUTPUT,
     CONFIDENCE_THRESHOLD,
+    DIGITS,
     IMAGE_KEY,
     IMAGES_INPUT,
     LABEL_KEY,
     PROBABILITIES_OUTPUT,
     SERVING_IMAGE_SIGNATURE,
+    ImageProfile,
 )
 
 MAX_MISCLASSIFIED = 24
@@ -234,6 +236,7 @@ class Measured:
     numbers that go to report.json."""
 
     signature: object  # the model's serving_image signature
+    profile: ImageProfile  # digits are also shown as people send them
     answers: SplitAnswers
     labels_by_split: dict[str, np.ndarray]
     class_names: list[str]
@@ -289,7 +292,16 @@ def measure(summary: RunSummary) -> Measured:
         "epochs_trained": len(history["loss"]),
     }
     return Measured(
-        signature, answers, labels_by_split, class_names, matrix, history, bins, raw_bins, facts
+        signature,
+        read_image_profile(model_dir),
+        answers,
+        labels_by_split,
+        class_names,
+        matrix,
+        history,
+        bins,
+        raw_bins,
+        facts,
     )
 
 
@@ -298,7 +310,7 @@ def draw_charts(measured: Measured, summary: RunSummary, report_dir: Path) -> di
     answers, class_names, facts = measured.answers, measured.class_names, measured.facts
     labels, predicted, probabilities = answers.labels, answers.predicted, answers.probabilities
     samples = sorted(answers.first_per_class)
-    return {
+    charts = {
         "Training and validation curves": _curves(measured.history, report_dir / "curves.png"),
         "Confusion matrix": _confusion(measured.matrix, class_names, report_dir / "confusion.png"),
         "Per-class accuracy (Evaluator)": _bars(
@@ -328,16 +340,18 @@ def draw_charts(measured: Measured, summary: RunSummary, report_dir: Path) -> di
         "Label distribution": _label_distribution(
             measured.labels_by_split, class_names, report_dir / "labels.png"
         ),
-        "Digits as people send them": _as_people_send_them(
-            measured.signature, answers.first_two, labels, class_names, report_dir / "people.png"
-        ),
         "Sample per class": _gallery(
             [answers.first_per_class[label] for label in samples],
             [class_names[label] for label in samples],
-            "One test digit per class",
+            "One test picture per class",
             report_dir / "samples.png",
         ),
     }
+    if measured.profile.name == DIGITS:
+        charts["Digits as people send them"] = _as_people_send_them(
+            measured.signature, answers.first_two, labels, class_names, report_dir / "people.png"
+        )
+    return charts
 
 
 def page_html(summary: RunSummary, facts: dict, charts: dict[str, str]) -> str:

@@ -18,7 +18,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 from components.splits import TEST
-from pipeline import data_source, demo, disk_space, local_runner, report
+from pipeline import data_source, demo, disk_space, image_profile, local_runner, report
 from pipeline.console import log_to_file
 from pipeline.progress import RunProgress
 from pipeline.results import (
@@ -115,6 +115,16 @@ def print_demo(summary: RunSummary, settings: Settings) -> None:
     )
 
 
+def print_mismatches(decision: image_profile.Decision) -> None:
+    """Names the class folders that look like the other image profile."""
+    if decision.mismatches:
+        print(
+            f"Warning: with the {decision.profile.name} profile, these class folders look like "
+            f"the other one: {', '.join(decision.mismatches)}. Set IMAGE_PROFILE to the "
+            "profile that fits them (pipeline/image_profile.py)."
+        )
+
+
 def spans_to_ingest_first(source: data_source.DataSource, settings: Settings) -> list[int]:
     """Spans that training should read (the latest TRAIN_SPANS) but no run has ingested yet,
     oldest first; the run itself ingests the newest."""
@@ -133,11 +143,14 @@ def main() -> int:
     settings = Settings.from_env()
     source = data_source.resolve(settings)
     disk_space.check_free_space(settings, source)
-    pipeline = local_runner.create_local_pipeline(settings, source)
+    profile = image_profile.decide(source, settings)
+    pipeline = local_runner.create_local_pipeline(settings, source, profile.profile)
     log_path = log_to_file(settings.log_dir, "run")
     print(
         f"Running pipeline {settings.pipeline_name} on DATA={settings.data} (full log: {log_path})"
     )
+    print(profile.describe())
+    print_mismatches(profile)
     started = time.monotonic()
     for span in spans_to_ingest_first(source, settings):
         print(f"Ingesting and validating span {span} first (training reads it too):")
@@ -149,6 +162,7 @@ def main() -> int:
         print_unchanged(summary, settings)
         return 0
     print_summary(summary, settings)
+    print_mismatches(profile)
     page, facts = report.write_report(summary, settings.report_dir)
     print(
         f"Confidence: calibrated by a temperature of {facts['temperature']:.2f} (validation "

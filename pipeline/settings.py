@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from trainer.config import TrainingConfig, trainer_code_version
-from trainer.features import DEFAULT_MODEL_NAME
+from trainer.features import DEFAULT_MODEL_NAME, PROFILES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MNIST_SCHEMA = PROJECT_ROOT / "pipeline" / "schema" / "schema.pbtxt"  # the reviewed one
@@ -33,6 +33,8 @@ TRAINING_KNOBS = {
     "ensemble_members": "ENSEMBLE_MEMBERS",
     "label_smoothing": "LABEL_SMOOTHING",
     "jit_compile": "JIT_COMPILE",
+    "photo_width": "PHOTO_WIDTH",
+    "photo_flip": "PHOTO_FLIP",
 }
 
 
@@ -118,6 +120,11 @@ class Settings:
     data_root: str = knob("DATA_ROOT", "")
     sample_size: int = knob("SAMPLE_SIZE", 5000)  # digits of the sample (at most 5,000)
     data_seed: int = knob("DATA_SEED", 0)  # shuffles the class-sorted sample
+    # How pictures become the network's input (pipeline/image_profile.py): "auto" decides from
+    # the training pictures; "digits" (MNIST's form) or "photos" (colour and aspect kept, at
+    # the data's median size up to PHOTO_MAX_SIDE pixels) force one.
+    image_profile: str = knob("IMAGE_PROFILE", "auto")
+    photo_max_side: int = knob("PHOTO_MAX_SIDE", 64)
 
     # Beam's DirectRunner: `in_memory` beats `multi_processing` on the 5,000-image sample
     # (worker start-up outweighs the parallelism); `multi_processing` pays off on big data.
@@ -137,6 +144,10 @@ class Settings:
             raise SettingsError(
                 f"BEAM_DIRECT_RUNNING_MODE={self.beam_direct_running_mode}: Beam's DirectRunner "
                 f"runs {', '.join(BEAM_DIRECT_RUNNING_MODES)}"
+            )
+        if self.image_profile not in ("auto", *PROFILES):
+            raise SettingsError(
+                f"IMAGE_PROFILE={self.image_profile}: expected auto, {' or '.join(PROFILES)}"
             )
         if self.train_spans < 1:
             raise SettingsError(f"TRAIN_SPANS={self.train_spans}: expected 1 or more")

@@ -2,6 +2,7 @@
 model. Each folder's conftest.py imports the ones it uses."""
 
 import contextlib
+import functools
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,10 +17,19 @@ import tensorflow_transform.beam as tft_beam
 import tf_keras as keras
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
+from components.data import colour_shapes
 from components.data.codecs import encode_png
 from components.data.sample import load_sample
 from trainer.export import export_model
-from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, LABEL_KEY, MNIST_CLASS_NAMES
+from trainer.features import (
+    CLASS_NAME_KEY,
+    IMAGE_KEY,
+    IMAGE_PROFILE_CONFIG,
+    LABEL_KEY,
+    MNIST_CLASS_NAMES,
+    PHOTOS,
+    ImageProfile,
+)
 from trainer.model import build_model
 from trainer.preprocessing import preprocessing_fn
 
@@ -42,25 +52,62 @@ def png_digits(digits) -> list[bytes]:
     return [encode_png(pixels) for pixels in digits[0]]
 
 
-@pytest.fixture(scope="session")
-def transform_output(tmp_path_factory, png_digits, digits) -> tft.TFTransformOutput:
-    """The project's Transform graph, written by tf.Transform on Beam's DirectRunner."""
-    output_dir = tmp_path_factory.mktemp("transform_output")
-    instances = [
-        {IMAGE_KEY: [png], LABEL_KEY: [int(label)], CLASS_NAME_KEY: [MNIST_CLASS_NAMES[label]]}
-        for png, label in zip(png_digits, digits[1], strict=True)
-    ]
+def write_transform_output(
+    output_dir: Path, instances: list[dict], custom_config: dict | None = None
+) -> tft.TFTransformOutput:
+    """The project's Transform graph for raw `instances`, written by tf.Transform on Beam's
+    DirectRunner, with Transform's `custom_config` (the image profile)."""
     metadata = dataset_metadata.DatasetMetadata.from_feature_spec(RAW_FEATURE_SPEC)
+    preprocessing = functools.partial(preprocessing_fn, custom_config=custom_config)
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(output_dir / "tmp")):
         transform_fn = (
             pipeline | beam.Create(instances),
             metadata,
-        ) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        ) | tft_beam.AnalyzeDataset(preprocessing)
         _ = transform_fn | tft_beam.WriteTransformFn(str(output_dir))
     metadata_io.write_metadata(  # the raw schema, as TFX's Transform also writes it
         metadata, str(output_dir / tft.TFTransformOutput.RAW_METADATA_DIR)
     )
     return tft.TFTransformOutput(str(output_dir))
+
+
+def raw_instances(images: list[bytes], labels, class_names) -> list[dict]:
+    return [
+        {IMAGE_KEY: [image], LABEL_KEY: [int(label)], CLASS_NAME_KEY: [class_names[label]]}
+        for image, label in zip(images, labels, strict=True)
+    ]
+
+
+@pytest.fixture(scope="session")
+def transform_output(tmp_path_factory, png_digits, digits) -> tft.TFTransformOutput:
+    """The project's Transform graph for digits."""
+    output_dir = tmp_path_factory.mktemp("transform_output")
+    return write_transform_output(
+        output_dir, raw_instances(png_digits, digits[1], MNIST_CLASS_NAMES)
+    )
+
+
+PHOTO_PROFILE = ImageProfile(PHOTOS, 32, 32, 3)
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> tuple[list[bytes], np.ndarray]:
+    """60 generated colour pictures (components/data/colour_shapes.py) of 48-128 pixels, as
+    JPEG files hold them, and their labels (ids into colour_shapes.CLASS_NAMES)."""
+    folder = tmp_path_factory.mktemp("photos") / "shapes"
+    colour_shapes.write(folder, count=60)
+    files = sorted(folder.glob("*/*.jpg"))
+    labels = np.array([colour_shapes.CLASS_NAMES.index(f.parent.name) for f in files])
+    return [f.read_bytes() for f in files], labels
+
+
+@pytest.fixture(scope="session")
+def photo_transform_output(tmp_path_factory, photos) -> tft.TFTransformOutput:
+    """The project's Transform graph for PHOTO_PROFILE."""
+    output_dir = tmp_path_factory.mktemp("photo_transform_output")
+    instances = raw_instances(*photos, colour_shapes.CLASS_NAMES)
+    config = {IMAGE_PROFILE_CONFIG: PHOTO_PROFILE.to_json()}
+    return write_transform_output(output_dir, instances, config)
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,11 @@ from trainer.features import (
     CLASS_NAME_OUTPUT,
     CLASS_NAMES_ASSET,
     CONFIDENCE_OUTPUT,
+    DIGITS,
+    DIGITS_PROFILE,
     EXAMPLES_INPUT,
     IMAGE_KEY,
+    IMAGE_PROFILE_ASSET,
     IMAGES_INPUT,
     LABEL_KEY,
     PROBABILITIES_OUTPUT,
@@ -30,6 +33,7 @@ from trainer.features import (
     SERVING_IMAGE_SIGNATURE,
     WARMUP_BATCH_SIZES,
     WARMUP_FILE,
+    ImageProfile,
     transformed_name,
 )
 
@@ -65,13 +69,16 @@ def make_serving_signatures(
     class_names: list[str],
     assets_dir: Path,
     temperature: float = 1.0,
+    profile: ImageProfile = DIGITS_PROFILE,
 ) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Both serving signatures; they output `probabilities` [N, classes] (the network's,
     scaled by the calibration's `temperature`), `class_id` [N], `class_name` [N] and
-    `confidence` [N]. The class names' asset is written to `assets_dir`, which must stay until
-    the model is saved (saving copies it into the SavedModel)."""
+    `confidence` [N]. The assets (class names, image profile) are written to `assets_dir`,
+    which must stay until the model is saved (saving copies them into the SavedModel)."""
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
     model.class_names = _class_name_table(model, class_names, assets_dir)
+    (assets_dir / IMAGE_PROFILE_ASSET).write_text(profile.to_json())
+    model.image_profile_asset = tf.saved_model.Asset(str(assets_dir / IMAGE_PROFILE_ASSET))
     raw_feature_spec = tf_transform_output.raw_feature_spec()
     for key in (LABEL_KEY, CLASS_NAME_KEY):  # what a client knows is the image
         raw_feature_spec.pop(key, None)
@@ -80,12 +87,14 @@ def make_serving_signatures(
         images = model.tft_layer(raw_features)[transformed_name(IMAGE_KEY)]
         probabilities = scaled(model(images), temperature)
         class_ids = tf.argmax(probabilities, axis=-1)
-        has_ink = tf.reduce_max(images, axis=[1, 2, 3]) > 0  # normalisation found a digit
+        confidence = tf.reduce_max(probabilities, axis=-1)
+        if profile.name == DIGITS:  # the normalisation leaves all zeros where it found no ink
+            confidence = tf.where(tf.reduce_max(images, axis=[1, 2, 3]) > 0, confidence, 0.0)
         return {
             PROBABILITIES_OUTPUT: probabilities,
             CLASS_ID_OUTPUT: class_ids,
             CLASS_NAME_OUTPUT: model.class_names.lookup(class_ids),
-            CONFIDENCE_OUTPUT: tf.where(has_ink, tf.reduce_max(probabilities, axis=-1), 0.0),
+            CONFIDENCE_OUTPUT: confidence,
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
@@ -108,11 +117,12 @@ def export_model(
     export_dir: str,
     class_names: list[str],
     temperature: float = 1.0,
+    profile: ImageProfile = DIGITS_PROFILE,
 ) -> None:
     """Writes the SavedModel that Evaluator, Pusher and TF Serving load."""
     with tempfile.TemporaryDirectory() as assets_dir:
         signatures = make_serving_signatures(
-            model, tf_transform_output, class_names, Path(assets_dir), temperature
+            model, tf_transform_output, class_names, Path(assets_dir), temperature, profile
         )
         model.save(export_dir, save_format="tf", signatures=signatures)
     write_warmup_requests(export_dir)
@@ -158,3 +168,13 @@ def read_class_names(saved_model_dir: Path | str) -> list[str] | None:
         return None
     with tf.io.gfile.GFile(path) as names:
         return names.read().splitlines()
+
+
+def read_image_profile(saved_model_dir: Path | str) -> ImageProfile:
+    """The image profile an exported model carries (digits for a model exported before profiles
+    existed). Reads local and cloud (gs://) paths."""
+    path = f"{saved_model_dir}/assets/{IMAGE_PROFILE_ASSET}"
+    if not tf.io.gfile.exists(path):
+        return DIGITS_PROFILE
+    with tf.io.gfile.GFile(path) as text:
+        return ImageProfile.from_json(text.read())

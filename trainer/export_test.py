@@ -6,10 +6,12 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow_serving.apis.prediction_log_pb2 import PredictionLog
 
+from components.data import colour_shapes
 from components.data.photos import KINDS, render
 from components.data.sample import load_sample, make_example
+from tests.fixtures import PHOTO_PROFILE
 from trainer.calibration import scaled
-from trainer.export import export_model, read_class_names
+from trainer.export import export_model, read_class_names, read_image_profile
 from trainer.features import (
     CLASS_ID_OUTPUT,
     CLASS_NAME_OUTPUT,
@@ -21,6 +23,7 @@ from trainer.features import (
     SERVING_IMAGE_SIGNATURE,
     WARMUP_BATCH_SIZES,
     WARMUP_FILE,
+    ImageProfile,
 )
 from trainer.model import build_model
 
@@ -181,3 +184,34 @@ def test_warmup_requests_travel_in_the_saved_model_and_run_on_both_signatures(
         inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
         outputs = signature(**inputs)
         assert len(outputs[CLASS_ID_OUTPUT]) in WARMUP_BATCH_SIZES
+
+
+def test_a_photo_model_carries_its_profile_and_answers_colour_pictures_on_both_signatures(
+    tmp_path, photo_transform_output, photos
+):
+    names = list(colour_shapes.CLASS_NAMES)
+    network = build_model(len(names), 1e-3, members=1, profile=PHOTO_PROFILE)
+    export_model(network, photo_transform_output, str(tmp_path), names, profile=PHOTO_PROFILE)
+    assert read_image_profile(tmp_path) == PHOTO_PROFILE
+    model = tf.saved_model.load(str(tmp_path))
+    pictures, labels = photos[0][:6], photos[1][:6]
+    examples = [
+        make_example(picture, int(label), names[label]).SerializeToString()
+        for picture, label in zip(pictures, labels, strict=True)
+    ]
+    from_images = model.signatures[SERVING_IMAGE_SIGNATURE](**{IMAGES_INPUT: tf.constant(pictures)})
+    from_examples = model.signatures[SERVING_DEFAULT_SIGNATURE](
+        **{EXAMPLES_INPUT: tf.constant(examples)}
+    )
+    assert from_images[PROBABILITIES_OUTPUT].shape == (6, len(names))
+    np.testing.assert_allclose(
+        from_images[PROBABILITIES_OUTPUT], from_examples[PROBABILITIES_OUTPUT], rtol=1e-5
+    )
+    # No ink test for photos: the confidence is the top probability, even on a dark picture.
+    probabilities = from_images[PROBABILITIES_OUTPUT].numpy()
+    np.testing.assert_allclose(from_images[CONFIDENCE_OUTPUT], probabilities.max(axis=1))
+
+
+def test_a_model_without_a_profile_asset_reads_as_digits(export_dir, tmp_path):
+    assert read_image_profile(export_dir) == ImageProfile()
+    assert read_image_profile(tmp_path) == ImageProfile()  # from before profiles existed

@@ -3,6 +3,9 @@
 Every other module (pipeline, trainer, serving, tests) imports these facts from here.
 """
 
+import dataclasses
+import json
+
 # Raw tf.Example features written by ingestion.
 IMAGE_KEY = "image"  # encoded image bytes (PNG for the built-in MNIST data)
 LABEL_KEY = "label"  # int64 class id, 0 .. number of classes - 1
@@ -10,11 +13,45 @@ CLASS_NAME_KEY = "class_name"  # the label's name ("7", "cat"): the data names i
 # The picture files the pipeline reads and the client sends: the formats the model decodes.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
-# What the network sees after Transform.
+# What the network sees after Transform, for digits (MNIST's form).
 IMAGE_HEIGHT = 28
 IMAGE_WIDTH = 28
 IMAGE_CHANNELS = 1
 IMAGE_SHAPE = (IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS)
+
+# Image profiles: how pictures become the network's input (pipeline/image_profile.py decides).
+DIGITS = "digits"  # ink on paper, normalised to MNIST's form (trainer/normalisation.py)
+PHOTOS = "photos"  # colour kept, aspect kept, padded to a square, per-channel scaling
+PROFILES = (DIGITS, PHOTOS)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageProfile:
+    """The profile and the geometry of the network's input. Transform and the Trainer read it
+    from their custom_config; the SavedModel carries it as the asset IMAGE_PROFILE_ASSET, which
+    the server, the page and the run report read."""
+
+    name: str = DIGITS
+    height: int = IMAGE_HEIGHT
+    width: int = IMAGE_WIDTH
+    channels: int = IMAGE_CHANNELS
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "ImageProfile":
+        """The profile a custom_config or an asset holds; digits where none is recorded (models
+        and configs from before profiles existed)."""
+        return cls(**json.loads(text)) if text else cls()
+
+
+DIGITS_PROFILE = ImageProfile()
+IMAGE_PROFILE_CONFIG = "image_profile"  # Transform's and the Trainer's custom_config key
 
 # The offline MNIST sample's classes; other data sets bring their own, and the model learns
 # the number and names of classes from the data.
@@ -46,6 +83,7 @@ WARMUP_BATCH_SIZES = (1, 32)
 # header; gRPC's trailing metadata key is its lower case.
 REQUEST_ID_HEADER = "X-Request-Id"
 CLASS_NAMES_ASSET = "class_names.txt"  # SavedModel asset: line i names class id i
+IMAGE_PROFILE_ASSET = "image_profile.json"  # SavedModel asset: ImageProfile.to_json()
 
 
 def transformed_name(key: str) -> str:

@@ -1,5 +1,6 @@
 """The network, readable top to bottom: a small ensemble of convolutional networks whose class
-probabilities are averaged inside the one exported model."""
+probabilities are averaged inside the one exported model. Digits get MNIST's small network;
+photos one sized to their input (trainer/features.py's image profiles)."""
 
 import tensorflow as tf
 import tf_keras as keras
@@ -7,9 +8,11 @@ from tf_keras import layers
 
 from trainer.compat import leave_tf_keras_to_run_as_written
 from trainer.features import (
+    DIGITS,
+    DIGITS_PROFILE,
     IMAGE_KEY,
-    IMAGE_SHAPE,
     PROBABILITIES_OUTPUT,
+    ImageProfile,
     transformed_name,
 )
 
@@ -48,9 +51,46 @@ class RandomStrokes(layers.Layer):
         return {**super().get_config(), "max_gamma": self.max_gamma}
 
 
-def build_augmentation() -> keras.Sequential:
-    """Small random shifts, rotations and zoom, and stroke variations, applied to training
-    batches only."""
+class RandomColour(layers.Layer):
+    """Lighting and colour as photos vary: each image's brightness shifted, its contrast and
+    each channel's gain scaled a little (on per-channel scaled input, so in standard
+    deviations). Identity outside training."""
+
+    def __init__(self, strength: float = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.strength = strength
+
+    def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        if not training:
+            return images
+        batch, channels = tf.shape(images)[0], tf.shape(images)[3]
+        brightness = tf.random.uniform([batch, 1, 1, 1], -self.strength, self.strength)
+        contrast = tf.random.uniform([batch, 1, 1, 1], 1 - self.strength, 1 + self.strength)
+        spread = self.strength / 2
+        gain = tf.random.uniform([batch, 1, 1, channels], 1 - spread, 1 + spread)
+        mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+        return (images - mean) * contrast * gain + mean + brightness
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "strength": self.strength}
+
+
+def build_augmentation(
+    profile: ImageProfile = DIGITS_PROFILE, flip: bool = True
+) -> keras.Sequential:
+    """Applied to training batches only. Digits: small random shifts, rotations and zoom, and
+    stroke variations. Photos: mirror images (unless `flip` is off: data where a mirror
+    changes the class), shifts and zoom with the picture's own edges, and lighting."""
+    if profile.name != DIGITS:
+        return keras.Sequential(
+            [
+                *([layers.RandomFlip("horizontal")] if flip else []),
+                layers.RandomTranslation(0.1, 0.1, fill_mode="reflect"),
+                layers.RandomZoom(0.15, fill_mode="reflect"),
+                RandomColour(),
+            ],
+            name="augmentation",
+        )
     return keras.Sequential(
         [
             layers.RandomRotation(0.05, fill_mode="constant"),
@@ -62,9 +102,9 @@ def build_augmentation() -> keras.Sequential:
     )
 
 
-def conv_block(x, filters: int, pool: bool = True):
+def conv_block(x, filters: int, pool: bool = True, padding: str = "valid", strides: int = 1):
     """3x3 convolution, batch normalisation, ReLU, then 2x2 max pooling."""
-    x = layers.Conv2D(filters, 3, use_bias=False)(x)
+    x = layers.Conv2D(filters, 3, strides=strides, padding=padding, use_bias=False)(x)
     x = layers.BatchNormalization(momentum=0.9)(x)  # settles within a few hundred steps
     x = layers.Activation("relu")(x)
     return layers.MaxPooling2D()(x) if pool else x
@@ -72,11 +112,31 @@ def conv_block(x, filters: int, pool: bool = True):
 
 def build_member(num_classes: int, dropout: float, name: str) -> keras.Model:
     """One convolutional network: 28x28x1 image in [0, 1] -> class probabilities."""
-    inputs = keras.Input(shape=IMAGE_SHAPE)
+    inputs = keras.Input(shape=DIGITS_PROFILE.shape)
     x = conv_block(inputs, 32)  # 26x26 -> 13x13
     x = conv_block(x, 64)  # 11x11 -> 5x5
     x = conv_block(x, 128, pool=False)  # 3x3
     x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_photo_member(
+    shape: tuple[int, int, int], num_classes: int, width: int, dropout: float, name: str
+) -> keras.Model:
+    """One convolutional network for photos of any size: a strided first convolution for
+    inputs over 32 pixels, then a block per halving (twice the filters each, up to 8x `width`)
+    until 8 pixels or fewer remain, and global average pooling."""
+    inputs = keras.Input(shape=shape)
+    x, side, filters = inputs, min(shape[:2]), width
+    if side > 32:
+        x, side = conv_block(x, width, pool=False, padding="same", strides=2), side // 2
+    while side > 8:
+        filters = min(2 * filters, 8 * width)
+        x, side = conv_block(x, filters, padding="same"), side // 2
+    x = conv_block(x, min(2 * filters, 8 * width), pool=False, padding="same")
+    x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -88,7 +148,7 @@ class Ensemble(keras.Model):
     than any one of them (`make bench` measures by how much); serving runs one model."""
 
     def __init__(self, members: list[keras.Model], **kwargs):
-        inputs = keras.Input(shape=IMAGE_SHAPE, name=transformed_name(IMAGE_KEY))
+        inputs = keras.Input(shape=members[0].input_shape[1:], name=transformed_name(IMAGE_KEY))
         member_outputs = [member(inputs) for member in members]
         outputs = (
             layers.Average(name=PROBABILITIES_OUTPUT, dtype="float32")(member_outputs)
@@ -140,12 +200,19 @@ def build_model(
     label_smoothing: float = 0.1,
     dropout: float = 0.4,
     jit_compile: bool = False,
+    profile: ImageProfile = DIGITS_PROFILE,
+    photo_width: int = 16,
 ) -> keras.Model:
-    """28x28x1 image in [0, 1] -> class probabilities (float32 even under mixed precision)."""
-    model = Ensemble(
-        [build_member(num_classes, dropout, f"member_{i}") for i in range(members)],
-        name="mnist_cnn",
-    )
+    """Image in the profile's shape -> class probabilities (float32 even under mixed
+    precision)."""
+    if profile.name == DIGITS:
+        networks = [build_member(num_classes, dropout, f"member_{i}") for i in range(members)]
+    else:
+        networks = [
+            build_photo_member(profile.shape, num_classes, photo_width, dropout, f"member_{i}")
+            for i in range(members)
+        ]
+    model = Ensemble(networks, name="mnist_cnn" if profile.name == DIGITS else "photo_cnn")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=smoothed_crossentropy(num_classes, label_smoothing),

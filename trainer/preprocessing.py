@@ -1,16 +1,21 @@
-"""tf.Transform preprocessing: raw encoded images to the network's input.
+"""tf.Transform preprocessing: raw encoded images to the network's input, as the image
+profile (trainer/features.py) says: digits in MNIST's form, or photos in colour.
 
 The same graph runs in the Transform component, in training and inside both serving signatures,
 so a client never has to know how images are scaled.
 """
 
 import tensorflow as tf
+import tensorflow_transform as tft
 
 from trainer.features import (
     CLASS_NAME_KEY,
+    DIGITS,
     IMAGE_CHANNELS,
     IMAGE_KEY,
+    IMAGE_PROFILE_CONFIG,
     LABEL_KEY,
+    ImageProfile,
     transformed_name,
 )
 from trainer.normalisation import fit, to_mnist_form
@@ -54,6 +59,35 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
     return to_mnist_form(pictures.to_tensor(), measures)
 
 
+def decode_photos(encoded: tf.Tensor, profile: ImageProfile) -> tf.Tensor:
+    """Encoded images, shape [N], to float32 [N, height, width, channels] in [0, 1]: colour kept
+    (or turned grey for a one-channel profile), each shrunk or enlarged with its aspect kept
+    and padded with black to the profile's size; no crop, so no object loses its edges."""
+
+    def decode_one(data: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)  # any format
+        if profile.channels == 1:
+            image = tf.image.rgb_to_grayscale(image)
+        image = tf.image.convert_image_dtype(image, tf.float32)
+        return tf.image.resize_with_pad(image, profile.height, profile.width, antialias=True)
+
+    return tf.map_fn(
+        decode_one, encoded, fn_output_signature=tf.TensorSpec(profile.shape, tf.float32)
+    )
+
+
+def per_channel_scaling(images: tf.Tensor) -> tf.Tensor:
+    """Photos [N, H, W, C] with each channel shifted and scaled by the training split's mean and
+    standard deviation of that channel (tf.Transform's analyzers: constants in the graph)."""
+    # Named: an analyzer's cache key is its name, stable however often the graph is traced.
+    means = tf.reduce_mean(images, axis=[1, 2])
+    mean = tft.mean(means, reduce_instance_dims=False, name="channel_mean")
+    squares = tf.reduce_mean(tf.square(images), axis=[1, 2])
+    mean_square = tft.mean(squares, reduce_instance_dims=False, name="channel_mean_square")
+    deviation = tf.sqrt(tf.maximum(mean_square - tf.square(mean), 1e-6))
+    return (images - mean) / deviation
+
+
 def _as_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     """A one-value-per-example feature, dense [N, 1] or sparse, as a dense [N] vector."""
     if isinstance(feature, tf.SparseTensor):
@@ -61,17 +95,24 @@ def _as_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     return tf.reshape(feature, [-1])
 
 
-def preprocessing_fn(inputs: dict) -> dict:
-    """tf.Transform entry point: decode and scale the image; label and class name pass through
-    (the Trainer reads the class names from them; without a class_name feature, a class is
-    named by its id)."""
+def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
+    """tf.Transform entry point: decode and scale the image as the image profile in
+    `custom_config` says (digits without one); label and class name pass through (the Trainer
+    reads the class names from them; without a class_name feature, a class is named by its
+    id)."""
+    profile = ImageProfile.from_json((custom_config or {}).get(IMAGE_PROFILE_CONFIG))
+    encoded = _as_vector(inputs[IMAGE_KEY])
+    if profile.name == DIGITS:
+        images = decode_images(encoded)
+    else:
+        images = per_channel_scaling(decode_photos(encoded, profile))
     labels = _as_vector(inputs[LABEL_KEY])
     if CLASS_NAME_KEY in inputs:
         class_names = _as_vector(inputs[CLASS_NAME_KEY])
     else:  # examples of (image, label) only: classes are named by their ids
         class_names = tf.strings.as_string(labels)
     return {
-        transformed_name(IMAGE_KEY): decode_images(_as_vector(inputs[IMAGE_KEY])),
+        transformed_name(IMAGE_KEY): images,
         transformed_name(LABEL_KEY): labels,
         transformed_name(CLASS_NAME_KEY): class_names,
     }

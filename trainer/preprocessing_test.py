@@ -4,8 +4,17 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from trainer.features import CLASS_NAME_KEY, IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, transformed_name
-from trainer.preprocessing import decode_images, preprocessing_fn
+from tests.fixtures import PHOTO_PROFILE
+from trainer.features import (
+    CLASS_NAME_KEY,
+    IMAGE_KEY,
+    IMAGE_SHAPE,
+    LABEL_KEY,
+    PHOTOS,
+    ImageProfile,
+    transformed_name,
+)
+from trainer.preprocessing import decode_images, decode_photos, preprocessing_fn
 
 
 def test_png_digits_decode_to_scaled_float_images(digits, png_digits):
@@ -68,3 +77,35 @@ def test_preprocessing_fn_accepts_dense_and_sparse_features(png_digits):
 def test_examples_without_class_names_name_classes_by_id(png_digits):
     inputs = {IMAGE_KEY: tf.constant([[png_digits[0]]]), LABEL_KEY: tf.constant([[4]], tf.int64)}
     assert preprocessing_fn(inputs)[transformed_name(CLASS_NAME_KEY)].numpy().tolist() == [b"4"]
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_photos_keep_colour_and_aspect_padded_with_black_to_the_profile_size():
+    wide_red = np.zeros((20, 40, 3), np.uint8)
+    wide_red[..., 0] = 255
+    colour = decode_photos(tf.constant([png(wide_red)]), ImageProfile(PHOTOS, 32, 32, 3)).numpy()
+    assert colour.shape == (1, 32, 32, 3)
+    # 40x20 fills the width and half the height, centred: rows 8-23 red, the others padding.
+    np.testing.assert_allclose(colour[0, 9:23, :, 0], 1.0, atol=1e-3)
+    np.testing.assert_allclose(colour[0, 9:23, :, 1:], 0.0, atol=1e-3)
+    assert colour[0, :7].max() == 0 and colour[0, 25:].max() == 0
+    grey = decode_photos(tf.constant([png(wide_red)]), ImageProfile(PHOTOS, 16, 16, 1)).numpy()
+    assert grey.shape == (1, 16, 16, 1)
+    np.testing.assert_allclose(grey[0, 6:10, :, 0], 0.299, atol=0.01)  # red's luma
+
+
+def test_the_photo_transform_graph_scales_each_channel_by_the_training_split(
+    photo_transform_output, photos
+):
+    xf = transformed_name(IMAGE_KEY)
+    assert photo_transform_output.transformed_feature_spec()[xf].shape == list(PHOTO_PROFILE.shape)
+    layer = photo_transform_output.transform_features_layer()
+    images = layer({IMAGE_KEY: tf.constant([[photo] for photo in photos[0]])})[xf].numpy()
+    assert images.shape == (len(photos[0]), *PHOTO_PROFILE.shape)
+    np.testing.assert_allclose(images.mean(axis=(0, 1, 2)), 0.0, atol=1e-3)
+    np.testing.assert_allclose(images.std(axis=(0, 1, 2)), 1.0, atol=1e-2)

@@ -22,9 +22,13 @@ from trainer.config import CALIBRATION_FILE, HISTORY_FILE, TrainingConfig
 from trainer.export import export_model, read_class_names
 from trainer.features import (
     CLASS_NAME_KEY,
+    DIGITS,
+    DIGITS_PROFILE,
     IMAGE_KEY,
+    IMAGE_PROFILE_CONFIG,
     LABEL_KEY,
     MNIST_CLASS_NAMES,
+    ImageProfile,
     transformed_name,
 )
 from trainer.model import NOT_ONE_CLASS, build_augmentation, build_model
@@ -94,14 +98,15 @@ BANK_DIGITS = 4096  # training digits drawn as they really arrive, once per run
 
 class Augmentation:
     """What a training batch goes through: `share` of its images replaced by random pictures of
-    each bank (real-world renderings, printed text, pictures of no one class), then small
-    shifts, rotations, zoom and stroke changes (trainer/model.py)."""
+    each bank (real-world renderings, printed text, pictures of no one class), then the
+    profile's random changes (trainer/model.py: for digits small shifts, rotations, zoom and
+    stroke changes)."""
 
-    def __init__(self, banks: list[tuple[Bank, float]]):
+    def __init__(self, banks: list[tuple[Bank, float]], geometry: keras.Sequential | None = None):
         self.banks = [
             (tf.constant(images), tf.constant(labels), share) for (images, labels), share in banks
         ]
-        self.geometry_and_strokes = build_augmentation()
+        self.geometry_and_strokes = geometry or build_augmentation()
 
     def __call__(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[dict, tf.Tensor]:
         shape, labels = tf.shape(labels), tf.reshape(labels, [-1])
@@ -247,6 +252,7 @@ def train(
     log_dir: str | None = None,
     initial_weights: list | None = None,
     started: float | None = None,
+    profile: ImageProfile = DIGITS_PROFILE,
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Fits the network, fresh or from `initial_weights` when their shapes fit (a warm start);
     stops early when validation accuracy stalls and keeps the best weights."""
@@ -257,6 +263,8 @@ def train(
             members=config.ensemble_members,
             label_smoothing=config.label_smoothing,
             jit_compile=config.jit_compile,
+            profile=profile,
+            photo_width=config.photo_width,
         )
         if initial_weights is not None:
             shapes = [weight.shape for weight in model.get_weights()]
@@ -324,6 +332,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     validation split (the Trainer's eval_args), exports the serving SavedModel."""
     started = time.monotonic()
     config = TrainingConfig.from_custom_config(fn_args.custom_config)
+    profile = ImageProfile.from_json(fn_args.custom_config.get(IMAGE_PROFILE_CONFIG))
     keras.utils.set_random_seed(config.seed)
     use_mixed_precision_on_gpus()
     strategy = distribution_strategy()
@@ -336,6 +345,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    transformed = tuple(tf_transform_output.transformed_feature_spec()[IMAGE_XF].shape)
+    if transformed != profile.shape:  # Transform and the Trainer were given different profiles
+        raise ValueError(f"Transform's images are {transformed}, but the Trainer's {profile}")
 
     def dataset(files: list[str], augmentation: Augmentation | None = None) -> tf.data.Dataset:
         return make_dataset(
@@ -356,9 +368,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Trainer's time on large data (the scaling benchmark).
     class_names = class_names_of(train_split(4096, False, CLASS_NAME_XF))
     logging.info("%d classes: %s", len(class_names), class_names)
-    augmentation = training_augmentation(
-        config, *bank_digits(train_split(1024, True, IMAGE_XF)), class_names
-    )
+    if profile.name == DIGITS:
+        augmentation = training_augmentation(
+            config, *bank_digits(train_split(1024, True, IMAGE_XF)), class_names
+        )
+    else:  # photos: no ink to render as digits arrive
+        augmentation = Augmentation([], build_augmentation(profile, config.photo_flip))
     model, history = train(
         config,
         len(class_names),
@@ -368,6 +383,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         log_dir=fn_args.model_run_dir,
         initial_weights=warm_start_weights(fn_args.base_model, class_names),
         started=started,
+        profile=profile,
     )
     calibration = calibrate(model, dataset(fn_args.eval_files))
     # Per-epoch metrics for the run report's training curves, and the calibration.
@@ -378,4 +394,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Every worker of a cluster must save (it is a collective op); only the chief's copy counts.
     is_chief = cluster_workers(os.environ.get("TF_CONFIG"))[1]
     export_dir = fn_args.serving_model_dir if is_chief else tempfile.mkdtemp()
-    export_model(model, tf_transform_output, export_dir, class_names, calibration["temperature"])
+    export_model(
+        model, tf_transform_output, export_dir, class_names, calibration["temperature"], profile
+    )
