@@ -27,6 +27,7 @@ from trainer.features import (
     CONFIDENCE_THRESHOLD,
     DIGITS,
     IMAGE_KEY,
+    IMAGE_SHAPE,
     IMAGES_INPUT,
     LABEL_KEY,
     PROBABILITIES_OUTPUT,
@@ -207,8 +208,12 @@ def _gallery(images: list[bytes], captions: list[str], title: str, path: Path) -
 def _as_people_send_them(
     signature, images: list[bytes], labels: np.ndarray, class_names: list[str], path: Path
 ) -> str:
-    """Two test digits rendered as each kind of picture people send, with the model's answers."""
-    digits = [np.asarray(Image.open(io.BytesIO(image)).convert("L")) for image in images[:2]]
+    """Two test digits rendered as each kind of picture people send, with the model's answers;
+    pictures of other sizes are first scaled to MNIST's 28x28 (the renderings start there)."""
+    digits = [
+        np.asarray(Image.open(io.BytesIO(image)).convert("L").resize(IMAGE_SHAPE[:2]))
+        for image in images[:2]
+    ]
     pictures, captions = [], []
     for name, variant in KINDS.items():
         rendered = render(np.stack(digits), variant, seed=0)

@@ -27,9 +27,12 @@ from trainer.features import (
     CLASS_NAME_OUTPUT,
     CLASS_NAMES_ASSET,
     DEFAULT_MODEL_NAME,
+    DIGITS_PROFILE,
     EXAMPLES_INPUT,
     IMAGE_KEY,
+    IMAGE_PROFILE_ASSET,
     SERVING_DEFAULT_SIGNATURE,
+    ImageProfile,
 )
 
 # Large requests run in chunks of at most CHUNK pictures and CHUNK_PIXELS pixels (a larger
@@ -262,6 +265,17 @@ class ServingCore:
             return path.read_text().splitlines()
         except OSError:
             raise CorrectionError(f"Version {version} has no class names ({path})") from None
+
+    def image_profile(self) -> ImageProfile:
+        """The image profile of the version served now (its `image_profile.json` asset): digits
+        where there is none, or no version is served yet."""
+        try:
+            base_path = self.models.model(self.logged_model).base_path
+            loaded = self.version(self.logged_model, None)
+        except (LookupError, ServingError):
+            return DIGITS_PROFILE
+        path = base_path / str(loaded.version) / "assets" / IMAGE_PROFILE_ASSET
+        return ImageProfile.from_json(path.read_text()) if path.is_file() else DIGITS_PROFILE
 
     def _run(self, signature, inputs: dict[str, list[bytes]], start: int, end: int) -> dict:
         try:

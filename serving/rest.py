@@ -36,7 +36,7 @@ from google.protobuf import json_format
 
 from serving.core import ServingCore, ServingError, invalid
 from serving.limits import MAX_MESSAGE_BYTES
-from trainer.features import REQUEST_ID_HEADER
+from trainer.features import DIGITS, REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,13 @@ def predict_response(outputs: dict[str, np.ndarray], rows: bool) -> dict:
         return {"predictions": next(iter(values.values()))}
     count = len(next(iter(values.values())))
     return {"predictions": [{name: v[i] for name, v in values.items()} for i in range(count)]}
+
+
+def page_html(core: ServingCore) -> str:
+    """The page, headed for what the served model classifies (its image profile)."""
+    heading = "Draw a digit" if core.image_profile().name == DIGITS else "Classify a picture"
+    page = PAGE.read_text().replace("{{MODEL_NAME}}", core.logged_model)
+    return page.replace("{{HEADING}}", heading)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -382,8 +389,7 @@ class RestHandler(tornado.web.RequestHandler):
         """(status, content type, body[, headers]); runs on a worker thread."""
         core = self.rest.core
         if method == "GET" and path in ("/", "/index.html"):
-            page = PAGE.read_text().replace("{{MODEL_NAME}}", core.logged_model)
-            return 200, "text/html; charset=utf-8", page.encode()
+            return 200, "text/html; charset=utf-8", page_html(core).encode()
         if method == "GET" and path == METRICS_PATH:
             return 200, "text/plain; version=0.0.4", core.metrics.text().encode()
         try:

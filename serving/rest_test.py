@@ -35,10 +35,13 @@ from trainer.features import (
     CLASS_ID_OUTPUT,
     CLASS_NAME_OUTPUT,
     DEFAULT_MODEL_NAME,
+    IMAGE_PROFILE_ASSET,
     IMAGES_INPUT,
+    PHOTOS,
     PROBABILITIES_OUTPUT,
     SERVING_DEFAULT_SIGNATURE,
     SERVING_IMAGE_SIGNATURE,
+    ImageProfile,
 )
 
 MODEL = f"/v1/models/{DEFAULT_MODEL_NAME}"
@@ -459,3 +462,24 @@ def test_answers_carry_a_request_id_that_a_correction_names(servers, pngs, tmp_p
         (by_grpc.request_id, "4"),
     ]
     assert written[0].image == pngs[0][1]
+
+
+def test_the_page_is_headed_for_what_the_served_model_classifies(servers, tmp_path):
+    url, _, _ = servers
+    with urllib.request.urlopen(url + "/", timeout=30) as page:
+        assert "<h1>Draw a digit</h1>" in page.read().decode()
+    base = tmp_path / DEFAULT_MODEL_NAME  # the same model, its profile asset saying photos
+    shutil.copytree(servers[2].models.model(DEFAULT_MODEL_NAME).base_path, base)
+    (base / "1" / "assets" / IMAGE_PROFILE_ASSET).write_text(
+        ImageProfile(PHOTOS, 64, 64, 3).to_json()
+    )
+    model = VersionedModel(DEFAULT_MODEL_NAME, base)
+    model.start()
+    rest = create_rest_server(ServingCore(ModelRegistry.of(model)), "127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{rest.port}/", timeout=30) as page:
+            text = page.read().decode()
+    finally:
+        rest.stop()
+        model.stop()
+    assert "<h1>Classify a picture</h1>" in text and "Draw a digit" not in text
