@@ -535,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     source = data_source.resolve(settings)  # the data make run reads
     root = settings.output_dir / "kubeflow-local"
     decision = image_profile.decide(source, settings)  # as make run decides
+    image_profile.check_backbone(settings, decision)
     print(decision.describe())
     spec_path = compile_pipeline(
         settings, local_places(root, source), root / "spec.json", source, decision.profile

@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline.data_source import DataSource, latest_span_folder
-from pipeline.settings import Settings
+from pipeline.settings import Settings, SettingsError
+from trainer.backbones import missing_weights
 from trainer.features import DIGITS, IMAGE_SUFFIXES, PHOTOS, ImageProfile
 
 AUTO = "auto"
@@ -152,3 +153,19 @@ def for_compiled_pipeline(settings: Settings) -> Decision:
         return Decision(ImageProfile(), f"IMAGE_PROFILE={settings.image_profile}: digits")
     side = settings.photo_max_side
     return Decision(ImageProfile(PHOTOS, side, side, 3), "IMAGE_PROFILE=photos, PHOTO_MAX_SIDE")
+
+
+def check_backbone(settings: Settings, decision: Decision) -> None:
+    """Refuses BACKBONE, before any component runs, where the profile is not photos or the
+    weights are not in Keras' cache (trainer/backbones.py)."""
+    backbone = settings.training.backbone
+    if not backbone:
+        return
+    if decision.profile.name != PHOTOS:
+        raise SettingsError(
+            f"BACKBONE={backbone} fine-tunes on photos, and this run's profile is "
+            f"{decision.profile.name}: set IMAGE_PROFILE=photos, or unset BACKBONE"
+        )
+    problem = missing_weights(backbone)
+    if problem:
+        raise SettingsError(problem)

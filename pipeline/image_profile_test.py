@@ -7,8 +7,8 @@ from PIL import Image
 from components.data import colour_shapes
 from components.data.codecs import encode_png
 from pipeline.data_source import DataSource, class_folder_splits
-from pipeline.image_profile import decide, for_compiled_pipeline
-from pipeline.settings import Settings
+from pipeline.image_profile import check_backbone, decide, for_compiled_pipeline
+from pipeline.settings import Settings, SettingsError
 from trainer.features import DIGITS, PHOTOS, ImageProfile
 
 
@@ -87,3 +87,21 @@ def test_the_sample_holds_digits_and_a_compiled_pipeline_follows_the_setting(tmp
 def test_an_unknown_profile_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="IMAGE_PROFILE=colour: expected auto, digits or photos"):
         Settings(image_profile="colour")
+
+
+def test_a_backbone_is_refused_at_once_without_photos_or_without_its_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = Settings.from_env({"BACKBONE": "mobilenet_v3_small"})
+    digits = decide(DataSource(str(tmp_path), "tfrecords", {"all": "*"}), settings)
+    with pytest.raises(SettingsError, match="this run's profile is digits: set IMAGE_PROFILE"):
+        check_backbone(settings, digits)
+    colour_shapes.write(tmp_path / "shapes", count=12, size=48)
+    photos = decide(folder_source(tmp_path / "shapes"), settings)
+    path = tmp_path / ".keras" / "models" / "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
+    with pytest.raises(SettingsError, match=f"{path} does not exist: put https://"):
+        check_backbone(settings, photos)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"weights")
+    check_backbone(settings, photos)
+    with pytest.raises(SettingsError, match="BACKBONE=resnet: expected mobilenet_v3_small or"):
+        Settings.from_env({"BACKBONE": "resnet"})

@@ -144,6 +144,7 @@ def main() -> int:
     source = data_source.resolve(settings)
     disk_space.check_free_space(settings, source)
     profile = image_profile.decide(source, settings)
+    image_profile.check_backbone(settings, profile)
     pipeline = local_runner.create_local_pipeline(settings, source, profile.profile)
     log_path = log_to_file(settings.log_dir, "run")
     print(

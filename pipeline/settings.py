@@ -14,6 +14,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 
+from trainer.backbones import WEIGHT_FILES
 from trainer.config import TrainingConfig, trainer_code_version
 from trainer.features import DEFAULT_MODEL_NAME, PROFILES
 
@@ -35,6 +36,7 @@ TRAINING_KNOBS = {
     "jit_compile": "JIT_COMPILE",
     "photo_width": "PHOTO_WIDTH",
     "photo_flip": "PHOTO_FLIP",
+    "backbone": "BACKBONE",
 }
 
 
@@ -148,6 +150,10 @@ class Settings:
         if self.image_profile not in ("auto", *PROFILES):
             raise SettingsError(
                 f"IMAGE_PROFILE={self.image_profile}: expected auto, {' or '.join(PROFILES)}"
+            )
+        if self.training.backbone and self.training.backbone not in WEIGHT_FILES:
+            raise SettingsError(
+                f"BACKBONE={self.training.backbone}: expected {' or '.join(WEIGHT_FILES)}"
             )
         if self.train_spans < 1:
             raise SettingsError(f"TRAIN_SPANS={self.train_spans}: expected 1 or more")

@@ -42,6 +42,7 @@ class TrainingConfig:
     # images are training data (no for data where a mirror changes the class: letters, arrows).
     photo_width: int = 16
     photo_flip: bool = True
+    backbone: str = ""  # photos: an ImageNet network to fine-tune instead (trainer/backbones.py)
     code_version: str = ""  # trainer_code_version() of the code that trains
 
     def to_custom_config(self) -> dict:

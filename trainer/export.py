@@ -38,7 +38,7 @@ from trainer.features import (
 )
 
 
-def _as_raw_image_feature(images: tf.Tensor, spec) -> tf.Tensor | tf.SparseTensor:
+def as_raw_image_feature(images: tf.Tensor, spec) -> tf.Tensor | tf.SparseTensor:
     """A [N] batch of encoded images, shaped like the raw `image` feature parsed from Examples."""
     if isinstance(spec, tf.io.VarLenFeature):
         return tf.sparse.from_dense(tf.expand_dims(images, -1))
@@ -103,7 +103,7 @@ def make_serving_signatures(
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
     def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return classify({IMAGE_KEY: _as_raw_image_feature(images, raw_feature_spec[IMAGE_KEY])})
+        return classify({IMAGE_KEY: as_raw_image_feature(images, raw_feature_spec[IMAGE_KEY])})
 
     return {
         SERVING_DEFAULT_SIGNATURE: serve_examples.get_concrete_function(),

@@ -1,6 +1,7 @@
-"""The network, readable top to bottom: a small ensemble of convolutional networks whose class
-probabilities are averaged inside the one exported model. Digits get MNIST's small network;
-photos one sized to their input (trainer/features.py's image profiles)."""
+"""The model, readable top to bottom: a small ensemble of convolutional networks
+(trainer/networks.py: MNIST's small one for digits, one sized to the input for photos) whose
+class probabilities are averaged inside the one exported model, its training augmentation and
+its loss."""
 
 import tensorflow as tf
 import tf_keras as keras
@@ -15,6 +16,7 @@ from trainer.features import (
     ImageProfile,
     transformed_name,
 )
+from trainer.networks import build_backbone_member, build_member, build_photo_member
 
 leave_tf_keras_to_run_as_written()  # trainer/compat.py: 20 s of the Trainer's start-up
 
@@ -102,46 +104,6 @@ def build_augmentation(
     )
 
 
-def conv_block(x, filters: int, pool: bool = True, padding: str = "valid", strides: int = 1):
-    """3x3 convolution, batch normalisation, ReLU, then 2x2 max pooling."""
-    x = layers.Conv2D(filters, 3, strides=strides, padding=padding, use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=0.9)(x)  # settles within a few hundred steps
-    x = layers.Activation("relu")(x)
-    return layers.MaxPooling2D()(x) if pool else x
-
-
-def build_member(num_classes: int, dropout: float, name: str) -> keras.Model:
-    """One convolutional network: 28x28x1 image in [0, 1] -> class probabilities."""
-    inputs = keras.Input(shape=DIGITS_PROFILE.shape)
-    x = conv_block(inputs, 32)  # 26x26 -> 13x13
-    x = conv_block(x, 64)  # 11x11 -> 5x5
-    x = conv_block(x, 128, pool=False)  # 3x3
-    x = layers.Flatten()(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def build_photo_member(
-    shape: tuple[int, int, int], num_classes: int, width: int, dropout: float, name: str
-) -> keras.Model:
-    """One convolutional network for photos of any size: a strided first convolution for
-    inputs over 32 pixels, then a block per halving (twice the filters each, up to 8x `width`)
-    until 8 pixels or fewer remain, and global average pooling."""
-    inputs = keras.Input(shape=shape)
-    x, side, filters = inputs, min(shape[:2]), width
-    if side > 32:
-        x, side = conv_block(x, width, pool=False, padding="same", strides=2), side // 2
-    while side > 8:
-        filters = min(2 * filters, 8 * width)
-        x, side = conv_block(x, filters, padding="same"), side // 2
-    x = conv_block(x, min(2 * filters, 8 * width), pool=False, padding="same")
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
 class Ensemble(keras.Model):
     """The mean of its members' class probabilities. Training fits every member to the labels on
     its own (the sum of their losses), so their mistakes differ and the mean is right more often
@@ -202,11 +164,21 @@ def build_model(
     jit_compile: bool = False,
     profile: ImageProfile = DIGITS_PROFILE,
     photo_width: int = 16,
+    backbone: tuple[str, str, tuple] | None = None,
 ) -> keras.Model:
     """Image in the profile's shape -> class probabilities (float32 even under mixed
-    precision)."""
+    precision). Photos with a `backbone` (its name, weights file and the Transform graph's
+    per-channel scaling) fine-tune it."""
     if profile.name == DIGITS:
         networks = [build_member(num_classes, dropout, f"member_{i}") for i in range(members)]
+    elif backbone:
+        name, weights, scaling = backbone
+        networks = [
+            build_backbone_member(
+                name, weights, profile.shape, scaling, num_classes, dropout, f"member_{i}"
+            )
+            for i in range(members)
+        ]
     else:
         networks = [
             build_photo_member(profile.shape, num_classes, photo_width, dropout, f"member_{i}")

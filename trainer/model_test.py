@@ -72,17 +72,6 @@ def test_pictures_of_no_one_class_are_trained_towards_the_uniform_distribution()
     assert losses[0] == pytest.approx(np.log(10), rel=1e-4)  # the uniform's own entropy
 
 
-@pytest.mark.parametrize(("side", "convolutions"), [(32, 3), (64, 4), (128, 5)])
-def test_the_photo_network_grows_a_block_per_halving_of_its_input(side, convolutions):
-    profile = ImageProfile(PHOTOS, side, side, 3)
-    model = build_model(num_classes=6, learning_rate=1e-3, members=2, profile=profile)
-    probabilities = model.predict(np.random.rand(3, side, side, 3).astype(np.float32), verbose=0)
-    assert probabilities.shape == (3, 6)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    member = model.get_layer("member_0")
-    assert sum(isinstance(layer, tf_keras.layers.Conv2D) for layer in member.layers) == convolutions
-
-
 def test_photo_augmentation_mirrors_only_when_allowed_and_changes_training_batches_only():
     profile = ImageProfile(PHOTOS, 32, 32, 3)
     images = np.random.rand(4, 32, 32, 3).astype(np.float32)

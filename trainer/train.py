@@ -16,10 +16,11 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from trainer.backbones import weights_path
 from trainer.calibration import fit_temperature, reliability, scaled
 from trainer.conditions import as_they_arrive, not_one_class
 from trainer.config import CALIBRATION_FILE, HISTORY_FILE, TrainingConfig
-from trainer.export import export_model, read_class_names
+from trainer.export import as_raw_image_feature, export_model, read_class_names
 from trainer.features import (
     CLASS_NAME_KEY,
     DIGITS,
@@ -202,6 +203,18 @@ def class_names_of(dataset: tf.data.Dataset) -> list[str]:
     return [names[label] for label in range(len(names))]
 
 
+def channel_scaling(tf_transform_output: tft.TFTransformOutput) -> tuple[list, list]:
+    """The photo Transform graph's per-channel means and deviations, read back from what it
+    makes of a black and a white picture: -mean / deviation and (1 - mean) / deviation."""
+    pictures = [tf.io.encode_png(tf.fill([8, 8, 3], tf.constant(v, tf.uint8))) for v in (0, 255)]
+    spec = tf_transform_output.raw_feature_spec()[IMAGE_KEY]
+    raw = {IMAGE_KEY: as_raw_image_feature(tf.stack(pictures), spec)}
+    images = tf_transform_output.transform_features_layer()(raw)[IMAGE_XF].numpy()
+    black, white = images[0, 0, 0], images[1, 0, 0]
+    deviations = 1 / (white - black)
+    return (-black * deviations).tolist(), deviations.tolist()
+
+
 def cosine_decay(initial_learning_rate: float, epochs: int):
     """Learning rate for each epoch, from the initial value down to zero along a cosine."""
     return lambda epoch: initial_learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
@@ -253,6 +266,7 @@ def train(
     initial_weights: list | None = None,
     started: float | None = None,
     profile: ImageProfile = DIGITS_PROFILE,
+    backbone: tuple[str, str, tuple] | None = None,
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Fits the network, fresh or from `initial_weights` when their shapes fit (a warm start);
     stops early when validation accuracy stalls and keeps the best weights."""
@@ -265,6 +279,7 @@ def train(
             jit_compile=config.jit_compile,
             profile=profile,
             photo_width=config.photo_width,
+            backbone=backbone,
         )
         if initial_weights is not None:
             shapes = [weight.shape for weight in model.get_weights()]
@@ -374,6 +389,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         )
     else:  # photos: no ink to render as digits arrive
         augmentation = Augmentation([], build_augmentation(profile, config.photo_flip))
+    backbone = None
+    if config.backbone:
+        weights = str(weights_path(config.backbone))
+        backbone = (config.backbone, weights, channel_scaling(tf_transform_output))
     model, history = train(
         config,
         len(class_names),
@@ -384,6 +403,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         initial_weights=warm_start_weights(fn_args.base_model, class_names),
         started=started,
         profile=profile,
+        backbone=backbone,
     )
     calibration = calibrate(model, dataset(fn_args.eval_files))
     # Per-epoch metrics for the run report's training curves, and the calibration.

@@ -9,10 +9,13 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components.data.sample import load_sample
+from tests.fixtures import PHOTO_PROFILE
 from trainer.config import TrainingConfig
 from trainer.features import MNIST_CLASS_NAMES
+from trainer.preprocessing import decode_photos
 from trainer.train import (
     IMAGE_XF,
+    channel_scaling,
     cluster_workers,
     cosine_decay,
     train,
@@ -30,6 +33,7 @@ MIRRORED_TRAINING = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
     from components.data.sample import load_sample
+from tests.fixtures import PHOTO_PROFILE
     from trainer.config import TrainingConfig
     from trainer.train import IMAGE_XF, distribution_strategy, train
 
@@ -141,3 +145,10 @@ def test_the_trainer_logs_its_start_up_time(caplog):
         train(config, 10, dataset, dataset, tf.distribute.get_strategy())
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Start-up:")]
     assert len(lines) == 1 and "first training step done" in lines[0]
+
+
+def test_the_photo_graphs_channel_scaling_is_read_back_exactly(photo_transform_output, photos):
+    means, deviations = channel_scaling(photo_transform_output)
+    pictures = decode_photos(tf.constant(photos[0]), PHOTO_PROFILE).numpy()
+    np.testing.assert_allclose(means, pictures.mean(axis=(0, 1, 2)), rtol=1e-4)
+    np.testing.assert_allclose(deviations, pictures.std(axis=(0, 1, 2)), rtol=1e-3)
