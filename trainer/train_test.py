@@ -18,6 +18,7 @@ from trainer.train import (
     channel_scaling,
     cluster_workers,
     cosine_decay,
+    shuffle_buffer_size,
     train,
     warm_start_weights,
 )
@@ -33,7 +34,6 @@ MIRRORED_TRAINING = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
     from components.data.sample import load_sample
-from tests.fixtures import PHOTO_PROFILE
     from trainer.config import TrainingConfig
     from trainer.train import IMAGE_XF, distribution_strategy, train
 
@@ -152,3 +152,9 @@ def test_the_photo_graphs_channel_scaling_is_read_back_exactly(photo_transform_o
     pictures = decode_photos(tf.constant(photos[0]), PHOTO_PROFILE).numpy()
     np.testing.assert_allclose(means, pictures.mean(axis=(0, 1, 2)), rtol=1e-4)
     np.testing.assert_allclose(deviations, pictures.std(axis=(0, 1, 2)), rtol=1e-3)
+
+
+def test_the_shuffle_buffer_holds_10000_digits_and_fewer_large_photos():
+    assert shuffle_buffer_size(4 * 28 * 28) == 10_000
+    assert shuffle_buffer_size(4 * 64 * 64 * 3) == 1365  # 64 MiB
+    assert shuffle_buffer_size(4 * 512 * 512 * 3) == 1024
