@@ -15,6 +15,7 @@ counted and logged with their paths; the component fails when their share exceed
 `max_bad_fraction`.
 """
 
+import hashlib
 import io
 import os
 from pathlib import PurePath
@@ -178,6 +179,12 @@ def _ImagesToExample(pipeline: beam.Pipeline, exec_properties: dict, split_patte
         logging.info("Classes of %s: %s", split_pattern, list(ids))
         folders = [os.path.basename(os.path.dirname(path)) for path in image_files]
         labelled = [(p, ids[name], name) for p, name in zip(image_files, folders, strict=True)]
+        # In an order that mixes the classes, fixed by each file's class and name: training's
+        # shuffle buffer holds a part of a large split, and sorted paths would fill it with
+        # one or two classes at a time.
+        labelled.sort(
+            key=lambda item: hashlib.sha256(f"{item[2]}/{PurePath(item[0]).name}".encode()).digest()
+        )
         sources.append(
             pipeline | "ImageFiles" >> beam.Create(labelled) | beam.MapTuple(read_image_file)
         )

@@ -62,11 +62,15 @@ def use_mixed_precision_on_gpus() -> None:
 
 def distribution_strategy() -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy across a TF_CONFIG cluster; otherwise mirrors over every
-    visible GPU, or over the CPU devices (one, unless split into logical devices)."""
+    visible GPU, or over the CPU devices when split into logical devices. One device trains
+    under the default strategy: mirroring over one device cost 64x64 photos 5-10 s per epoch
+    on 2 cores (its distributed iterators), and buys nothing."""
     gpus = tf.config.list_logical_devices("GPU")
     if cluster_workers(os.environ.get("TF_CONFIG"))[0] > 1:
         return tf.distribute.MultiWorkerMirroredStrategy()
     devices = gpus or tf.config.list_logical_devices("CPU")
+    if len(devices) == 1:
+        return tf.distribute.get_strategy()
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
