@@ -83,6 +83,11 @@ def create_kubeflow_pipeline(
             "spans that passed the gate); set TRAIN_SPANS=1, or train on several spans with "
             "make run."
         )
+    decision = image_profile.for_compiled_pipeline(settings)
+    if profile is not None:
+        decision = image_profile.Decision(profile, "decided on this machine")
+    # The cluster's Trainer reads BACKBONE's weights from its own image's Keras cache.
+    image_profile.check_backbone(settings, decision, trains_here=False)
     return pipeline.create_pipeline(
         pipeline_name=settings.pipeline_name,
         pipeline_root=cloud.pipeline_root,
@@ -92,7 +97,7 @@ def create_kubeflow_pipeline(
         gates=settings.gates,
         serving_model_dir=f"{cloud.serving_base}/{settings.model_name}",
         runner=kubeflow_choices(cloud),
-        profile=profile or image_profile.for_compiled_pipeline(settings).profile,
+        profile=decision.profile,
         train_spans=settings.train_spans,
         warm_start=settings.warm_start,
         enable_cache=settings.enable_cache,

@@ -12,13 +12,13 @@ does not go unnoticed.
 
 import dataclasses
 import glob
-import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from pipeline.data_source import DataSource, latest_span_folder
+from components.splits import TEST
+from pipeline.data_source import SPAN_FOLDER, DataSource, latest_span_folder
 from pipeline.settings import Settings, SettingsError
 from trainer.backbones import missing_weights
 from trainer.features import DIGITS, IMAGE_SUFFIXES, PHOTOS, ImageProfile
@@ -44,12 +44,16 @@ class Look:
     ink_on_paper: bool
 
 
-def look_at(path: Path) -> Look:
-    with Image.open(path) as picture:
-        height, width = picture.height, picture.width
-        picture = picture.convert("RGB")
-        picture.thumbnail((LOOK_SIDE, LOOK_SIDE))
-        rgb = np.asarray(picture, np.float32) / 255
+def look_at(path: Path) -> Look | None:
+    """None for a file that is not a readable picture: ImageExampleGen skips and counts those."""
+    try:
+        with Image.open(path) as picture:
+            height, width = picture.height, picture.width
+            picture = picture.convert("RGB")
+            picture.thumbnail((LOOK_SIDE, LOOK_SIDE))
+            rgb = np.asarray(picture, np.float32) / 255
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
     colour = np.mean(rgb.max(-1) - rgb.min(-1) > COLOUR_SPREAD) > COLOUR_PIXELS
     grey = rgb.mean(-1)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
@@ -59,15 +63,18 @@ def look_at(path: Path) -> Look:
     return Look(height, width, bool(colour), bool(plain and 0.005 < ink < INK_SHARE))
 
 
+def training_patterns(source: DataSource) -> list[str]:
+    """The file patterns of the splits training reads (not TEST_DATA's nor the test split)."""
+    return [pattern for split, pattern in source.splits.items() if split != TEST]
+
+
 def sample_pictures(source: DataSource) -> dict[str, list[Path]]:
     """Up to PER_CLASS training pictures per class folder of the newest span, spread over each
     folder's sorted files."""
     folder, _ = latest_span_folder(source.root)
-    span = re.fullmatch(r"span-(\d+)", folder.name)
+    span = SPAN_FOLDER.fullmatch(folder.name)
     by_class: dict[str, list[Path]] = {}
-    for split, pattern in source.splits.items():
-        if split == "test":
-            continue
+    for pattern in training_patterns(source):
         pattern = pattern.replace("{SPAN}", span[1] if span else "")
         for name in sorted(glob.glob(str(source.root / pattern))):
             path = Path(name)
@@ -90,9 +97,13 @@ class Decision:
         return f"Image profile: {self.profile.name}, input {shape} ({self.reason})"
 
 
-def photo_side(looks: list[Look], max_side: int) -> int:
-    """The median picture's longer side, in multiples of 8, within MIN_PHOTO_SIDE..max_side."""
-    median = float(np.median([max(look.height, look.width) for look in looks])) if looks else 0
+def median_side(looks: list[Look]) -> int:
+    """The median picture's longer side (0 for none)."""
+    return int(np.median([max(look.height, look.width) for look in looks])) if looks else 0
+
+
+def photo_side(median: int, max_side: int) -> int:
+    """A median side in multiples of 8, within MIN_PHOTO_SIDE..max_side."""
     return int(min(max_side, max(MIN_PHOTO_SIDE, 8 * round(median / 8))))
 
 
@@ -100,6 +111,8 @@ def mismatched(looks: dict[str, list[Look]], profile: str) -> tuple[str, ...]:
     """Class folders whose pictures mostly look like the other profile."""
     found = []
     for name, seen in looks.items():
+        if not seen:  # no readable picture: ImageExampleGen names the files
+            continue
         colour = np.mean([look.colour for look in seen])
         digits = np.mean([look.ink_on_paper and not look.colour for look in seen])
         if profile == DIGITS and colour >= 0.5:
@@ -114,18 +127,24 @@ def mismatched(looks: dict[str, list[Look]], profile: str) -> tuple[str, ...]:
 def decide(source: DataSource, settings: Settings) -> Decision:
     """The profile IMAGE_PROFILE names, or (auto) the one the training pictures call for."""
     wanted = settings.image_profile
-    if source.kind == "tfrecords" or not all(p.endswith("*/*") for p in source.splits.values()):
+    patterns = training_patterns(source)
+    if source.kind == "tfrecords" or not all(p.endswith("*/*") for p in patterns):
         # The MNIST sample and IDX files: grey digits of 28x28.
         if wanted == PHOTOS:
             profile = ImageProfile(PHOTOS, MIN_PHOTO_SIDE, MIN_PHOTO_SIDE, 1)
             return Decision(profile, "IMAGE_PROFILE=photos", (f"DATA={settings.data} (digits)",))
         return Decision(ImageProfile(), f"DATA={settings.data} holds digits")
-    looks = {name: [look_at(p) for p in paths] for name, paths in sample_pictures(source).items()}
+    looks = {
+        name: [look for look in map(look_at, paths) if look is not None]
+        for name, paths in sample_pictures(source).items()
+    }
     every = [look for seen in looks.values() for look in seen]
     colour = sum(look.colour for look in every)
     digits = sum(look.ink_on_paper and not look.colour for look in every)
     if wanted == AUTO:
-        if colour >= COLOUR_DATA * len(every):
+        if not every:  # ImageExampleGen names the unreadable files and stops the run
+            name, reason = DIGITS, "auto: no readable picture in the sample"
+        elif colour >= COLOUR_DATA * len(every):
             name, reason = PHOTOS, f"auto: {colour} of {len(every)} sampled pictures in colour"
         elif digits >= DIGIT_DATA * len(every):
             name = DIGITS
@@ -138,11 +157,11 @@ def decide(source: DataSource, settings: Settings) -> Decision:
     if name == DIGITS:
         profile = ImageProfile()
     else:
-        side = photo_side(every, settings.photo_max_side)
-        profile = ImageProfile(PHOTOS, side, side, 3 if colour else 1)
-        sizes = sorted(max(look.height, look.width) for look in every)
-        reason += f"; median longer side {sizes[len(sizes) // 2]} px" if sizes else ""
-        reason += f", PHOTO_MAX_SIDE={settings.photo_max_side}"
+        median = median_side(every)
+        side = photo_side(median, settings.photo_max_side)
+        channels = 3 if colour >= COLOUR_DATA * len(every) else 1
+        profile = ImageProfile(PHOTOS, side, side, channels)
+        reason += f"; median longer side {median} px, PHOTO_MAX_SIDE={settings.photo_max_side}"
     return Decision(profile, reason, mismatched(looks, name))
 
 
@@ -155,9 +174,10 @@ def for_compiled_pipeline(settings: Settings) -> Decision:
     return Decision(ImageProfile(PHOTOS, side, side, 3), "IMAGE_PROFILE=photos, PHOTO_MAX_SIDE")
 
 
-def check_backbone(settings: Settings, decision: Decision) -> None:
-    """Refuses BACKBONE, before any component runs, where the profile is not photos or the
-    weights are not in Keras' cache (trainer/backbones.py)."""
+def check_backbone(settings: Settings, decision: Decision, trains_here: bool = True) -> None:
+    """Refuses BACKBONE, before any component runs, where the profile is not photos or, for a
+    Trainer that runs on this machine, the weights are not in Keras' cache
+    (trainer/backbones.py)."""
     backbone = settings.training.backbone
     if not backbone:
         return
@@ -166,6 +186,6 @@ def check_backbone(settings: Settings, decision: Decision) -> None:
             f"BACKBONE={backbone} fine-tunes on photos, and this run's profile is "
             f"{decision.profile.name}: set IMAGE_PROFILE=photos, or unset BACKBONE"
         )
-    problem = missing_weights(backbone)
+    problem = missing_weights(backbone) if trains_here else None
     if problem:
         raise SettingsError(problem)

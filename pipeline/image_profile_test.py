@@ -6,6 +6,7 @@ from PIL import Image
 
 from components.data import colour_shapes
 from components.data.codecs import encode_png
+from components.splits import TEST, TRAIN
 from pipeline.data_source import DataSource, class_folder_splits
 from pipeline.image_profile import check_backbone, decide, for_compiled_pipeline
 from pipeline.settings import Settings, SettingsError
@@ -105,3 +106,17 @@ def test_a_backbone_is_refused_at_once_without_photos_or_without_its_weights(tmp
     check_backbone(settings, photos)
     with pytest.raises(SettingsError, match="BACKBONE=resnet: expected mobilenet_v3_small or"):
         Settings.from_env({"BACKBONE": "resnet"})
+
+
+def test_unreadable_pictures_are_left_to_example_gen_and_test_data_is_not_looked_at(tmp_path):
+    colour_shapes.write(tmp_path / "shapes", count=24, size=48)
+    (tmp_path / "shapes" / "red_circle" / "empty.png").write_bytes(b"")
+    (tmp_path / "shapes" / "red_circle" / "text.jpg").write_text("not a picture")
+    source = folder_source(tmp_path / "shapes")
+    with_test_data = DataSource(
+        source.data_root, "images", {TRAIN: "*/*", TEST: str(tmp_path / "idx" / "*")}
+    )
+    for data in (source, with_test_data):
+        decision = decide(data, Settings())
+        assert decision.profile == ImageProfile(PHOTOS, 48, 48, 3)
+        assert "24 of 24 sampled pictures in colour" in decision.reason

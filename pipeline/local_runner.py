@@ -206,5 +206,6 @@ if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
     settings = Settings.from_env()
     source = data_source.resolve(settings)
-    profile = image_profile.decide(source, settings).profile
-    run_pipeline(create_local_pipeline(settings, source, profile))
+    decision = image_profile.decide(source, settings)
+    image_profile.check_backbone(settings, decision)
+    run_pipeline(create_local_pipeline(settings, source, decision.profile))

@@ -143,15 +143,15 @@ def main() -> int:
     settings = Settings.from_env()
     source = data_source.resolve(settings)
     disk_space.check_free_space(settings, source)
-    profile = image_profile.decide(source, settings)
-    image_profile.check_backbone(settings, profile)
-    pipeline = local_runner.create_local_pipeline(settings, source, profile.profile)
+    decision = image_profile.decide(source, settings)
+    image_profile.check_backbone(settings, decision)
+    pipeline = local_runner.create_local_pipeline(settings, source, decision.profile)
     log_path = log_to_file(settings.log_dir, "run")
     print(
         f"Running pipeline {settings.pipeline_name} on DATA={settings.data} (full log: {log_path})"
     )
-    print(profile.describe())
-    print_mismatches(profile)
+    print(decision.describe())
+    print_mismatches(decision)
     started = time.monotonic()
     for span in spans_to_ingest_first(source, settings):
         print(f"Ingesting and validating span {span} first (training reads it too):")
@@ -163,7 +163,7 @@ def main() -> int:
         print_unchanged(summary, settings)
         return 0
     print_summary(summary, settings)
-    print_mismatches(profile)
+    print_mismatches(decision)
     page, facts = report.write_report(summary, settings.report_dir)
     print(
         f"Confidence: calibrated by a temperature of {facts['temperature']:.2f} (validation "

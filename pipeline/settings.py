@@ -151,6 +151,8 @@ class Settings:
             raise SettingsError(
                 f"IMAGE_PROFILE={self.image_profile}: expected auto, {' or '.join(PROFILES)}"
             )
+        if self.photo_max_side < 32:
+            raise SettingsError(f"PHOTO_MAX_SIDE={self.photo_max_side}: expected 32 or more")
         if self.training.backbone and self.training.backbone not in WEIGHT_FILES:
             raise SettingsError(
                 f"BACKBONE={self.training.backbone}: expected {' or '.join(WEIGHT_FILES)}"

@@ -38,7 +38,7 @@ class TrainingConfig:
     printed_share: float = 0.08
     pair_share: float = 0.03
     jit_compile: bool = False  # XLA-compile the training step (pays off on GPUs)
-    # Photos (trainer/features.py's profiles): the first block's filters, and whether mirror
+    # Photos (trainer/features.py's profiles): the first convolution's filters, and whether mirror
     # images are training data (no for data where a mirror changes the class: letters, arrows).
     photo_width: int = 16
     photo_flip: bool = True

@@ -44,9 +44,10 @@ class RandomStrokes(layers.Layer):
             tf.nn.avg_pool2d(images, 3, 1, "SAME"),  # softer
         ]
         picked = tf.random.categorical(tf.math.log([self.SHARES]), batch)[0]
-        choice = tf.one_hot(picked, len(kinds))
+        choice = tf.one_hot(picked, len(kinds), dtype=images.dtype)
         mixed = tf.einsum("bk,kbhwc->bhwc", choice, tf.stack(kinds))
-        gamma = tf.exp(tf.random.uniform([batch, 1, 1, 1], -1.0, 1.0) * tf.math.log(self.max_gamma))
+        spread = tf.math.log(tf.cast(self.max_gamma, images.dtype))  # float16 under mixed precision
+        gamma = tf.exp(tf.random.uniform([batch, 1, 1, 1], -1.0, 1.0, images.dtype) * spread)
         return tf.pow(tf.clip_by_value(mixed, 0.0, 1.0), gamma)
 
     def get_config(self) -> dict:
@@ -66,10 +67,10 @@ class RandomColour(layers.Layer):
         if not training:
             return images
         batch, channels = tf.shape(images)[0], tf.shape(images)[3]
-        brightness = tf.random.uniform([batch, 1, 1, 1], -self.strength, self.strength)
-        contrast = tf.random.uniform([batch, 1, 1, 1], 1 - self.strength, 1 + self.strength)
-        spread = self.strength / 2
-        gain = tf.random.uniform([batch, 1, 1, channels], 1 - spread, 1 + spread)
+        kind, strength = images.dtype, self.strength  # float16 under mixed precision
+        brightness = tf.random.uniform([batch, 1, 1, 1], -strength, strength, kind)
+        contrast = tf.random.uniform([batch, 1, 1, 1], 1 - strength, 1 + strength, kind)
+        gain = tf.random.uniform([batch, 1, 1, channels], 1 - strength / 2, 1 + strength / 2, kind)
         mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
         return (images - mean) * contrast * gain + mean + brightness
 

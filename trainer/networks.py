@@ -32,17 +32,19 @@ def build_member(num_classes: int, dropout: float, name: str) -> keras.Model:
 def build_photo_member(
     shape: tuple[int, int, int], num_classes: int, width: int, dropout: float, name: str
 ) -> keras.Model:
-    """One convolutional network for photos of any size: a strided first convolution for
-    inputs over 32 pixels, then a block per halving (twice the filters each, up to 8x `width`)
-    until 8 pixels or fewer remain, and global average pooling."""
+    """One convolutional network for photos of any size: `width` filters in its first
+    convolution (strided for inputs over 32 pixels), then a block per halving with twice the
+    filters of the one before (up to 8x `width`) until 8 pixels or fewer remain, and global
+    average pooling."""
     inputs = keras.Input(shape=shape)
     x, side, filters = inputs, min(shape[:2]), width
     if side > 32:
         x, side = conv_block(x, width, pool=False, padding="same", strides=2), side // 2
+        filters = 2 * width
     while side > 8:
-        filters = min(2 * filters, 8 * width)
         x, side = conv_block(x, filters, padding="same"), side // 2
-    x = conv_block(x, min(2 * filters, 8 * width), pool=False, padding="same")
+        filters = min(2 * filters, 8 * width)
+    x = conv_block(x, filters, pool=False, padding="same")
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
@@ -58,7 +60,8 @@ class Unscaled(layers.Layer):
         self.means, self.deviations = list(means), list(deviations)
 
     def call(self, images: tf.Tensor) -> tf.Tensor:
-        return (images * self.deviations + tf.constant(self.means)) * 255.0
+        deviations = tf.constant(self.deviations, images.dtype)  # float16 under mixed precision
+        return (images * deviations + tf.constant(self.means, images.dtype)) * 255.0
 
     def get_config(self) -> dict:
         return {**super().get_config(), "means": self.means, "deviations": self.deviations}

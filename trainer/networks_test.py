@@ -3,7 +3,7 @@ import pytest
 import tf_keras
 
 from trainer.features import PHOTOS, ImageProfile
-from trainer.model import build_model
+from trainer.model import build_augmentation, build_model
 from trainer.networks import Unscaled
 
 
@@ -47,3 +47,21 @@ def test_unscaled_gives_back_pixel_values():
     scaled = np.array([[[[0.0, 1.0, -2.0]]]], np.float32)
     pixels = Unscaled([0.5, 0.4, 0.3], [0.2, 0.1, 0.1])(scaled).numpy()
     np.testing.assert_allclose(pixels[0, 0, 0], [127.5, 127.5, 25.5], rtol=1e-6)
+
+
+def test_photo_layers_run_under_mixed_precision_as_on_gpus():
+    """GPUs train under mixed_float16 (trainer/train.py): the layers get float16 pictures."""
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        profile = ImageProfile(PHOTOS, 32, 32, 3)
+        images = np.random.rand(2, 32, 32, 3).astype(np.float32)
+        for augmentation in (build_augmentation(profile), build_augmentation()):
+            picture = (
+                images if augmentation.layers[0].name != "random_rotation" else images[..., :1]
+            )
+            assert augmentation(picture, training=True).dtype == "float16"
+        pixels = Unscaled([0.5] * 3, [0.25] * 3)(images)
+        assert pixels.dtype == "float16"
+        np.testing.assert_allclose(pixels.numpy(), (images * 0.25 + 0.5) * 255, rtol=2e-3)
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")

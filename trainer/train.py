@@ -76,7 +76,7 @@ def distribution_strategy() -> tf.distribute.Strategy:
 
 # The shuffle buffer holds serialized examples, and each epoch fills it before its first step:
 # bounded in bytes, photos' large examples neither fill memory nor delay every epoch (10,000,
-# tf.data's default, holds 30 MB of digits but 1.9 GB of 128x128 colour photos).
+# tfx_bsl's default, holds 30 MB of digits but 1.9 GB of 128x128 colour photos).
 SHUFFLE_BUFFER_BYTES = 64 * 2**20
 
 
@@ -411,6 +411,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     else:  # photos: no ink to render as digits arrive
         augmentation = Augmentation([], build_augmentation(profile, config.photo_flip))
     backbone = None
+    if config.backbone and profile.name == DIGITS:
+        raise ValueError(f"BACKBONE={config.backbone} fine-tunes on photos, not on digits")
     if config.backbone:
         weights = str(weights_path(config.backbone))
         backbone = (config.backbone, weights, channel_scaling(tf_transform_output))

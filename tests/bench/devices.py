@@ -1,5 +1,5 @@
 """`make bench-gpu`: training throughput of the Trainer's network and input pipeline on
-whatever devices are visible: every GPU through MirroredStrategy with mixed precision, else the
+whatever devices are visible: several GPUs through MirroredStrategy with mixed precision, else the
 CPU. `--logical_cpus N` splits the CPU into N devices to try the multi-device path without a GPU.
 """
 
