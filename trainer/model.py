@@ -17,20 +17,17 @@ from trainer.features import (
     transformed_name,
 )
 from trainer.networks import build_backbone_member, build_member, build_photo_member
-from trainer.normalisation import full_strokes
 
 leave_tf_keras_to_run_as_written()  # trainer/compat.py: 20 s of the Trainer's start-up
 
 
 class RandomStrokes(layers.Layer):
     """Strokes as pictures that people send leave them after the normalisation: thicker or
-    thinner (a broad pen, a fine one, a small digit enlarged), softer (blurred), coarse (a tiny
-    digit of 10-14 pixels enlarged: what the normalisation's area sampling makes of its blocks)
-    or fainter at their edges. Nearly half the images stay as they are (MNIST's own strokes),
-    the others are thickened, thinned, blurred or coarsened; then a random gamma. Identity
-    outside training."""
+    thinner (a broad pen, a fine one, a small digit enlarged), softer (blurred) or fainter at
+    their edges. Half the images stay as they are (MNIST's own strokes), the others are
+    thickened, thinned or blurred; then a random gamma. Identity outside training."""
 
-    SHARES = (0.45, 0.15, 0.15, 0.15, 0.1)  # as it is, thicker, thinner, softer, coarse
+    SHARES = (0.5, 0.15, 0.15, 0.2)  # as it is, thicker, thinner, softer
 
     def __init__(self, max_gamma: float = 1.25, **kwargs):
         super().__init__(**kwargs)
@@ -39,21 +36,16 @@ class RandomStrokes(layers.Layer):
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         if not training:
             return images
-        batch, side = tf.shape(images)[0], tf.shape(images)[1:3]
-        tiny = tf.random.uniform([], 10, 15, tf.int32)  # the 28-pixel frame's pixels
-        coarse = tf.image.resize(tf.image.resize(images, [tiny, tiny], "area"), side)
+        batch = tf.shape(images)[0]
         kinds = [
             images,
             tf.nn.max_pool2d(images, 2, 1, "SAME"),  # thicker
             -tf.nn.max_pool2d(-images, 2, 1, "SAME"),  # thinner
             tf.nn.avg_pool2d(images, 3, 1, "SAME"),  # softer
-            tf.cast(coarse, images.dtype),
         ]
         picked = tf.random.categorical(tf.math.log([self.SHARES]), batch)[0]
         choice = tf.one_hot(picked, len(kinds), dtype=images.dtype)
-        # Serving brings the strokes' cores to full ink (trainer/normalisation.py): so here.
-        mixed = full_strokes(tf.einsum("bk,kbhwc->bhwc", choice, tf.stack(kinds))[..., 0])
-        mixed = mixed[..., None]
+        mixed = tf.einsum("bk,kbhwc->bhwc", choice, tf.stack(kinds))
         spread = tf.math.log(tf.cast(self.max_gamma, images.dtype))  # float16 under mixed precision
         gamma = tf.exp(tf.random.uniform([batch, 1, 1, 1], -1.0, 1.0, images.dtype) * spread)
         return tf.pow(tf.clip_by_value(mixed, 0.0, 1.0), gamma)

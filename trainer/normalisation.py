@@ -10,9 +10,7 @@ off-centre on a web page's canvas or a scan of grey paper is none of that. In or
 2. the paper's noise, measured on the picture's border, is cut off;
 3. rulings and box borders (thin marks along half the picture) are removed;
 4. the digit is the dominant, central group of ink: specks and remains far from it go;
-5. the ink's box is scaled and centred as MNIST did, averaging the pixels it shrinks (so a tiny
-   digit enlarged to big square pixels comes back smooth, not jagged), and dim strokes
-   (pencil, a tiny digit) are brought to full ink in their cores, as MNIST's are.
+5. the ink's box is scaled and centred as MNIST did.
 A digit already in MNIST's form passes unchanged (trainer/normalisation_test.py measures how
 close, and each step on constructed pictures).
 
@@ -49,9 +47,6 @@ LINE_MIN_EXTENT = 56  # pixels: smaller pictures are looked at as a digit alone
 # kept when it weighs as much as STRAY_SHARE of the digit (a second digit: the answer should
 # then be unsure, not confident).
 COMPONENT_CELL, STRAY_SHARE = 4, 0.15
-# Of the pixels above STROKE_LEVEL, the brightest FULL_INK_SHARE are brought to FULL_INK at
-# least, by a gain of at most MAX_INK_GAIN: the cores of the strokes, full as in MNIST.
-STROKE_LEVEL, FULL_INK_SHARE, FULL_INK, MAX_INK_GAIN = 0.1, 0.3, 0.9, 3.0
 
 
 def _ring(image: tf.Tensor) -> tf.Tensor:
@@ -185,8 +180,7 @@ def without_lines(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf
 def dominant_ink(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.Tensor):
     """`ink` reduced to the group of marks around its dominant, central cell: other groups that
     touch the picture's border (the edge of the next box on a form, a shadow's rim) go, and
-    the rest goes too unless it weighs STRAY_SHARE of the digit or more (a second digit).
-    Returns it and the group's own marks (the digit, without what stays beside it)."""
+    the rest goes too unless it weighs STRAY_SHARE of the digit or more (a second digit)."""
     cells = tf.nn.max_pool2d(marks, COMPONENT_CELL, COMPONENT_CELL, "SAME")
     mass = tf.nn.avg_pool2d(
         tf.nn.avg_pool2d(ink, COMPONENT_CELL, COMPONENT_CELL, "SAME"), 5, 1, "SAME"
@@ -222,7 +216,7 @@ def dominant_ink(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.
     weighty = tf.reduce_sum(marks * elsewhere, axis=[1, 2, 3]) >= STRAY_SHARE * tf.reduce_sum(
         marks * digit, axis=[1, 2, 3]
     )
-    return ink * digit + tf.where(_per_image(weighty), ink * elsewhere, 0.0), marks * digit
+    return ink * digit + tf.where(_per_image(weighty), ink * elsewhere, 0.0)
 
 
 def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
@@ -244,12 +238,7 @@ def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
         lambda: without_lines(ink, tf.cast(ink > faint, tf.float32), height, width),
         lambda: ink,
     )
-    marks = tf.cast(ink > MARK_LEVEL * strongest, tf.float32)
-    ink, digit = dominant_ink(ink, marks, height, width)
-    # Specks are no digit, however far apart they lie (dust): the dominant group must be
-    # digit-sized itself, not only the box around it and the specks beside it.
-    _, _, digit_height, digit_width = _box(digit[..., 0] > 0)
-    ink = tf.where(_per_image(_digit_sized(digit_height, digit_width, measures)), ink, 0.0)
+    ink = dominant_ink(ink, tf.cast(ink > MARK_LEVEL * strongest, tf.float32), height, width)
     contrast = tf.reduce_max(ink, axis=[1, 2, 3], keepdims=True)
     stretched = tf.clip_by_value(ink / tf.maximum(contrast, 1e-6), 0.0, 1.0)
     return tf.where(contrast >= MIN_CONTRAST, stretched, 0.0)
@@ -257,23 +246,6 @@ def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
 
 def _first_true(mask: tf.Tensor) -> tf.Tensor:
     return tf.argmax(tf.cast(mask, tf.int32), axis=1, output_type=tf.int32)
-
-
-def _box(mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The top, left, height and width [N] of each mask's [N, H, W] true pixels."""
-    rows, cols = tf.reduce_any(mask, axis=2), tf.reduce_any(mask, axis=1)
-    top, left = _first_true(rows), _first_true(cols)
-    height = tf.shape(mask)[1] - _first_true(tf.reverse(rows, [1])) - top
-    width = tf.shape(mask)[2] - _first_true(tf.reverse(cols, [1])) - left
-    return top, left, height, width
-
-
-def _digit_sized(height: tf.Tensor, width: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
-    """Whether ink of this box [N] spans enough of its picture (MIN_INK_SHARE, MIN_INK_SIDE) to
-    be a digit: a speck, a scratch or dust is not."""
-    side = tf.cast(tf.maximum(height, width), tf.float32)
-    extent = tf.maximum(measures[:, 1], measures[:, 2])
-    return side >= tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
 
 
 def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
@@ -285,7 +257,10 @@ def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
     # Lone pixels (the paper's noise beyond the margin, dust) do not stretch the box.
     neighbourhood = tf.nn.avg_pool2d(ink, 3, 1, "SAME")
     mask = (ink[..., 0] > INK_LEVEL) & (neighbourhood[..., 0] > NEIGHBOURHOOD_INK)
-    top, left, height, width = _box(mask)
+    rows, cols = tf.reduce_any(mask, axis=2), tf.reduce_any(mask, axis=1)
+    top, left = _first_true(rows), _first_true(cols)
+    height = canvas_height - _first_true(tf.reverse(rows, [1])) - top
+    width = canvas_width - _first_true(tf.reverse(cols, [1])) - left
     side = tf.cast(tf.maximum(tf.maximum(height, width), 1), tf.float32)
     scale = DIGIT_SIDE / side  # output pixels per canvas pixel
     # Centre of mass of the ink, in canvas pixels.
@@ -303,39 +278,23 @@ def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
     steps = tf.cast(tf.range(IMAGE_HEIGHT), tf.float32)[None, :] / scale[:, None]
     start_y = tf.cast(top, tf.float32) + (0.5 - shift_y) / scale - 0.5
     start_x = tf.cast(left, tf.float32) + (0.5 - shift_x) / scale - 0.5
-    radius = tf.maximum(1.0, 1.0 / scale)
-    rows = _sampling(start_y, steps, top, height, canvas_height, radius)
-    cols = _sampling(start_x, steps, left, width, canvas_width, radius)
-    digits = full_strokes(tf.einsum("nih,nhw,njw->nij", rows, ink[..., 0], cols))
-    digit_sized = _digit_sized(height, width, measures)
+    rows = _sampling(start_y, steps, top, height, canvas_height)
+    cols = _sampling(start_x, steps, left, width, canvas_width)
+    digits = tf.einsum("nih,nhw,njw->nij", rows, ink[..., 0], cols)
+    # A speck, a scratch or dust is not a digit: its ink spans too little of the picture.
+    extent = tf.maximum(measures[:, 1], measures[:, 2])
+    digit_sized = side >= tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
     return tf.where(digit_sized[:, None, None], tf.clip_by_value(digits, 0.0, 1.0), 0.0)[..., None]
 
 
-def full_strokes(digits: tf.Tensor) -> tf.Tensor:
-    """Digits [N, 28, 28] with their strokes' cores at full ink, as MNIST's are (nearly half of
-    its ink pixels are 0.9 or more): where the brightest FULL_INK_SHARE of the pixels above
-    STROKE_LEVEL fall below FULL_INK, the ink is scaled up until they reach it (by at most
-    MAX_INK_GAIN). Pencil, thin or enlarged tiny strokes otherwise arrive dim; MNIST's own
-    digits pass unchanged."""
-    values = tf.reshape(digits, [tf.shape(digits)[0], -1])
-    inked = values > STROKE_LEVEL
-    ordered = tf.sort(tf.where(inked, values, 0.0), axis=1, direction="DESCENDING")
-    count = tf.reduce_sum(tf.cast(inked, tf.float32), axis=1)
-    rank = tf.cast(tf.floor(FULL_INK_SHARE * count), tf.int32)
-    level = tf.maximum(tf.gather(ordered, rank, batch_dims=1), 1e-3)
-    gain = tf.clip_by_value(FULL_INK / level, 1.0, MAX_INK_GAIN)
-    return tf.clip_by_value(digits * gain[:, None, None], 0.0, 1.0)
-
-
-def _sampling(start, steps, first, length, size, radius) -> tf.Tensor:
+def _sampling(start, steps, first, length, size) -> tf.Tensor:
     """[N, 28, size] weights: output pixel i takes canvas pixels around start + steps[i],
-    weighted by a tent `radius` canvas pixels wide (linear interpolation at 1, area
-    averaging when shrinking), and nothing outside pixels first .. first + length - 1."""
+    linearly interpolated, and nothing outside pixels first .. first + length - 1."""
     position = start[:, None] + steps
-    pixels = tf.cast(tf.range(size), tf.float32)[None, None, :]
-    radius = radius[:, None, None]
-    weights = tf.maximum(0.0, 1.0 - tf.abs(pixels - position[..., None]) / radius)
-    weights /= tf.maximum(tf.reduce_sum(weights, axis=2, keepdims=True), 1e-6)
+    below = tf.floor(position)
+    fraction = (position - below)[..., None]
+    below = tf.cast(below, tf.int32)
+    weights = tf.one_hot(below, size) * (1 - fraction) + tf.one_hot(below + 1, size) * fraction
     pixels = tf.range(size)[None, None, :]
     inside = (pixels >= first[:, None, None]) & (pixels < (first + length)[:, None, None])
     lower, upper = tf.cast(first, tf.float32) - 0.5, tf.cast(first + length, tf.float32) - 0.5

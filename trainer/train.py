@@ -161,7 +161,7 @@ def training_augmentation(
         [
             ((as_they_arrive(everything[0]), everything[1]), config.real_world_share),
             (printed, config.printed_share),
-            ((nothing, np.full(len(nothing), NOT_ONE_CLASS)), 3 * config.pair_share),
+            ((nothing, np.full(len(nothing), NOT_ONE_CLASS)), 2 * config.pair_share),
         ]
     )
 
