@@ -3,7 +3,7 @@ squared paper, into a form's box, under uneven light, as a tiny pixelated digit,
 blurred ink, a little askew, then brought back by the same normalisation that serving runs
 (trainer/normalisation.py). The network so learns what the normalisation leaves of each
 condition (a gap where a ruling crossed a stroke, blocky edges) instead of meeting it first in
-production. And pictures of no one class: two digits side by side, filled shapes.
+production. And pictures of no one class: two digits side by side, filled shapes, faces.
 
 Everything is batched TensorFlow on a CANVAS-pixel square, drawn once per run into banks that
 training batches draw from (rendering each batch afresh cost the Trainer a third more time on
@@ -156,9 +156,49 @@ def blobs(count: int) -> tf.Tensor:
     return 1.0 - 0.9 * tf.cast(field > level[:, None, None, None], tf.float32)
 
 
+def _ellipse(ys, xs, centre_y, centre_x, radius_y, radius_x) -> tf.Tensor:
+    """[N, CANVAS, CANVAS] coverage of filled ellipses, their edges soft over about a pixel."""
+    distance = tf.sqrt(((ys - centre_y) / radius_y) ** 2 + ((xs - centre_x) / radius_x) ** 2)
+    return tf.clip_by_value((1.0 - distance) * tf.minimum(radius_y, radius_x) + 0.5, 0.0, 1.0)
+
+
+def portraits(count: int) -> tf.Tensor:
+    """Pictures of light [count, CANVAS, CANVAS, 1] of faces, as in a passport photo: shoulders,
+    a neck, hair, a face with eyes and a mouth, on a background of its own shade. The normalisation
+    leaves of them the rim of the hair and a few dots, or a head on its neck, which a network
+    takes for a 0 or a 9 unless it has learnt that such pictures show no digit."""
+    ys = tf.range(CANVAS, dtype=tf.float32)[None, :, None]
+    xs = tf.range(CANVAS, dtype=tf.float32)[None, None, :]
+    per_image = [count, 1, 1]
+
+    def shade(low: float, high: float) -> tf.Tensor:
+        return _uniform(per_image, low, high)
+
+    along = ys / CANVAS
+    light = shade(0.15, 0.95) + (shade(0.15, 0.95) - shade(0.15, 0.95)) * along / 2
+    x, y = shade(0.4, 0.6) * CANVAS, shade(0.35, 0.5) * CANVAS
+    width, height = shade(0.16, 0.3) * CANVAS, shade(0.2, 0.32) * CANVAS  # the face's half
+    skin = shade(0.45, 0.9)
+    layers = [  # (coverage, shade), painted in order: shoulders, neck, hair, face, mouth
+        (_ellipse(ys, xs, y + 2.6 * height, x, 1.4 * height, 2.5 * width), shade(0.1, 0.8)),
+        (_ellipse(ys, xs, y + 1.05 * height, x, 0.5 * height, 0.4 * width), skin),
+        (_ellipse(ys, xs, y - 0.3 * height, x, 0.9 * height, 1.15 * width), shade(0.02, 0.5)),
+        (_ellipse(ys, xs, y, x, height, width), skin),
+        (_ellipse(ys, xs, y + 0.5 * height, x, 0.15 * height, 0.4 * width), shade(0.2, 0.6)),
+    ]
+    eye_y, eye_radius = y - 0.2 * height, 0.12 * width
+    for eye_x in (x - 0.4 * width, x + 0.4 * width):
+        layers.append((_ellipse(ys, xs, eye_y, eye_x, eye_radius, eye_radius), shade(0.0, 0.3)))
+    for coverage, value in layers:
+        light = light * (1.0 - coverage) + value * coverage
+    light = tf.nn.avg_pool2d(light[..., None], 3, 1, "SAME")  # out of focus
+    return tf.clip_by_value(light + 0.02 * tf.random.normal(tf.shape(light)), 0.0, 1.0)
+
+
 def not_one_class(digits: np.ndarray) -> np.ndarray:
     """Pictures that show no one class, in MNIST's form: each digit [N, 28, 28, 1] beside the
-    next, and as many filled shapes."""
+    next, and as many filled shapes and faces."""
     partners = np.roll(digits, 1, axis=0)
     pairs = normalise_light(side_by_side(tf.constant(digits), tf.constant(partners)))
-    return np.concatenate([pairs.numpy(), normalise_light(blobs(len(digits))).numpy()])
+    others = [normalise_light(blobs(len(digits))), normalise_light(portraits(len(digits)))]
+    return np.concatenate([pairs.numpy(), *(images.numpy() for images in others)])

@@ -33,7 +33,7 @@ class TrainingConfig:
     label_smoothing: float = 0.1
     # Shares of each training batch rendered as pictures really arrive (trainer/conditions.py),
     # replaced by printed digits and letter strings (trainer/printed.py), and by two digits side
-    # by side and as many filled shapes (the last two for digit classes only).
+    # by side, filled shapes and faces, pair_share each (all but the first for digits only).
     real_world_share: float = 0.4
     printed_share: float = 0.08
     pair_share: float = 0.03

@@ -154,14 +154,16 @@ def training_augmentation(
     printed = printed_text(list(class_names), config.seed)
     if printed is None:
         return Augmentation([((as_they_arrive(digits), labels), config.real_world_share)])
-    nothing = not_one_class(digits[: len(digits) // 8])
+    partners = digits[: len(digits) // 8]
+    nothing = not_one_class(partners)  # as many pictures of each kind as partners
+    nothing_share = config.pair_share * len(nothing) / len(partners)  # pair_share for each kind
     # Printed text arrives under the same conditions as handwriting.
     everything = np.concatenate([digits, printed[0]]), np.concatenate([labels, printed[1]])
     return Augmentation(
         [
             ((as_they_arrive(everything[0]), everything[1]), config.real_world_share),
             (printed, config.printed_share),
-            ((nothing, np.full(len(nothing), NOT_ONE_CLASS)), 2 * config.pair_share),
+            ((nothing, np.full(len(nothing), NOT_ONE_CLASS)), nothing_share),
         ]
     )
 
