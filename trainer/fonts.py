@@ -6,6 +6,9 @@ never imports components). `make fonts` installs them where they are missing."""
 from pathlib import Path
 
 FONT_DIR = Path("/usr/share/fonts/truetype")
+# Debian's fonts-dejavu-core and fonts-liberation (38 fonts): the Trainer's printed digits and
+# the benchmark's figures come from these, so `make fonts` installs whichever is missing.
+FAMILIES = ("dejavu", "liberation")
 
 
 def font_files(font_dir: Path = FONT_DIR) -> list[Path]:
@@ -14,6 +17,7 @@ def font_files(font_dir: Path = FONT_DIR) -> list[Path]:
     return sorted(font_dir.rglob("*.ttf"))
 
 
-if __name__ == "__main__":  # `make fonts`: exits 1, naming the folder, where there are none
-    if not font_files():
-        raise SystemExit(f"No TrueType fonts under {FONT_DIR}")
+if __name__ == "__main__":  # `make fonts`: exits 1, naming the families that are missing
+    missing = [family for family in FAMILIES if not font_files(FONT_DIR / family)]
+    if missing:
+        raise SystemExit(f"No {' or '.join(missing)} TrueType fonts under {FONT_DIR}")
