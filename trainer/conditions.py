@@ -166,7 +166,9 @@ def portraits(count: int) -> tf.Tensor:
     """Pictures of light [count, CANVAS, CANVAS, 1] of faces, as in a passport photo: shoulders,
     a neck, hair, a face with eyes and a mouth, on a background of its own shade. The normalisation
     leaves of them the rim of the hair and a few dots, or a head on its neck, which a network
-    takes for a 0 or a 9 unless it has learnt that such pictures show no digit."""
+    takes for a 0 or a 9 unless it has learnt that such pictures show no digit. Drawn apart
+    from the benchmark's faces (components/data/photos.py), which so measure faces the Trainer
+    never drew."""
     ys = tf.range(CANVAS, dtype=tf.float32)[None, :, None]
     xs = tf.range(CANVAS, dtype=tf.float32)[None, None, :]
     per_image = [count, 1, 1]
@@ -199,6 +201,6 @@ def not_one_class(digits: np.ndarray) -> np.ndarray:
     """Pictures that show no one class, in MNIST's form: each digit [N, 28, 28, 1] beside the
     next, and as many filled shapes and faces."""
     partners = np.roll(digits, 1, axis=0)
-    pairs = normalise_light(side_by_side(tf.constant(digits), tf.constant(partners)))
-    others = [normalise_light(blobs(len(digits))), normalise_light(portraits(len(digits)))]
-    return np.concatenate([pairs.numpy(), *(images.numpy() for images in others)])
+    pairs = side_by_side(tf.constant(digits), tf.constant(partners))
+    kinds = [pairs, blobs(len(digits)), portraits(len(digits))]  # pictures of light, each
+    return np.concatenate([normalise_light(light).numpy() for light in kinds])
