@@ -9,6 +9,7 @@ from PIL import Image
 
 from components.data.codecs import encode_png
 from components.data.photos import grey_paper, small_off_centre
+from trainer.normalisation import _max_pool, dominant_ink
 from trainer.preprocessing import decode_images
 
 
@@ -140,3 +141,37 @@ def test_a_tiny_pixelated_digit_keeps_its_shape(digits):
     out = normalised([encoded(np.asarray(picture)) for picture in tiny])
     for image, original in zip(out, digits[0][:16] / 255.0, strict=True):
         assert similarity(image, original) > 0.65  # measured 0.71-0.92 (12 pixels hold less)
+
+
+@pytest.mark.parametrize("shape", [(2, 28, 28, 1), (3, 30, 50, 2), (1, 83, 81, 1), (1, 1, 5, 1)])
+def test_max_pool_is_tensorflows_pooling_bit_for_bit(shape):
+    pictures = tf.constant(np.random.default_rng(3).normal(size=shape).astype(np.float32))
+    for size, stride in (([3, 3], 1), ([7, 7], 1), ([1, 6], 1), ([4, 4], 4)):
+        expected = tf.nn.max_pool2d(pictures, size, stride, "SAME").numpy()
+        np.testing.assert_array_equal(_max_pool(pictures, size, stride).numpy(), expected)
+
+
+def test_a_long_winding_stroke_is_kept_to_its_ends_and_a_speck_apart_dropped():
+    """The digit's group grows from its central cell a few cells per turn of a loop: a stroke
+    winding across the picture, many turns long, stays whole (its rows 5 cells apart join
+    only at their ends), and a speck apart from it goes (a stroke grown only part way would
+    leave a remainder heavy enough to keep everything, the speck too)."""
+    stroke = np.zeros((1, 84, 84, 1), np.float32)
+    for row in (22, 42, 62):
+        stroke[0, row : row + 2, 14:70] = 1.0
+    stroke[0, 22:44, 68:70] = stroke[0, 42:64, 14:16] = 1.0  # joined right, then left
+    speck = np.zeros_like(stroke)
+    speck[0, 8:11, 76:79] = 1.0
+    ink, size = tf.constant(stroke + speck), tf.constant([84])
+    np.testing.assert_array_equal(dominant_ink(ink, ink, size, size).numpy(), stroke)
+
+
+def test_a_picture_alone_is_normalised_as_in_a_batch_of_its_size(digits):
+    """A batch of one is its own canvas, without the loop over pictures: the same result."""
+    box = np.zeros((200, 200))
+    box[25:28, 25:175] = box[172:175, 25:175] = box[25:175, 25:28] = box[25:175, 172:175] = 0.9
+    pictures = [on_paper(d, marks=box) for d in digits[0][:4]] + [encode_png(digits[0][4])]
+    together = normalised(pictures[:4])
+    for picture, expected in zip(pictures[:4], together, strict=True):
+        np.testing.assert_array_equal(normalised([picture])[0], expected)
+    np.testing.assert_array_equal(normalised(pictures[4:])[0], normalised([pictures[4]] * 2)[0])

@@ -42,21 +42,33 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
     float32 [N, 28, 28, 1] in [0, 1] in MNIST's form (trainer/normalisation.py): white ink on
     black, the digit 20 pixels on its longer side, centred by its centre of mass."""
 
-    def decode_one(data: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
-        image = tf.image.convert_image_dtype(decode_grayscale(data), tf.float32)  # -> [0, 1]
-        image, measures = fit(image)
-        return tf.RaggedTensor.from_tensor(image), measures
+    def decode_one(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return fit(tf.image.convert_image_dtype(decode_grayscale(data), tf.float32))  # [0, 1]
 
-    pictures, measures = tf.map_fn(
-        decode_one,
-        encoded,
-        fn_output_signature=(
-            tf.RaggedTensorSpec([None, None, IMAGE_CHANNELS], tf.float32, ragged_rank=1),
-            tf.TensorSpec([3], tf.float32),
-        ),
-    )
-    # One canvas for the batch, as large as its largest picture, padded with paper (zeros).
-    return to_mnist_form(pictures.to_tensor(), measures)
+    def canvas_of_one() -> tuple[tf.Tensor, tf.Tensor]:
+        picture, measures = decode_one(encoded[0])
+        return picture[None], measures[None]
+
+    def canvas_of_many() -> tuple[tf.Tensor, tf.Tensor]:
+        def ragged_one(data: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+            picture, measures = decode_one(data)
+            return tf.RaggedTensor.from_tensor(picture), measures
+
+        pictures, measures = tf.map_fn(
+            ragged_one,
+            encoded,
+            fn_output_signature=(
+                tf.RaggedTensorSpec([None, None, IMAGE_CHANNELS], tf.float32, ragged_rank=1),
+                tf.TensorSpec([3], tf.float32),
+            ),
+        )
+        # As large as the batch's largest picture, padded with paper (zeros).
+        return pictures.to_tensor(), measures
+
+    # One canvas for the batch. A single picture (most requests) is its own canvas, without the
+    # loop over pictures (about a tenth of its normalisation's time).
+    canvas, measures = tf.cond(tf.size(encoded) == 1, canvas_of_one, canvas_of_many)
+    return to_mnist_form(canvas, measures)
 
 
 def decode_photos(encoded: tf.Tensor, profile: ImageProfile) -> tf.Tensor:
