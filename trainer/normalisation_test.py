@@ -9,7 +9,7 @@ from PIL import Image
 
 from components.data.codecs import encode_png
 from components.data.photos import grey_paper, small_off_centre
-from trainer.normalisation import _max_pool, dominant_ink
+from trainer.normalisation import _dilate, dominant_ink
 from trainer.preprocessing import decode_images
 
 
@@ -144,11 +144,11 @@ def test_a_tiny_pixelated_digit_keeps_its_shape(digits):
 
 
 @pytest.mark.parametrize("shape", [(2, 28, 28, 1), (3, 30, 50, 2), (1, 83, 81, 1), (1, 1, 5, 1)])
-def test_max_pool_is_tensorflows_pooling_bit_for_bit(shape):
+def test_dilation_is_tensorflows_max_pooling_bit_for_bit(shape):
     pictures = tf.constant(np.random.default_rng(3).normal(size=shape).astype(np.float32))
     for size, stride in (([3, 3], 1), ([7, 7], 1), ([1, 6], 1), ([4, 4], 4)):
         expected = tf.nn.max_pool2d(pictures, size, stride, "SAME").numpy()
-        np.testing.assert_array_equal(_max_pool(pictures, size, stride).numpy(), expected)
+        np.testing.assert_array_equal(_dilate(pictures, size, stride).numpy(), expected)
 
 
 def test_a_long_winding_stroke_is_kept_to_its_ends_and_a_speck_apart_dropped():
