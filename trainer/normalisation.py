@@ -14,9 +14,11 @@ off-centre on a web page's canvas or a scan of grey paper is none of that. In or
 A digit already in MNIST's form passes unchanged (trainer/normalisation_test.py measures how
 close, and each step on constructed pictures).
 
-Each picture is first shrunk to fit MAX_SIDE and measured (`fit`, one picture at a time, as they
-differ in size); the batch then shares one canvas as large as its largest picture, and
-everything after that works on the whole batch at once, which keeps serving large batches fast.
+Each picture is first taken back to its own pixels when it is a whole-factor enlargement
+without smoothing (a tiny scan zoomed in), shrunk to fit MAX_SIDE and measured (`fit`, one
+picture at a time, as they differ in size); the batch then shares one canvas as large as its
+largest picture, and everything after that works on the whole batch at once, which keeps
+serving large batches fast.
 """
 
 import tensorflow as tf
@@ -24,6 +26,10 @@ import tensorflow as tf
 from trainer.features import IMAGE_HEIGHT, IMAGE_WIDTH
 
 MAX_SIDE = 84  # pictures are shrunk to fit this square first (area averaging): bounded work
+# A picture made of square blocks, a tiny scan enlarged without smoothing up to this many
+# times, is first taken back to its own pixels: enlarged smoothly from there, the digit is
+# read as well as the tiny picture itself, where its blocks' edges would be taken for strokes.
+MAX_BLOCK = 32
 DIGIT_SIDE = 20  # the ink's longer side in MNIST
 MIN_CONTRAST = 0.15  # ink must differ this much from the paper; less is no ink at all
 INK_LEVEL = 0.05  # share of the ink's range above which a pixel counts for the ink's box
@@ -57,17 +63,46 @@ def _ring(image: tf.Tensor) -> tf.Tensor:
     return tf.concat([image[0, :, 0], image[-1, :, 0], image[:, 0, 0], image[:, -1, 0]], axis=0)
 
 
-def fit(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """A grayscale float image [H, W, 1] in [0, 1], any size, shrunk to fit MAX_SIDE (aspect
-    kept; never enlarged) and shifted so that its paper, the median of its border, is 0 (the
-    batch's canvas is padded with zeros, that is with paper). Returns it and [paper level,
-    height, width]: `to_mnist_form` needs the absolute light and the picture's extent."""
+def _block(image: tf.Tensor, axis: int) -> tf.Tensor:
+    """The largest factor up to MAX_BLOCK by which [H, W, 1] `image` is an enlargement without
+    smoothing along `axis` (0 rows, 1 columns): one that divides its extent and every place
+    where the picture changes along it; 1 for any picture of real detail."""
+    length = tf.shape(image)[axis]
+    steps = tf.experimental.numpy.diff(image, axis=axis) != 0
+    changes = tf.reduce_any(steps, axis=[1 - axis, 2])  # between pixel i and i + 1
+    places = tf.range(1, length)[None, :]
+    factors = tf.range(2, MAX_BLOCK + 1)[:, None]
+    fits = tf.reduce_all((places % factors == 0) | ~changes[None, :], axis=1)
+    fits &= length % factors[:, 0] == 0
+    return tf.reduce_max(tf.where(fits, factors[:, 0], 1))
+
+
+def _within_max_side(image: tf.Tensor) -> tf.Tensor:
+    """[H, W, 1] `image` taken back to its own pixels when it is made of blocks, then shrunk
+    to fit MAX_SIDE (area averaging, aspect kept)."""
+    image = tf.ensure_shape(image[:: _block(image, 0), :: _block(image, 1)], [None, None, 1])
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.minimum(1.0, MAX_SIDE / tf.reduce_max(size))
     fitted = tf.minimum(MAX_SIDE, tf.maximum(1, tf.cast(tf.round(size * scale), tf.int32)))
-    image = tf.cond(
+    return tf.cond(
         scale < 1.0, lambda: tf.image.resize(image, fitted, method="area"), lambda: image
     )
+
+
+def fit(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A grayscale float image [H, W, 1] in [0, 1], any size, taken back to its own pixels
+    when it is made of blocks (`_block`), shrunk to fit MAX_SIDE (aspect kept; never enlarged)
+    and shifted so that its paper, the median of its border, is 0 (the batch's canvas is
+    padded with zeros, that is with paper). Returns it and [paper level, height, width]:
+    `to_mnist_form` needs the absolute light and the picture's extent."""
+    # One branch for pictures of MNIST's size or smaller: they are neither looked at for
+    # blocks nor shrunk, and a batch of them pays for no more than that branch.
+    image = tf.cond(
+        tf.reduce_max(tf.shape(image)[:2]) > max(IMAGE_HEIGHT, IMAGE_WIDTH),
+        lambda: _within_max_side(image),
+        lambda: image,
+    )
+    image = tf.ensure_shape(image, [None, None, 1])
     border = tf.sort(_ring(image))
     paper = border[tf.size(border) // 2]
     extent = tf.cast(tf.shape(image)[:2], tf.float32)
