@@ -70,11 +70,10 @@ def _block(image: tf.Tensor, axis: int) -> tf.Tensor:
     length = tf.shape(image)[axis]
     steps = tf.experimental.numpy.diff(image, axis=axis) != 0
     changes = tf.reduce_any(steps, axis=[1 - axis, 2])  # between pixel i and i + 1
-    places = tf.range(1, length)[None, :]
-    factors = tf.range(2, MAX_BLOCK + 1)[:, None]
-    fits = tf.reduce_all((places % factors == 0) | ~changes[None, :], axis=1)
-    fits &= length % factors[:, 0] == 0
-    return tf.reduce_max(tf.where(fits, factors[:, 0], 1))
+    places, factors = tf.range(1, length), tf.range(2, MAX_BLOCK + 1)
+    fits = tf.reduce_all((places % factors[:, None] == 0) | ~changes, axis=1)
+    fits &= length % factors == 0
+    return tf.reduce_max(tf.where(fits, factors, 1))
 
 
 def _within_max_side(image: tf.Tensor) -> tf.Tensor:
