@@ -9,7 +9,8 @@ off-centre on a web page's canvas or a scan of grey paper is none of that. In or
 1. the paper's light is estimated at a large scale and divided out (shadows, gradients);
 2. the paper's noise, measured on the picture's border, is cut off;
 3. rulings and box borders (thin marks along half the picture) are removed;
-4. the digit is the dominant, central group of ink: specks and remains far from it go;
+4. the digit is the dominant, central group of ink: specks and remains far from it go (and
+   where that group is itself a speck, there is no digit);
 5. the ink's box is scaled and centred as MNIST did.
 A digit already in MNIST's form passes unchanged (trainer/normalisation_test.py measures how
 close, and each step on constructed pictures).
@@ -53,6 +54,10 @@ LINE_MIN_EXTENT = 56  # pixels: smaller pictures are looked at as a digit alone
 # kept when it weighs as much as STRAY_SHARE of the digit (a second digit: the answer should
 # then be unsure, not confident).
 COMPONENT_CELL, STRAY_SHARE = 4, 0.15
+# The dominant group's own marks must span this share of the digit-sized bound (MIN_INK_SHARE,
+# MIN_INK_SIDE): specks of dust far apart, each kept as the other's stray, span a digit's box
+# between them, but none of them is a stroke.
+GROUP_SHARE = 0.5
 # Groups grow this many cells between checks of whether they still grow: a loop's turn costs
 # more than a step, and a digit takes a few steps on a 7x7 grid of cells (a 28-pixel picture).
 GROWTH_STEPS = 4
@@ -221,7 +226,8 @@ def without_lines(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf
 def dominant_ink(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.Tensor):
     """`ink` reduced to the group of marks around its dominant, central cell: other groups that
     touch the picture's border (the edge of the next box on a form, a shadow's rim) go, and
-    the rest goes too unless it weighs STRAY_SHARE of the digit or more (a second digit)."""
+    the rest goes too unless it weighs STRAY_SHARE of the digit or more (a second digit).
+    Nothing stays where the group's own marks span under GROUP_SHARE of a digit's (a speck)."""
     cells = _dilate(marks, [COMPONENT_CELL, COMPONENT_CELL], COMPONENT_CELL)
     mass = tf.nn.avg_pool2d(
         tf.nn.avg_pool2d(ink, COMPONENT_CELL, COMPONENT_CELL, "SAME"), 5, 1, "SAME"
@@ -267,7 +273,22 @@ def dominant_ink(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.
     weighty = tf.reduce_sum(marks * elsewhere, axis=[1, 2, 3]) >= STRAY_SHARE * tf.reduce_sum(
         marks * digit, axis=[1, 2, 3]
     )
-    return ink * digit + tf.where(_per_image(weighty), ink * elsewhere, 0.0)
+    kept = ink * digit + tf.where(_per_image(weighty), ink * elsewhere, 0.0)
+    own = marks * digit > 0
+    extent = tf.cast(tf.maximum(height, width), tf.float32)
+    bound = GROUP_SHARE * tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
+    side = tf.maximum(
+        _span(tf.reduce_any(own, axis=[2, 3])), _span(tf.reduce_any(own, axis=[1, 3]))
+    )
+    return tf.where(_per_image(tf.cast(side, tf.float32) >= bound), kept, 0.0)
+
+
+def _span(mask: tf.Tensor) -> tf.Tensor:
+    """[N] the number of places from the first to the last true one of each row of `mask` [N, K];
+    0 where none is."""
+    length = tf.shape(mask)[1]
+    first, last = _first_true(mask), length - 1 - _first_true(tf.reverse(mask, [1]))
+    return tf.where(tf.reduce_any(mask, axis=1), last - first + 1, 0)
 
 
 def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:

@@ -82,6 +82,16 @@ def test_pictures_without_ink_become_all_zeros(pixels):
         assert out.max() == 0.0
 
 
+def test_specks_of_dust_far_apart_are_no_digit():
+    """Specks that weigh alike are each kept as the others' stray and span a digit's box
+    between them, but none is a stroke: no ink, as on a blank page."""
+    page = np.full((200, 200), 230.0)
+    for top, left in ((30, 40), (60, 150), (120, 90), (170, 20), (100, 180)):
+        page[top : top + 3, left : left + 3] = 80.0
+    for image_format in ("PNG", "JPEG"):
+        assert normalised([encoded(page, image_format)]).max() == 0.0
+
+
 def on_paper(digit: np.ndarray, marks=None, light=None, side: int = 200) -> bytes:
     """The digit dark on white paper, 120 pixels at (40, 40) of a `side` square; `marks`
     (0-1 darkening, [side, side]) drawn on the paper, `light` ([side, side]) multiplying it."""
