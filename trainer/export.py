@@ -21,6 +21,7 @@ from trainer.features import (
     CLASS_NAME_OUTPUT,
     CLASS_NAMES_ASSET,
     CONFIDENCE_OUTPUT,
+    CONFIDENCE_THRESHOLD,
     DIGITS,
     DIGITS_PROFILE,
     EXAMPLES_INPUT,
@@ -31,6 +32,7 @@ from trainer.features import (
     PROBABILITIES_OUTPUT,
     SERVING_DEFAULT_SIGNATURE,
     SERVING_IMAGE_SIGNATURE,
+    SEVERAL_DIGITS_XF,
     WARMUP_BATCH_SIZES,
     WARMUP_FILE,
     ImageProfile,
@@ -84,11 +86,14 @@ def make_serving_signatures(
         raw_feature_spec.pop(key, None)
 
     def classify(raw_features: dict) -> dict[str, tf.Tensor]:
-        images = model.tft_layer(raw_features)[transformed_name(IMAGE_KEY)]
+        transformed = model.tft_layer(raw_features)
+        images = transformed[transformed_name(IMAGE_KEY)]
         probabilities = scaled(model(images), temperature)
         class_ids = tf.argmax(probabilities, axis=-1)
         confidence = tf.reduce_max(probabilities, axis=-1)
         if profile.name == DIGITS:  # the normalisation leaves all zeros where it found no ink
+            unsure = tf.minimum(confidence, CONFIDENCE_THRESHOLD / 2)
+            confidence = tf.where(transformed[SEVERAL_DIGITS_XF] > 0, unsure, confidence)
             confidence = tf.where(tf.reduce_max(images, axis=[1, 2, 3]) > 0, confidence, 0.0)
         return {
             PROBABILITIES_OUTPUT: probabilities,

@@ -7,6 +7,7 @@ from PIL import Image
 from tensorflow_serving.apis.prediction_log_pb2 import PredictionLog
 
 from components.data import colour_shapes
+from components.data.codecs import encode_png
 from components.data.photos import KINDS, render
 from components.data.sample import load_sample, make_example
 from tests.fixtures import PHOTO_PROFILE
@@ -16,6 +17,7 @@ from trainer.features import (
     CLASS_ID_OUTPUT,
     CLASS_NAME_OUTPUT,
     CONFIDENCE_OUTPUT,
+    CONFIDENCE_THRESHOLD,
     EXAMPLES_INPUT,
     IMAGES_INPUT,
     PROBABILITIES_OUTPUT,
@@ -132,6 +134,28 @@ def test_pictures_without_a_digit_have_zero_confidence(saved_model, png_digits):
     assert confidence[:3].tolist() == [0.0, 0.0, 0.0]
     assert confidence[3] == pytest.approx(outputs[PROBABILITIES_OUTPUT].numpy()[3].max())
     assert not np.isnan(outputs[PROBABILITIES_OUTPUT].numpy()).any()
+
+
+def test_a_picture_of_several_digits_is_answered_unsure(
+    tmp_path, transform_output, network, digits
+):
+    """Whatever the network says (sharpened here by a low temperature until it is sure of
+    everything), two digits in one picture get a confidence under the threshold, on both
+    signatures; a digit alone keeps its top probability."""
+    export_model(network, transform_output, str(tmp_path), CLASS_NAMES, temperature=0.001)
+    signatures = tf.saved_model.load(str(tmp_path)).signatures
+    pair = np.concatenate([digits[0][0], np.zeros((28, 12), np.uint8), digits[0][1]], axis=1)
+    pictures = [encode_png(pair), encode_png(digits[0][0])]
+    examples = [make_example(p, 0, CLASS_NAMES[0]).SerializeToString() for p in pictures]
+    requests = {SERVING_IMAGE_SIGNATURE: (IMAGES_INPUT, pictures)}
+    requests[SERVING_DEFAULT_SIGNATURE] = (EXAMPLES_INPUT, examples)
+    for name, (key, batch) in requests.items():
+        outputs = signatures[name](**{key: tf.constant(batch)})
+        confidence = outputs[CONFIDENCE_OUTPUT].numpy()
+        probabilities = outputs[PROBABILITIES_OUTPUT].numpy()
+        assert probabilities[0].max() > 0.9  # the network alone would be sure of one digit
+        assert confidence[0] <= CONFIDENCE_THRESHOLD / 2
+        assert confidence[1] == pytest.approx(probabilities[1].max())
 
 
 def test_digits_as_people_send_them_through_both_signatures(trained_model_dir, digits):

@@ -69,11 +69,15 @@ PROBABILITIES_OUTPUT = "probabilities"
 CLASS_ID_OUTPUT = "class_id"
 CLASS_NAME_OUTPUT = "class_name"
 # float32 [N]: the top class's probability, 0 when the picture holds no ink at all (a blank
-# page, an empty photo). Below CONFIDENCE_THRESHOLD the client says "not sure": on the
-# real-world benchmark most wrong answers fall below it and few right ones
-# (tests/bench/README.md).
+# page, an empty photo), at most half CONFIDENCE_THRESHOLD for several digits. Below
+# CONFIDENCE_THRESHOLD the client says "not sure": on the real-world benchmark most wrong
+# answers fall below it and few right ones (tests/bench/README.md).
 CONFIDENCE_OUTPUT = "confidence"
 CONFIDENCE_THRESHOLD = 0.5
+# Transformed feature, digits only: float32 [N], 1 where the normalisation found a second group
+# of ink as heavy as a digit beside the digit. The picture shows several digits, which no one
+# class names: its confidence is held under CONFIDENCE_THRESHOLD, whatever the network says.
+SEVERAL_DIGITS_XF = "several_digits_xf"
 # Requests a model server replays on each version before it serves it (TF Serving's SavedModel
 # warm-up: PredictionLog records in a TFRecord file), so that the first clients' requests do not
 # pay for tracing and allocation.

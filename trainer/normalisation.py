@@ -121,7 +121,7 @@ def normalise_light(light: tf.Tensor) -> tf.Tensor:
     paper = _median(*_border(light, tf.fill([count], height), tf.fill([count], width)))
     extent = tf.cast(tf.stack([height, width]), tf.float32)
     measures = tf.concat([paper[:, None], tf.tile(extent[None], [count, 1])], axis=1)
-    return to_mnist_form(light - _per_image(paper), measures)
+    return to_mnist_form(light - _per_image(paper), measures)[0]
 
 
 def _dilate(x: tf.Tensor, size: list[int], stride: int = 1) -> tf.Tensor:
@@ -227,7 +227,8 @@ def dominant_ink(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.
     """`ink` reduced to the group of marks around its dominant, central cell: other groups that
     touch the picture's border (the edge of the next box on a form, a shadow's rim) go, and
     the rest goes too unless it weighs STRAY_SHARE of the digit or more (a second digit).
-    Nothing stays where the group's own marks span under GROUP_SHARE of a digit's (a speck)."""
+    Nothing stays where the group's own marks span under GROUP_SHARE of a digit's (a speck).
+    Returns it and [N] whether marks as heavy stay beside the group's box: several digits."""
     cells = _dilate(marks, [COMPONENT_CELL, COMPONENT_CELL], COMPONENT_CELL)
     mass = tf.nn.avg_pool2d(
         tf.nn.avg_pool2d(ink, COMPONENT_CELL, COMPONENT_CELL, "SAME"), 5, 1, "SAME"
@@ -275,27 +276,39 @@ def dominant_ink(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.
     )
     kept = ink * digit + tf.where(_per_image(weighty), ink * elsewhere, 0.0)
     own = marks * digit > 0
+    (top, bottom), (left, right) = _bounds(own, axis=1), _bounds(own, axis=2)
     extent = tf.cast(tf.maximum(height, width), tf.float32)
     bound = GROUP_SHARE * tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
-    side = tf.maximum(
-        _span(tf.reduce_any(own, axis=[2, 3])), _span(tf.reduce_any(own, axis=[1, 3]))
+    is_digit = tf.cast(tf.maximum(bottom - top, right - left) + 1, tf.float32) >= bound
+    # What is left of a form's box stands around the digit; a second digit stands apart from
+    # it, beside it or above it.
+    stray = marks * elsewhere > 0
+    (stray_top, stray_bottom), (stray_left, stray_right) = (
+        _bounds(stray, axis=1),
+        _bounds(stray, axis=2),
     )
-    return tf.where(_per_image(tf.cast(side, tf.float32) >= bound), kept, 0.0)
+    apart = (
+        (stray_right < left) | (stray_left > right) | (stray_bottom < top) | (stray_top > bottom)
+    )
+    several = weighty & is_digit & apart & tf.reduce_any(stray, axis=[1, 2, 3])
+    return tf.where(_per_image(is_digit), kept, 0.0), several
 
 
-def _span(mask: tf.Tensor) -> tf.Tensor:
-    """[N] the number of places from the first to the last true one of each row of `mask` [N, K];
-    0 where none is."""
-    length = tf.shape(mask)[1]
-    first, last = _first_true(mask), length - 1 - _first_true(tf.reverse(mask, [1]))
-    return tf.where(tf.reduce_any(mask, axis=1), last - first + 1, 0)
+def _bounds(mask: tf.Tensor, axis: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """[N] each picture's first and last row (`axis` 1) or column (2) where [N, H, W, 1] `mask`
+    is true; (0, -1) where it is nowhere."""
+    along = tf.reduce_any(mask, axis=[3 - axis, 3])
+    found = tf.reduce_any(along, axis=1)
+    last = tf.shape(along)[1] - 1 - _first_true(tf.reverse(along, [1]))
+    return tf.where(found, _first_true(along), 0), tf.where(found, last, -1)
 
 
 def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
     """Pictures from `fit` on one zero-padded canvas [N, H, W, 1], with their measures [N, 3],
     as white ink on black: the paper flattened, its noise (NOISE_MARGIN standard deviations)
     cut off, rulings, box borders and stray marks removed; then stretched so that the ink is 1.
-    All zeros where ink and paper barely differ."""
+    All zeros where ink and paper barely differ. Returns it and [N] whether it holds several
+    digits (`dominant_ink`)."""
     height, width = tf.cast(measures[:, 1], tf.int32), tf.cast(measures[:, 2], tf.int32)
     inside = (tf.range(tf.shape(canvas)[1])[None, :, None, None] < _per_image(height)) & (
         tf.range(tf.shape(canvas)[2])[None, None, :, None] < _per_image(width)
@@ -310,22 +323,24 @@ def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
         lambda: without_lines(ink, tf.cast(ink > faint, tf.float32), height, width),
         lambda: ink,
     )
-    ink = dominant_ink(ink, tf.cast(ink > MARK_LEVEL * strongest, tf.float32), height, width)
+    marks = tf.cast(ink > MARK_LEVEL * strongest, tf.float32)
+    ink, several = dominant_ink(ink, marks, height, width)
     contrast = tf.reduce_max(ink, axis=[1, 2, 3], keepdims=True)
     stretched = tf.clip_by_value(ink / tf.maximum(contrast, 1e-6), 0.0, 1.0)
-    return tf.where(contrast >= MIN_CONTRAST, stretched, 0.0)
+    inked = contrast >= MIN_CONTRAST
+    return tf.where(inked, stretched, 0.0), several & inked[:, 0, 0, 0]
 
 
 def _first_true(mask: tf.Tensor) -> tf.Tensor:
     return tf.argmax(tf.cast(mask, tf.int32), axis=1, output_type=tf.int32)
 
 
-def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
+def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Pictures from `fit` on one zero-padded canvas [N, H, W, 1], with their measures [N, 3],
-    to [N, 28, 28, 1] in MNIST's form; all zeros where there is no ink (a blank page, an empty
-    photo)."""
+    to [N, 28, 28, 1] in MNIST's form, all zeros where there is no ink (a blank page, an empty
+    photo); and [N] whether each holds several digits (then it shows them all, scaled as one)."""
     canvas_height, canvas_width = tf.shape(canvas)[1], tf.shape(canvas)[2]
-    ink = white_ink_on_black(canvas, measures)
+    ink, several = white_ink_on_black(canvas, measures)
     # Lone pixels (the paper's noise beyond the margin, dust) do not stretch the box.
     neighbourhood = tf.nn.avg_pool2d(ink, 3, 1, "SAME")
     mask = (ink[..., 0] > INK_LEVEL) & (neighbourhood[..., 0] > NEIGHBOURHOOD_INK)
@@ -356,7 +371,8 @@ def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
     # A speck, a scratch or dust is not a digit: its ink spans too little of the picture.
     extent = tf.maximum(measures[:, 1], measures[:, 2])
     digit_sized = side >= tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
-    return tf.where(digit_sized[:, None, None], tf.clip_by_value(digits, 0.0, 1.0), 0.0)[..., None]
+    digits = tf.where(digit_sized[:, None, None], tf.clip_by_value(digits, 0.0, 1.0), 0.0)
+    return digits[..., None], several & digit_sized
 
 
 def _sampling(start, steps, first, length, size) -> tf.Tensor:

@@ -10,7 +10,7 @@ from PIL import Image
 from components.data.codecs import encode_png
 from components.data.photos import grey_paper, small_off_centre
 from trainer.normalisation import _block, _dilate, dominant_ink
-from trainer.preprocessing import decode_images
+from trainer.preprocessing import decode_digits, decode_images
 
 
 def encoded(pixels: np.ndarray, image_format: str = "PNG") -> bytes:
@@ -177,6 +177,22 @@ def test_only_whole_enlargements_count_as_blocks(digits):
     assert block(edge, 1) == 10 and block(edge, 0) == 30  # no change down the rows: any factor
 
 
+def test_two_digits_apart_are_several_and_a_digit_in_its_box_is_one(digits):
+    """Both digits of a pair stay and the pair is marked as several digits, side by side or one
+    above the other; a digit alone, or with what is left of a small box around it, is one."""
+    first, second = digits[0][0], digits[0][1]
+    beside = np.concatenate([first, np.zeros((28, 12)), second], axis=1)
+    above = np.concatenate([first, np.zeros((12, 28)), second], axis=0)
+    box = np.zeros((200, 200))
+    box[30:33, 30:170] = box[167:170, 30:170] = box[30:170, 30:33] = box[30:170, 167:170] = 0.9
+    pictures = [encode_png(beside), encode_png(above), encode_png(first), on_paper(first, box)]
+    images, several = (part.numpy() for part in decode_digits(tf.constant(pictures)))
+    assert several.tolist() == [1.0, 1.0, 0.0, 0.0]
+    for image, axis in zip(images[:2], (0, 1), strict=True):  # both digits, scaled as one
+        inked = (image[..., 0] > 0.2).any(axis=axis).astype(int)  # columns, then rows
+        assert len(np.flatnonzero(np.diff(inked) == 1)) + inked[0] == 2  # two runs of ink
+
+
 @pytest.mark.parametrize("shape", [(2, 28, 28, 1), (3, 30, 50, 2), (1, 83, 81, 1), (1, 1, 5, 1)])
 def test_dilation_is_tensorflows_max_pooling_bit_for_bit(shape):
     pictures = tf.constant(np.random.default_rng(3).normal(size=shape).astype(np.float32))
@@ -197,7 +213,9 @@ def test_a_long_winding_stroke_is_kept_to_its_ends_and_a_speck_apart_dropped():
     speck = np.zeros_like(stroke)
     speck[0, 8:11, 76:79] = 1.0
     ink, size = tf.constant(stroke + speck), tf.constant([84])
-    np.testing.assert_array_equal(dominant_ink(ink, ink, size, size).numpy(), stroke)
+    kept, several = dominant_ink(ink, ink, size, size)
+    np.testing.assert_array_equal(kept.numpy(), stroke)
+    assert not several.numpy().any()
 
 
 def test_a_picture_alone_is_normalised_as_in_a_batch_of_its_size(digits):

@@ -15,6 +15,7 @@ from trainer.features import (
     IMAGE_KEY,
     IMAGE_PROFILE_CONFIG,
     LABEL_KEY,
+    SEVERAL_DIGITS_XF,
     ImageProfile,
     transformed_name,
 )
@@ -41,6 +42,11 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
     """Encoded images (PNG, JPEG, BMP or GIF; any size; grayscale or RGB), shape [N], to
     float32 [N, 28, 28, 1] in [0, 1] in MNIST's form (trainer/normalisation.py): white ink on
     black, the digit 20 pixels on its longer side, centred by its centre of mass."""
+    return decode_digits(encoded)[0]
+
+
+def decode_digits(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """`decode_images`, and float32 [N]: 1 where a picture holds several digits."""
 
     def decode_one(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return fit(tf.image.convert_image_dtype(decode_grayscale(data), tf.float32))  # [0, 1]
@@ -68,7 +74,8 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
     # One canvas for the batch. A single picture (most requests) is its own canvas, without the
     # loop over pictures (about a tenth of its normalisation's time).
     canvas, measures = tf.cond(tf.size(encoded) == 1, canvas_of_one, canvas_of_many)
-    return to_mnist_form(canvas, measures)
+    images, several = to_mnist_form(canvas, measures)
+    return images, tf.cast(several, tf.float32)
 
 
 def decode_photos(encoded: tf.Tensor, profile: ImageProfile) -> tf.Tensor:
@@ -114,8 +121,9 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
     id)."""
     profile = ImageProfile.from_json((custom_config or {}).get(IMAGE_PROFILE_CONFIG))
     encoded = _as_vector(inputs[IMAGE_KEY])
+    outputs = {}
     if profile.name == DIGITS:
-        images = decode_images(encoded)
+        images, outputs[SEVERAL_DIGITS_XF] = decode_digits(encoded)
     else:
         images = per_channel_scaling(decode_photos(encoded, profile))
     labels = _as_vector(inputs[LABEL_KEY])
@@ -127,4 +135,5 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
         transformed_name(IMAGE_KEY): images,
         transformed_name(LABEL_KEY): labels,
         transformed_name(CLASS_NAME_KEY): class_names,
+        **outputs,
     }
