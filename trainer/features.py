@@ -74,9 +74,10 @@ CLASS_NAME_OUTPUT = "class_name"
 # answers fall below it and few right ones (tests/bench/README.md).
 CONFIDENCE_OUTPUT = "confidence"
 CONFIDENCE_THRESHOLD = 0.5
-# Transformed feature, digits only: float32 [N], 1 where the normalisation found a second group
-# of ink as heavy as a digit beside the digit. The picture shows several digits, which no one
-# class names: its confidence is held under CONFIDENCE_THRESHOLD, whatever the network says.
+# Transformed feature, digits only: float32 [N], 1 where the normalisation found heavy marks
+# (STRAY_SHARE of the digit's) in a row or a column with the digit. The picture shows several
+# digits, which no one class names: its confidence is held at or under half
+# CONFIDENCE_THRESHOLD, whatever the network says.
 SEVERAL_DIGITS_XF = "several_digits_xf"
 # Requests a model server replays on each version before it serves it (TF Serving's SavedModel
 # warm-up: PredictionLog records in a TFRecord file), so that the first clients' requests do not

@@ -223,12 +223,15 @@ def without_lines(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf
     return tf.where(_per_image(mostly_lines), ink, kept)
 
 
-def dominant_ink(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.Tensor):
+def dominant_ink(
+    ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
     """`ink` reduced to the group of marks around its dominant, central cell: other groups that
     touch the picture's border (the edge of the next box on a form, a shadow's rim) go, and
     the rest goes too unless it weighs STRAY_SHARE of the digit or more (a second digit).
     Nothing stays where the group's own marks span under GROUP_SHARE of a digit's (a speck).
-    Returns it and [N] whether marks as heavy stay beside the group's box: several digits."""
+    Returns it and [N] whether it holds several digits: heavy marks in a row or a column with
+    the group (beside it, or above or below it)."""
     cells = _dilate(marks, [COMPONENT_CELL, COMPONENT_CELL], COMPONENT_CELL)
     mass = tf.nn.avg_pool2d(
         tf.nn.avg_pool2d(ink, COMPONENT_CELL, COMPONENT_CELL, "SAME"), 5, 1, "SAME"
@@ -271,26 +274,28 @@ def dominant_ink(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.
     digit, at_border = groups[..., :1], groups[..., 1:] * (1.0 - groups[..., :1])
     elsewhere = (1.0 - digit) * (1.0 - at_border)
     # Weighed in marks, not ink: a soft shadow left over is faint however wide it is.
-    weighty = tf.reduce_sum(marks * elsewhere, axis=[1, 2, 3]) >= STRAY_SHARE * tf.reduce_sum(
-        marks * digit, axis=[1, 2, 3]
-    )
+    heavy = STRAY_SHARE * tf.reduce_sum(marks * digit, axis=[1, 2, 3])
+    weighty = tf.reduce_sum(marks * elsewhere, axis=[1, 2, 3]) >= heavy
     kept = ink * digit + tf.where(_per_image(weighty), ink * elsewhere, 0.0)
     own = marks * digit > 0
     (top, bottom), (left, right) = _bounds(own, axis=1), _bounds(own, axis=2)
     extent = tf.cast(tf.maximum(height, width), tf.float32)
     bound = GROUP_SHARE * tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
     is_digit = tf.cast(tf.maximum(bottom - top, right - left) + 1, tf.float32) >= bound
-    # What is left of a form's box stands around the digit; a second digit stands apart from
-    # it, beside it or above it.
-    stray = marks * elsewhere > 0
-    (stray_top, stray_bottom), (stray_left, stray_right) = (
-        _bounds(stray, axis=1),
-        _bounds(stray, axis=2),
+    # More digits stand in a row or a column with the digit: heavy marks beside its box (level
+    # with it) or above or below it (in line with it), not both; what is left of a form's box
+    # stands both beside it and above or below it. Marks off both (corners, specks) do not count.
+    ys = tf.range(tf.shape(ink)[1])[None, :, None, None]
+    xs = tf.range(tf.shape(ink)[2])[None, None, :, None]
+    level = (ys >= _per_image(top)) & (ys <= _per_image(bottom))
+    in_line = (xs >= _per_image(left)) & (xs <= _per_image(right))
+
+    def weighs(region: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(marks * elsewhere * tf.cast(region, tf.float32), axis=[1, 2, 3])
+
+    several = is_digit & (
+        (weighs(level & ~in_line) >= heavy) != (weighs(in_line & ~level) >= heavy)
     )
-    apart = (
-        (stray_right < left) | (stray_left > right) | (stray_bottom < top) | (stray_top > bottom)
-    )
-    several = weighty & is_digit & apart & tf.reduce_any(stray, axis=[1, 2, 3])
     return tf.where(_per_image(is_digit), kept, 0.0), several
 
 
@@ -303,7 +308,7 @@ def _bounds(mask: tf.Tensor, axis: int) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.where(found, _first_true(along), 0), tf.where(found, last, -1)
 
 
-def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tf.Tensor:
+def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Pictures from `fit` on one zero-padded canvas [N, H, W, 1], with their measures [N, 3],
     as white ink on black: the paper flattened, its noise (NOISE_MARGIN standard deviations)
     cut off, rulings, box borders and stray marks removed; then stretched so that the ink is 1.

@@ -177,20 +177,34 @@ def test_only_whole_enlargements_count_as_blocks(digits):
     assert block(edge, 1) == 10 and block(edge, 0) == 30  # no change down the rows: any factor
 
 
-def test_two_digits_apart_are_several_and_a_digit_in_its_box_is_one(digits):
-    """Both digits of a pair stay and the pair is marked as several digits, side by side or one
-    above the other; a digit alone, or with what is left of a small box around it, is one."""
-    first, second = digits[0][0], digits[0][1]
-    beside = np.concatenate([first, np.zeros((28, 12)), second], axis=1)
-    above = np.concatenate([first, np.zeros((12, 28)), second], axis=0)
-    box = np.zeros((200, 200))
-    box[30:33, 30:170] = box[167:170, 30:170] = box[30:170, 30:33] = box[30:170, 167:170] = 0.9
-    pictures = [encode_png(beside), encode_png(above), encode_png(first), on_paper(first, box)]
+def in_a_line(*digits: np.ndarray, axis: int = 1) -> np.ndarray:
+    """MNIST digits (white on black) in a row (`axis` 1) or a column (0), 12 pixels apart,
+    with a margin of 8 (ink touching the picture's border would go as a form's next box)."""
+    gap = np.zeros((28, 12) if axis == 1 else (12, 28), np.uint8)
+    parts = [digits[0]]
+    for digit in digits[1:]:
+        parts += [gap, digit]
+    return np.pad(np.concatenate(parts, axis=axis), 8)
+
+
+def test_digits_in_a_row_or_a_column_are_several_and_a_digit_in_its_box_is_one(digits):
+    """Two or three digits in a row, two in a column, a pair with a speck of dust are marked
+    as several digits, and all the digits stay; a digit alone, or inside what is left of a
+    form's box (under half the picture: not a ruling, and kept), is one."""
+    first, second, third = digits[0][:3]
+    pair, column = in_a_line(first, second), in_a_line(first, second, axis=0)
+    speck = np.pad(pair, ((0, 0), (30, 0)))
+    speck[20:22, 2:4] = 255
+    box = np.zeros((300, 300))
+    box[35:38, 35:165] = box[162:165, 35:165] = box[35:165, 35:38] = box[35:165, 162:165] = 0.9
+    several_digits = [in_a_line(first, second, third), pair, column, speck]
+    pictures = [encode_png(p) for p in several_digits + [first]] + [on_paper(first, box, side=300)]
     images, several = (part.numpy() for part in decode_digits(tf.constant(pictures)))
-    assert several.tolist() == [1.0, 1.0, 0.0, 0.0]
-    for image, axis in zip(images[:2], (0, 1), strict=True):  # both digits, scaled as one
-        inked = (image[..., 0] > 0.2).any(axis=axis).astype(int)  # columns, then rows
-        assert len(np.flatnonzero(np.diff(inked) == 1)) + inked[0] == 2  # two runs of ink
+    assert several.tolist() == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    for image, count, axis in zip(images, (3, 2, 2), (0, 0, 1), strict=False):
+        inked = (image[..., 0] > 0.2).any(axis=axis).astype(int)  # columns or rows with ink
+        assert len(np.flatnonzero(np.diff(inked) == 1)) + inked[0] == count  # runs of ink
+    assert images[5][4:24, 4, 0].min() > 0.1  # the box's left side stays, around the digit
 
 
 @pytest.mark.parametrize("shape", [(2, 28, 28, 1), (3, 30, 50, 2), (1, 83, 81, 1), (1, 1, 5, 1)])

@@ -116,9 +116,9 @@ def _as_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
 
 def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
     """tf.Transform entry point: decode and scale the image as the image profile in
-    `custom_config` says (digits without one); label and class name pass through (the Trainer
-    reads the class names from them; without a class_name feature, a class is named by its
-    id)."""
+    `custom_config` says (digits without one), and for digits whether each picture holds several
+    (SEVERAL_DIGITS_XF); label and class name pass through (the Trainer reads the class names
+    from them; without a class_name feature, a class is named by its id)."""
     profile = ImageProfile.from_json((custom_config or {}).get(IMAGE_PROFILE_CONFIG))
     encoded = _as_vector(inputs[IMAGE_KEY])
     outputs = {}
