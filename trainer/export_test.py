@@ -28,6 +28,7 @@ from trainer.features import (
     ImageProfile,
 )
 from trainer.model import build_model
+from trainer.normalisation_test import in_a_line
 
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -144,7 +145,7 @@ def test_a_picture_of_several_digits_is_answered_unsure(
     signatures; a digit alone keeps its top probability."""
     export_model(network, transform_output, str(tmp_path), CLASS_NAMES, temperature=0.001)
     signatures = tf.saved_model.load(str(tmp_path)).signatures
-    pair = np.concatenate([digits[0][0], np.zeros((28, 12), np.uint8), digits[0][1]], axis=1)
+    pair = in_a_line(digits[0][0], digits[0][1])
     pictures = [encode_png(pair), encode_png(digits[0][0])]
     examples = [make_example(p, 0, CLASS_NAMES[0]).SerializeToString() for p in pictures]
     requests = {SERVING_IMAGE_SIGNATURE: (IMAGES_INPUT, pictures)}

@@ -285,10 +285,10 @@ def dominant_ink(
     # More digits stand in a row or a column with the digit: heavy marks beside its box (level
     # with it) or above or below it (in line with it), not both; what is left of a form's box
     # stands both beside it and above or below it. Marks off both (corners, specks) do not count.
-    ys = tf.range(tf.shape(ink)[1])[None, :, None, None]
-    xs = tf.range(tf.shape(ink)[2])[None, None, :, None]
-    level = (ys >= _per_image(top)) & (ys <= _per_image(bottom))
-    in_line = (xs >= _per_image(left)) & (xs <= _per_image(right))
+    pixel_ys = tf.range(tf.shape(ink)[1])[None, :, None, None]
+    pixel_xs = tf.range(tf.shape(ink)[2])[None, None, :, None]
+    level = (pixel_ys >= _per_image(top)) & (pixel_ys <= _per_image(bottom))
+    in_line = (pixel_xs >= _per_image(left)) & (pixel_xs <= _per_image(right))
 
     def weighs(region: tf.Tensor) -> tf.Tensor:
         return tf.reduce_sum(marks * elsewhere * tf.cast(region, tf.float32), axis=[1, 2, 3])
@@ -348,11 +348,9 @@ def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tuple[tf.Tensor, tf
     ink, several = white_ink_on_black(canvas, measures)
     # Lone pixels (the paper's noise beyond the margin, dust) do not stretch the box.
     neighbourhood = tf.nn.avg_pool2d(ink, 3, 1, "SAME")
-    mask = (ink[..., 0] > INK_LEVEL) & (neighbourhood[..., 0] > NEIGHBOURHOOD_INK)
-    rows, cols = tf.reduce_any(mask, axis=2), tf.reduce_any(mask, axis=1)
-    top, left = _first_true(rows), _first_true(cols)
-    height = canvas_height - _first_true(tf.reverse(rows, [1])) - top
-    width = canvas_width - _first_true(tf.reverse(cols, [1])) - left
+    mask = (ink > INK_LEVEL) & (neighbourhood > NEIGHBOURHOOD_INK)
+    (top, bottom), (left, right) = _bounds(mask, axis=1), _bounds(mask, axis=2)
+    height, width = bottom - top + 1, right - left + 1
     side = tf.cast(tf.maximum(tf.maximum(height, width), 1), tf.float32)
     scale = DIGIT_SIDE / side  # output pixels per canvas pixel
     # Centre of mass of the ink, in canvas pixels.
