@@ -401,6 +401,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(base_path):
     assert len(answers) == 12 and answers[0].class_ids.shape == (4,), log[-2000:]
     assert max(finished) > signalled  # in flight when the signal came
     assert "Stopping: no new requests" in log and "Stopped" in log
+    assert "TensorFlow kernels: TensorFlow's own (oneDNN off)" in log  # SERVING_ENVIRONMENT
 
 
 # --model_config_file, as a TF Serving deployment runs: two models, version labels over gRPC and

@@ -1,7 +1,8 @@
 """`make bench-serving` (and part of `make bench`): the local server probed from outside, as a
 separate process on ephemeral ports, with TF Serving's own messages.
 
-1. Latency: batch-1 p50/p99 in-process, over gRPC and over REST; batch-64 throughput.
+1. Latency: batch-1 p50/p99 in-process (the signature called directly, in a process that starts
+   TensorFlow as the server does), over gRPC and over REST; batch-64 throughput.
 2. Hostile requests: a 367-byte Predict declaring 30,000 values, a real 20000x20000 PNG, a batch
    of 10,000 images: the time to refuse each and the server's RSS growth.
 3. Fairness: 16 clients sending batch-1 requests for 20 s, alone and beside one client sending
@@ -19,6 +20,8 @@ separate process on ephemeral ports, with TF Serving's own messages.
 
 import argparse
 import json
+import os
+import pickle
 import resource
 import selectors
 import shutil
@@ -44,6 +47,7 @@ from pipeline.results import run_summary
 from pipeline.settings import PROJECT_ROOT, Settings
 from serving.client import RestClient
 from serving.grpc_client import ServingClient
+from serving.server import SERVING_ENVIRONMENT
 from trainer.features import IMAGES_INPUT, SERVING_IMAGE_SIGNATURE
 
 
@@ -100,19 +104,43 @@ class ServerProcess:
         self.process.wait(timeout=120)
 
 
-def bench_latency(server: ServerProcess, signature, images: list[bytes]) -> dict:
+def signature_latency(model_dir: Path, images: list[bytes]) -> dict:
+    """`serving_image` of `model_dir` called directly: batch-1 percentiles over the first image,
+    batch-64 throughput."""
+    signature = tf.saved_model.load(str(model_dir)).signatures[SERVING_IMAGE_SIGNATURE]
     one, batch = tf.constant(images[:1]), tf.constant(images[:64])
+    batch_s = timings(lambda: signature(**{IMAGES_INPUT: batch}), 30)
+    return {
+        "batch_1": percentiles_ms(timings(lambda: signature(**{IMAGES_INPUT: one}), 300)),
+        "batch_64_images_per_s": round(64 / float(np.median(batch_s))),
+    }
+
+
+def in_process_latency(model_dir: Path, images: list[bytes]) -> dict:
+    """`signature_latency` in a child process with the server's SERVING_ENVIRONMENT: TensorFlow
+    chooses its kernels as it loads, and this process may have loaded it otherwise."""
+    with tempfile.TemporaryDirectory() as folder:
+        request = Path(folder) / "images.pickle"
+        request.write_bytes(pickle.dumps(images[:64]))
+        child = subprocess.run(
+            [sys.executable, "-m", "tests.bench.serving", "--in_process", str(model_dir)]
+            + [str(request)],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **SERVING_ENVIRONMENT},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return json.loads(child.stdout.splitlines()[-1])
+
+
+def bench_latency(server: ServerProcess, model_dir: Path, images: list[bytes]) -> dict:
+    results = {"in_process": in_process_latency(model_dir, images)}
     with (
         ServingClient(server.target, server.model_name) as grpc_client,
         RestClient(server.rest, server.model_name) as rest_client,
     ):
-        results = {}
         for side, call_one, call_batch in (
-            (
-                "in_process",
-                lambda: signature(**{IMAGES_INPUT: one}),
-                lambda: signature(**{IMAGES_INPUT: batch}),
-            ),
             (
                 "grpc",
                 lambda: grpc_client.predict_images(images[:1]),
@@ -525,13 +553,10 @@ def bench_flood(server: ServerProcess, images: list[bytes], count: int = 2000) -
 
 def bench_all(base_path: Path, images: list[bytes], model_name: str) -> dict:
     version = max(int(p.name) for p in base_path.iterdir() if p.name.isdigit())
-    signature = tf.saved_model.load(str(base_path / str(version))).signatures[
-        SERVING_IMAGE_SIGNATURE
-    ]
     server = ServerProcess(base_path, model_name)
     try:
         print("Serving: latency, gRPC and REST...", flush=True)
-        results = {"latency": bench_latency(server, signature, images)}
+        results = {"latency": bench_latency(server, base_path / str(version), images)}
         print("Serving: hostile requests...", flush=True)
         results["hostile"] = bench_hostile(server, images)
         print("Serving: 16 small clients, alone and beside a heavy one...", flush=True)
@@ -649,7 +674,18 @@ def main() -> None:
     settings = Settings.from_env()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base_path", type=Path, default=settings.serving_model_dir)
+    parser.add_argument(
+        "--in_process",
+        nargs=2,
+        type=Path,
+        metavar=("MODEL_DIR", "IMAGES"),
+        help="print signature_latency as JSON (how in_process_latency runs)",
+    )
     args = parser.parse_args()
+    if args.in_process:
+        model_dir, request = args.in_process
+        print(json.dumps(signature_latency(model_dir, pickle.loads(request.read_bytes()))))
+        return
     summary = run_summary(settings.metadata_path)
     images, _ = read_split(summary.examples_uris, "test")
     results = bench_all(args.base_path, images, settings.model_name)
