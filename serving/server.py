@@ -23,15 +23,14 @@ import threading
 from concurrent import futures
 from pathlib import Path
 
-# TensorFlow reads this once, as it loads. A request of one picture costs oneDNN's kernels more
-# to set up than to run (a pooling op 40-80 us against 3 for TensorFlow's own), so without them
-# `serving_image` answers one picture in about half the time and a batch of 64 somewhat slower
-# (tests/bench/README.md, Serving); the answers differ by under 1e-6. Training keeps oneDNN (1.5x
-# faster there). Set for the server as a program only: a process that imports it (the pipeline's
-# demo, tests) keeps its own kernels. TF_ENABLE_ONEDNN_OPTS=1 in the environment overrides it.
+# TensorFlow reads this once, as it loads: oneDNN's kernels cost more to set up than to run on
+# a request of one picture (serving/README.md, Local server), training keeps them. Set for the
+# server as a program only: a process that imports it (the pipeline's demo, tests) keeps
+# oneDNN, TensorFlow's default; a value already in the environment wins.
 SERVING_ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 if __name__ == "__main__":
-    os.environ.update({**SERVING_ENVIRONMENT, **os.environ})
+    for name, value in SERVING_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
 import grpc
 import tensorflow as tf

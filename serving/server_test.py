@@ -1,6 +1,7 @@
 """The local server and the client over real gRPC on an ephemeral localhost port."""
 
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -34,7 +35,7 @@ from serving.core import ServingCore
 from serving.grpc_client import ServingClient
 from serving.model_registry import ModelRegistry
 from serving.model_store import VersionedModel
-from serving.server import create_server
+from serving.server import SERVING_ENVIRONMENT, create_server
 from trainer.features import (
     CLASS_ID_OUTPUT,
     CLASS_NAME_OUTPUT,
@@ -360,6 +361,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(base_path):
         + ["--port", str(port), "--rest_api_port", str(rest_port), "--drain_s", "120"]
         + ["--workers", "16"],
         cwd=PROJECT_ROOT,
+        env={k: v for k, v in os.environ.items() if k not in SERVING_ENVIRONMENT},
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -104,16 +104,22 @@ class ServerProcess:
         self.process.wait(timeout=120)
 
 
-def signature_latency(model_dir: Path, images: list[bytes]) -> dict:
-    """`serving_image` of `model_dir` called directly: batch-1 percentiles over the first image,
-    batch-64 throughput."""
-    signature = tf.saved_model.load(str(model_dir)).signatures[SERVING_IMAGE_SIGNATURE]
-    one, batch = tf.constant(images[:1]), tf.constant(images[:64])
-    batch_s = timings(lambda: signature(**{IMAGES_INPUT: batch}), 30)
+def latency(call_one, call_batch) -> dict:
+    """Batch-1 percentiles and batch-64 throughput of two calls (one picture, 64 pictures)."""
+    batch_s = timings(call_batch, 30)
     return {
-        "batch_1": percentiles_ms(timings(lambda: signature(**{IMAGES_INPUT: one}), 300)),
+        "batch_1": percentiles_ms(timings(call_one, 300)),
         "batch_64_images_per_s": round(64 / float(np.median(batch_s))),
     }
+
+
+def signature_latency(model_dir: Path, images: list[bytes]) -> dict:
+    """`latency` of `serving_image` of `model_dir` called directly."""
+    signature = tf.saved_model.load(str(model_dir)).signatures[SERVING_IMAGE_SIGNATURE]
+    one, batch = tf.constant(images[:1]), tf.constant(images[:64])
+    return latency(
+        lambda: signature(**{IMAGES_INPUT: one}), lambda: signature(**{IMAGES_INPUT: batch})
+    )
 
 
 def in_process_latency(model_dir: Path, images: list[bytes]) -> dict:
@@ -126,37 +132,30 @@ def in_process_latency(model_dir: Path, images: list[bytes]) -> dict:
             [sys.executable, "-m", "tests.bench.serving", "--in_process", str(model_dir)]
             + [str(request)],
             cwd=PROJECT_ROOT,
-            env={**os.environ, **SERVING_ENVIRONMENT},
+            env={**SERVING_ENVIRONMENT, **os.environ},  # as the server: the environment wins
             capture_output=True,
             text=True,
-            check=True,
         )
+    if child.returncode:
+        raise RuntimeError(f"in-process latency failed: {child.stderr[-2000:]}")
     return json.loads(child.stdout.splitlines()[-1])
 
 
-def bench_latency(server: ServerProcess, model_dir: Path, images: list[bytes]) -> dict:
-    results = {"in_process": in_process_latency(model_dir, images)}
+def bench_latency(server: ServerProcess, in_process: dict, images: list[bytes]) -> dict:
+    """`in_process` (measured before the server started, not beside it), gRPC and REST."""
+    results = {"in_process": in_process}
     with (
         ServingClient(server.target, server.model_name) as grpc_client,
         RestClient(server.rest, server.model_name) as rest_client,
     ):
-        for side, call_one, call_batch in (
-            (
-                "grpc",
-                lambda: grpc_client.predict_images(images[:1]),
-                lambda: grpc_client.predict_images(images[:64]),
-            ),
-            (
-                "rest",
-                lambda: rest_client.predict_images(images[:1]),
-                lambda: rest_client.predict_images(images[:64]),
-            ),
-        ):
-            batch_s = timings(call_batch, 30)
-            results[side] = {
-                "batch_1": percentiles_ms(timings(call_one, 300)),
-                "batch_64_images_per_s": round(64 / float(np.median(batch_s))),
-            }
+        results["grpc"] = latency(
+            lambda: grpc_client.predict_images(images[:1]),
+            lambda: grpc_client.predict_images(images[:64]),
+        )
+        results["rest"] = latency(
+            lambda: rest_client.predict_images(images[:1]),
+            lambda: rest_client.predict_images(images[:64]),
+        )
     p50 = {side: results[side]["batch_1"]["p50_ms"] for side in ("in_process", "grpc", "rest")}
     results["grpc_minus_in_process_p50_ms"] = round(p50["grpc"] - p50["in_process"], 2)
     results["rest_minus_grpc_p50_ms"] = round(p50["rest"] - p50["grpc"], 2)
@@ -553,10 +552,11 @@ def bench_flood(server: ServerProcess, images: list[bytes], count: int = 2000) -
 
 def bench_all(base_path: Path, images: list[bytes], model_name: str) -> dict:
     version = max(int(p.name) for p in base_path.iterdir() if p.name.isdigit())
+    print("Serving: latency in-process, gRPC and REST...", flush=True)
+    in_process = in_process_latency(base_path / str(version), images)
     server = ServerProcess(base_path, model_name)
     try:
-        print("Serving: latency, gRPC and REST...", flush=True)
-        results = {"latency": bench_latency(server, base_path / str(version), images)}
+        results = {"latency": bench_latency(server, in_process, images)}
         print("Serving: hostile requests...", flush=True)
         results["hostile"] = bench_hostile(server, images)
         print("Serving: 16 small clients, alone and beside a heavy one...", flush=True)
@@ -679,7 +679,8 @@ def main() -> None:
         nargs=2,
         type=Path,
         metavar=("MODEL_DIR", "IMAGES"),
-        help="print signature_latency as JSON (how in_process_latency runs)",
+        help="print signature_latency as JSON; IMAGES is a pickled list of encoded pictures "
+        "(how in_process_latency runs)",
     )
     args = parser.parse_args()
     if args.in_process:
