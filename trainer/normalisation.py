@@ -54,9 +54,9 @@ LINE_MIN_EXTENT = 56  # pixels: smaller pictures are looked at as a digit alone
 # kept when it weighs as much as STRAY_SHARE of the digit (a second digit: the answer should
 # then be unsure, not confident).
 COMPONENT_CELL, STRAY_SHARE = 4, 0.15
-# The dominant group's own marks must span this share of the digit-sized bound (MIN_INK_SHARE,
-# MIN_INK_SIDE): specks of dust far apart, each kept as the other's stray, span a digit's box
-# between them, but none of them is a stroke.
+# The dominant group's own marks must span this share of a digit's least side (`_digit_side`):
+# specks of dust far apart, each kept as the other's stray, span a digit's box between them,
+# but none of them is a stroke.
 GROUP_SHARE = 0.5
 # Groups grow this many cells between checks of whether they still grow: a loop's turn costs
 # more than a step, and a digit takes a few steps on a 7x7 grid of cells (a 28-pixel picture).
@@ -279,8 +279,7 @@ def dominant_ink(
     kept = ink * digit + tf.where(_per_image(weighty), ink * elsewhere, 0.0)
     own = marks * digit > 0
     (top, bottom), (left, right) = _bounds(own, axis=1), _bounds(own, axis=2)
-    extent = tf.cast(tf.maximum(height, width), tf.float32)
-    bound = GROUP_SHARE * tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
+    bound = GROUP_SHARE * _digit_side(tf.cast(tf.maximum(height, width), tf.float32))
     is_digit = tf.cast(tf.maximum(bottom - top, right - left) + 1, tf.float32) >= bound
     # More digits stand in a row or a column with the digit: heavy marks beside its box (level
     # with it) or above or below it (in line with it), not both; what is left of a form's box
@@ -297,6 +296,12 @@ def dominant_ink(
         (weighs(level & ~in_line) >= heavy) != (weighs(in_line & ~level) >= heavy)
     )
     return tf.where(_per_image(is_digit), kept, 0.0), several
+
+
+def _digit_side(extent: tf.Tensor) -> tf.Tensor:
+    """[N] the least longer side, in pixels, of a digit's ink in a picture whose longer side is
+    `extent` [N] (MIN_INK_SIDE, MIN_INK_SHARE): shorter ink is a speck, a scratch or dust."""
+    return tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
 
 
 def _bounds(mask: tf.Tensor, axis: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -372,8 +377,7 @@ def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tuple[tf.Tensor, tf
     cols = _sampling(start_x, steps, left, width, canvas_width)
     digits = tf.matmul(tf.matmul(rows, ink[..., 0]), cols, transpose_b=True)  # [N, 28, 28]
     # A speck, a scratch or dust is not a digit: its ink spans too little of the picture.
-    extent = tf.maximum(measures[:, 1], measures[:, 2])
-    digit_sized = side >= tf.maximum(MIN_INK_SIDE, MIN_INK_SHARE * extent)
+    digit_sized = side >= _digit_side(tf.maximum(measures[:, 1], measures[:, 2]))
     digits = tf.where(digit_sized[:, None, None], tf.clip_by_value(digits, 0.0, 1.0), 0.0)
     return digits[..., None], several & digit_sized
 
