@@ -269,9 +269,8 @@ def measure(summary: RunSummary) -> Measured:
     np.add.at(matrix, (labels, answers.predicted), 1)
     history = json.loads((uris["Trainer.ModelRun"] / HISTORY_FILE).read_text())
     # The signatures apply the calibration's temperature; the inverse gives the network's own.
-    temperature = json.loads((uris["Trainer.ModelRun"] / CALIBRATION_FILE).read_text())[
-        "temperature"
-    ]
+    calibration = json.loads((uris["Trainer.ModelRun"] / CALIBRATION_FILE).read_text())
+    temperature = calibration["temperature"]
     bins, ece = reliability(probabilities, labels)
     raw_bins, raw_ece = reliability(scaled(probabilities, 1 / temperature), labels)
     facts = {
@@ -283,6 +282,7 @@ def measure(summary: RunSummary) -> Measured:
         "expected_calibration_error": ece,
         "expected_calibration_error_before": raw_ece,
         "temperature": temperature,
+        "unfamiliar_below": calibration.get("unfamiliar_below", 0.0),
         "reliability_bins": bins,
         "accuracy_change_vs_baseline": summary.accuracy_change,
         "test_examples": summary.test_examples,

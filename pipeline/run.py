@@ -29,6 +29,7 @@ from pipeline.results import (
 )
 from pipeline.settings import Settings
 from pipeline.stats import accuracy_text
+from trainer.features import CONFIDENCE_THRESHOLD
 
 
 def print_run(summary: RunSummary | UnchangedRun, seconds: float) -> None:
@@ -171,6 +172,12 @@ def main() -> int:
         f"{facts['expected_calibration_error_before']:.4f} before, "
         f"{facts['expected_calibration_error']:.4f} after"
     )
+    if facts["unfamiliar_below"] > 0:
+        print(
+            f"Confidence: held under {CONFIDENCE_THRESHOLD} where the network's own top "
+            f"probability is under {facts['unfamiliar_below']:.2f}: a picture unlike any digit "
+            "it learnt"
+        )
     print(f"Run report: {page}")
     if any(settings.serving_model_dir.glob("*/saved_model.pb")):
         print_demo(summary, settings)

@@ -16,6 +16,9 @@ import tensorflow as tf
 # not miscalibrated.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 SMALLEST_PROBABILITY = 1e-12  # log(0) guard: a class the network rules out entirely
+# The share of right validation answers that `unfamiliar_below` may hold under the threshold:
+# as an outlier detector is set, to keep nearly all of the pictures it was made for.
+UNFAMILIAR_SHARE = 0.005
 
 
 def scaled(probabilities, temperature: float):
@@ -59,6 +62,23 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
             b = low + ratio * (high - low)
             loss_b = loss(b)
     return math.exp((low + high) / 2)
+
+
+def unfamiliar_below(
+    probabilities: np.ndarray, labels: np.ndarray, share: float = UNFAMILIAR_SHARE
+) -> float:
+    """The network's own top probability (before the temperature) under which `share` of its
+    right answers fall; 0.0 (nothing held) where none is right.
+
+    The Trainer trains pictures of no one digit (pairs, filled shapes, faces) towards the
+    uniform distribution ("outlier exposure"), so a low top probability from the network says
+    "unlike any digit it learnt". The temperature, fitted on digits alone, sharpens that too: a
+    face read as a 0 at 0.3 comes out at about 0.6 with a temperature of 0.4. Under this level
+    the exported confidence is held under the threshold instead (trainer/export.py)."""
+    right = probabilities.argmax(axis=1) == labels
+    if not right.any():
+        return 0.0
+    return float(np.quantile(probabilities.max(axis=1)[right], share))
 
 
 def reliability(

@@ -4,7 +4,7 @@ by a known temperature, and the reliability of known cases."""
 import numpy as np
 import pytest
 
-from trainer.calibration import fit_temperature, reliability, scaled
+from trainer.calibration import fit_temperature, reliability, scaled, unfamiliar_below
 
 
 def known_model(temperature: float, examples: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
@@ -42,3 +42,14 @@ def test_reliability_of_a_calibrated_and_an_overconfident_model():
     assert [(r["count"], r["confidence"], r["accuracy"]) for r in rows] == [(10, 0.8, 0.8)]
     overconfident = np.tile([0.99, 0.01], (10, 1))
     assert reliability(overconfident, labels)[1] == pytest.approx(0.19)
+
+
+def test_the_unfamiliar_level_holds_half_a_percent_of_right_answers_and_nothing_without_any():
+    rng = np.random.default_rng(0)
+    top = rng.uniform(0.4, 1.0, 2000)  # the network's own top probability, class 0 on top
+    probabilities = np.column_stack([top, (1 - top) / 2, (1 - top) / 2])
+    labels = np.where(np.arange(2000) % 10 == 0, 1, 0)  # one answer in ten wrong
+    level = unfamiliar_below(probabilities, labels)
+    right = labels == 0
+    assert np.mean(top[right] < level) == pytest.approx(0.005, abs=0.001)
+    assert unfamiliar_below(probabilities, np.ones(2000, dtype=int)) == 0.0

@@ -6,7 +6,8 @@ import hashlib
 from pathlib import Path
 
 HISTORY_FILE = "history.json"  # per-epoch metrics, in the Trainer's model_run artifact
-# The fitted temperature and the validation split's calibration error before and after it.
+# The fitted temperature, the validation split's calibration error before and after it, and
+# the network's own top probability under which a digit is held unsure.
 CALIBRATION_FILE = "calibration.json"
 
 

@@ -71,12 +71,16 @@ def make_serving_signatures(
     class_names: list[str],
     assets_dir: Path,
     temperature: float = 1.0,
+    unfamiliar_below: float = 0.0,
     profile: ImageProfile = DIGITS_PROFILE,
 ) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Both serving signatures; they output `probabilities` [N, classes] (the network's,
     scaled by the calibration's `temperature`), `class_id` [N], `class_name` [N] and
-    `confidence` [N]. The assets (class names, image profile) are written to `assets_dir`,
-    which must stay until the model is saved (saving copies them into the SavedModel)."""
+    `confidence` [N]: the top probability, held under the threshold for digits where the
+    network's own top probability is under `unfamiliar_below` (trainer/calibration.py: only
+    the digits' Trainer learns pictures of no class) or the picture holds several. The assets
+    (class names, image profile) are written to `assets_dir`, which must stay until the model
+    is saved (saving copies them into the SavedModel)."""
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
     model.class_names = _class_name_table(model, class_names, assets_dir)
     (assets_dir / IMAGE_PROFILE_ASSET).write_text(profile.to_json())
@@ -88,12 +92,16 @@ def make_serving_signatures(
     def classify(raw_features: dict) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw_features)
         images = transformed[transformed_name(IMAGE_KEY)]
-        probabilities = scaled(model(images), temperature)
+        network = model(images)
+        probabilities = scaled(network, temperature)
         class_ids = tf.argmax(probabilities, axis=-1)
         confidence = tf.reduce_max(probabilities, axis=-1)
         if profile.name == DIGITS:  # the normalisation leaves all zeros where it found no ink
             unsure = tf.minimum(confidence, CONFIDENCE_THRESHOLD / 2)
-            confidence = tf.where(transformed[SEVERAL_DIGITS_XF] > 0, unsure, confidence)
+            unlike_one_digit = (transformed[SEVERAL_DIGITS_XF] > 0) | (
+                tf.reduce_max(network, axis=-1) < unfamiliar_below
+            )
+            confidence = tf.where(unlike_one_digit, unsure, confidence)
             confidence = tf.where(tf.reduce_max(images, axis=[1, 2, 3]) > 0, confidence, 0.0)
         return {
             PROBABILITIES_OUTPUT: probabilities,
@@ -122,12 +130,19 @@ def export_model(
     export_dir: str,
     class_names: list[str],
     temperature: float = 1.0,
+    unfamiliar_below: float = 0.0,
     profile: ImageProfile = DIGITS_PROFILE,
 ) -> None:
     """Writes the SavedModel that Evaluator, Pusher and TF Serving load."""
     with tempfile.TemporaryDirectory() as assets_dir:
         signatures = make_serving_signatures(
-            model, tf_transform_output, class_names, Path(assets_dir), temperature, profile
+            model,
+            tf_transform_output,
+            class_names,
+            Path(assets_dir),
+            temperature,
+            unfamiliar_below,
+            profile,
         )
         model.save(export_dir, save_format="tf", signatures=signatures)
     write_warmup_requests(export_dir)

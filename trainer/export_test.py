@@ -112,6 +112,36 @@ def test_both_signatures_apply_the_calibrations_temperature(
         assert (sharper[CONFIDENCE_OUTPUT].numpy() > raw[CONFIDENCE_OUTPUT].numpy()).all()
 
 
+def test_a_digit_the_network_itself_is_unsure_of_is_held_under_the_threshold(
+    tmp_path, transform_output, network, saved_model, png_digits
+):
+    """Where the network's own top probability is under the calibration's `unfamiliar_below`,
+    the confidence is held under the threshold on both signatures, however the temperature
+    sharpens it; above the level, it stays the top probability."""
+    own = saved_model.signatures[SERVING_IMAGE_SIGNATURE](
+        **{IMAGES_INPUT: tf.constant(png_digits[:6])}
+    )
+    top = own[PROBABILITIES_OUTPUT].numpy().max(axis=1)  # temperature 1: the network's own
+    level = float(np.median(top))
+    export_model(
+        network, transform_output, str(tmp_path), CLASS_NAMES, 0.001, unfamiliar_below=level
+    )
+    signatures = tf.saved_model.load(str(tmp_path)).signatures
+    examples = [make_example(png, 0, "").SerializeToString() for png in png_digits[:6]]
+    for name, inputs in (
+        (SERVING_IMAGE_SIGNATURE, {IMAGES_INPUT: tf.constant(png_digits[:6])}),
+        (SERVING_DEFAULT_SIGNATURE, {EXAMPLES_INPUT: tf.constant(examples)}),
+    ):
+        outputs = signatures[name](**inputs)
+        sharpened = outputs[PROBABILITIES_OUTPUT].numpy().max(axis=1)
+        confidence = outputs[CONFIDENCE_OUTPUT].numpy()
+        assert (sharpened > 0.99).all()  # the temperature alone would make every answer sure
+        held = top < level
+        assert held.any() and (~held).any()
+        assert (confidence[held] <= CONFIDENCE_THRESHOLD / 2).all()
+        np.testing.assert_allclose(confidence[~held], sharpened[~held], rtol=1e-6)
+
+
 def test_image_signature_accepts_rgb_jpeg(saved_model):
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), color=(10, 200, 30)).save(buffer, format="JPEG")

@@ -17,7 +17,7 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from trainer.backbones import weights_path
-from trainer.calibration import fit_temperature, reliability, scaled
+from trainer.calibration import fit_temperature, reliability, scaled, unfamiliar_below
 from trainer.conditions import as_they_arrive, not_one_class
 from trainer.config import CALIBRATION_FILE, HISTORY_FILE, TrainingConfig
 from trainer.export import as_raw_image_feature, export_model, read_class_names
@@ -344,9 +344,11 @@ def answers(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, n
     return np.concatenate(probabilities), np.concatenate(labels)
 
 
-def calibrate(model: keras.Model, dataset: tf.data.Dataset) -> dict:
+def calibrate(model: keras.Model, dataset: tf.data.Dataset, profile: ImageProfile) -> dict:
     """The temperature that calibrates the model on the validation split, with the split's
-    expected calibration error before and after it."""
+    expected calibration error before and after it, and the network's own top probability
+    under which a digit is held unsure (`unfamiliar_below`; 0 for photos, whose Trainer shows
+    the network no pictures of no class)."""
     probabilities, labels = answers(model, dataset)
     temperature = fit_temperature(probabilities, labels)
     facts = {
@@ -354,13 +356,18 @@ def calibrate(model: keras.Model, dataset: tf.data.Dataset) -> dict:
         "validation_examples": len(labels),
         "ece_before": reliability(probabilities, labels)[1],
         "ece_after": reliability(scaled(probabilities, temperature), labels)[1],
+        "unfamiliar_below": (
+            unfamiliar_below(probabilities, labels) if profile.name == DIGITS else 0.0
+        ),
     }
     logging.info(
-        "Calibration: temperature %.3f on %d validation examples; ECE %.4f -> %.4f",
+        "Calibration: temperature %.3f on %d validation examples; ECE %.4f -> %.4f; "
+        "unsure under a top probability of %.3f",
         temperature,
         len(labels),
         facts["ece_before"],
         facts["ece_after"],
+        facts["unfamiliar_below"],
     )
     return facts
 
@@ -430,7 +437,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         profile=profile,
         backbone=backbone,
     )
-    calibration = calibrate(model, dataset(fn_args.eval_files))
+    calibration = calibrate(model, dataset(fn_args.eval_files), profile)
     # Per-epoch metrics for the run report's training curves, and the calibration.
     with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/{HISTORY_FILE}", "w") as history_file:
         json.dump(history.history, history_file, default=float)
@@ -440,5 +447,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     is_chief = cluster_workers(os.environ.get("TF_CONFIG"))[1]
     export_dir = fn_args.serving_model_dir if is_chief else tempfile.mkdtemp()
     export_model(
-        model, tf_transform_output, export_dir, class_names, calibration["temperature"], profile
+        model,
+        tf_transform_output,
+        export_dir,
+        class_names,
+        calibration["temperature"],
+        calibration["unfamiliar_below"],
+        profile,
     )
