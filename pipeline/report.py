@@ -368,6 +368,14 @@ def page_html(summary: RunSummary, facts: dict, charts: dict[str, str]) -> str:
         "Expected calibration error": f"{facts['expected_calibration_error']:.4f} "
         f"({facts['expected_calibration_error_before']:.4f} before the temperature "
         f"{facts['temperature']:.2f} fitted on the validation split; test split, 10 bins)",
+        **(
+            {
+                "Held unsure": "confidence under the threshold where the network's own top "
+                f"probability is under {facts['unfamiliar_below']:.2f} (validation split)"
+            }
+            if facts["unfamiliar_below"] > 0
+            else {}
+        ),
         "Against the last blessed model": "no baseline yet" if change is None else f"{change:+.4f}",
         "Blessing": "BLESSED"
         if summary.blessed

@@ -146,6 +146,7 @@ def test_run_report_shows_the_runs_numbers(first_run, output_dir):
     assert sum(row["count"] for row in facts["reliability_bins"]) == summary.test_examples
     assert 0 <= facts["expected_calibration_error"] < 1
     assert MIN_TEMPERATURE < facts["temperature"] < MAX_TEMPERATURE
+    assert 0 < facts["unfamiliar_below"] < 1 and "Held unsure" in page  # digits: fitted, shown
     assert facts["epochs_trained"] == int(SMALL_RUN["EPOCHS"])
     model = tf.saved_model.load(str(summary.pushed_path))
     assert facts["parameters"] == sum(np.prod(v.shape) for v in model.trainable_variables)
