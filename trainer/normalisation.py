@@ -48,6 +48,8 @@ LINE_FILL, LINE_SHARE = 0.5, 0.9
 LINE_MARK_LEVEL = 0.05  # share of the strongest ink above which a pixel may be a ruling
 LINE_THICKNESS = 0.07  # of the picture's extent: marks this thick across are strokes
 LINE_MIN_EXTENT = 56  # pixels: smaller pictures are looked at as a digit alone
+BOX_LINES = 3  # lines each way of a form's box: its two edges, and the next box's edge
+DIGIT_LINE = 1.2  # a line left over is longer than the digit by this much (a box's edge)
 # The digit is the dominant, central ink: marks are grouped on cells of COMPONENT_CELL pixels
 # (so strokes a cell apart, or cut by a removed line, stay together); ink outside the
 # group of the dominant cell is dropped when it is little (specks, the remains of a box), and
@@ -140,14 +142,50 @@ def _per_image(values: tf.Tensor) -> tf.Tensor:
     return values[:, None, None, None]
 
 
-def flat_ink(canvas: tf.Tensor, paper: tf.Tensor, inside: tf.Tensor) -> tf.Tensor:
+def _slope(canvas: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """[N, H, W, 1] the plane through the medians of each picture's four sides: a gradient of
+    light across the page (the median of a side is the plane's value at its middle)."""
+    rows = tf.stack(
+        [canvas[:, 0, :, 0], tf.gather(canvas[..., 0], height - 1, batch_dims=1)], axis=1
+    )
+    columns = tf.transpose(canvas[..., 0], [0, 2, 1])
+    columns = tf.stack([columns[:, 0], tf.gather(columns, width - 1, batch_dims=1)], axis=1)
+
+    def medians(sides: tf.Tensor, length: tf.Tensor) -> tf.Tensor:  # [N, 2]: first, last
+        valid = tf.range(tf.shape(sides)[2])[None] < length[:, None]
+        return tf.stack([_median(sides[:, i], valid) for i in range(2)], axis=1)
+
+    top_bottom, left_right = medians(rows, width), medians(columns, height)
+    height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    ys = tf.cast(tf.range(tf.shape(canvas)[1]), tf.float32)[None, :] - (height[:, None] - 1) / 2
+    xs = tf.cast(tf.range(tf.shape(canvas)[2]), tf.float32)[None, :] - (width[:, None] - 1) / 2
+    down = (top_bottom[:, 1] - top_bottom[:, 0]) / tf.maximum(height - 1, 1.0)
+    across = (left_right[:, 1] - left_right[:, 0]) / tf.maximum(width - 1, 1.0)
+    middle = (tf.reduce_sum(top_bottom, axis=1) + tf.reduce_sum(left_right, axis=1)) / 4
+    plane = (
+        middle[:, None, None] + (down[:, None] * ys)[:, :, None] + (across[:, None] * xs)[:, None]
+    )
+    return plane[..., None]
+
+
+def flat_ink(
+    canvas: tf.Tensor, paper: tf.Tensor, inside: tf.Tensor, height: tf.Tensor, width: tf.Tensor
+) -> tf.Tensor:
     """The ink, positive, on paper of 0, whatever the light: inverted where the ink is darker
-    than the paper (the extreme of 3x3 means farther from the paper is the ink: single noisy
-    pixels do not decide). The paper's own light is estimated at a large scale (an opening
-    wider than strokes) and divided out for dark ink (a stroke in a shadow is as dark,
-    relative to its paper, as one in the light) or subtracted for light ink on dark paper."""
+    than the paper (the extreme of 3x3 means farther from the paper, or from its `_slope`, is
+    the ink: under a steep gradient, the bright side of the page lies farther from the page's
+    median than dark ink does; single noisy pixels do not decide). The paper's own light is
+    estimated at a large scale (an opening wider than strokes) and divided out for dark ink (a
+    stroke in a shadow is as dark, relative to its paper, as one in the light) or subtracted
+    for light ink on dark paper."""
     smoothed = tf.nn.avg_pool2d(canvas, 3, 1, "SAME")  # the paper is 0 here
-    dark_ink = -tf.reduce_min(smoothed, axis=[1, 2, 3]) > tf.reduce_max(smoothed, axis=[1, 2, 3])
+
+    def darker(level: tf.Tensor) -> tf.Tensor:
+        level = tf.where(inside, level, 0.0)
+        return -tf.reduce_min(level, axis=[1, 2, 3]) > tf.reduce_max(level, axis=[1, 2, 3])
+
+    # Either way: a box's edge along a side tilts the sides' plane the wrong way.
+    dark_ink = darker(smoothed) | darker(smoothed - _slope(canvas, height, width))
     light = canvas + _per_image(paper)  # absolute light; the padding is paper
     flipped = tf.where(_per_image(dark_ink), -light, light)  # the ink is the bright side
     cells = tf.nn.avg_pool2d(flipped, PAPER_CELL, PAPER_CELL, "SAME")
@@ -192,11 +230,14 @@ def paper_and_noise(ink: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tupl
     return level, deviation / 0.6745  # a normal distribution's MAD is 0.6745 sigma
 
 
-def _straight_lines(marks: tf.Tensor, extent: tf.Tensor, across: int) -> tf.Tensor:
+def _straight_lines(
+    marks: tf.Tensor, extent: tf.Tensor, across: int
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Marks on rows (`across` 1) or columns (2) that are thin across (under LINE_THICKNESS of
     the picture's extent) and run along LINE_FILL of it, a pixel of slant allowed: rulings and
     box borders, not the strokes of a digit (shorter, or thick). None in pictures smaller than
-    LINE_MIN_EXTENT: a digit alone, as MNIST's 28 pixels, whose strokes are that thin."""
+    LINE_MIN_EXTENT: a digit alone, as MNIST's 28 pixels, whose strokes are that thin.
+    Returns them and which rows [N, H, 1, 1] (or columns [N, 1, W, 1]) they run along."""
     slant = [3, 1] if across == 1 else [1, 3]
     widest = round(LINE_THICKNESS * MAX_SIDE)
     thickness = tf.clip_by_value(tf.round(LINE_THICKNESS * extent), 2, widest)
@@ -207,16 +248,27 @@ def _straight_lines(marks: tf.Tensor, extent: tf.Tensor, across: int) -> tf.Tens
         strokes += chosen * _dilate(_erode(marks, window), window)
     thin = _dilate(marks * (1.0 - strokes), slant) * (1.0 - strokes)  # strokes stay whole
     fill = tf.reduce_sum(thin, axis=3 - across, keepdims=True) / _per_image(extent)
-    large = _per_image(extent >= LINE_MIN_EXTENT)
-    return thin * tf.cast((fill >= LINE_FILL) & large, tf.float32)
+    along = tf.cast((fill >= LINE_FILL) & _per_image(extent >= LINE_MIN_EXTENT), tf.float32)
+    return thin * along, along
+
+
+def _bands(along: tf.Tensor) -> tf.Tensor:
+    """[N] how many separate runs of rows (or columns) `along` [N, H, 1, 1] marks."""
+    along = tf.reshape(along, [tf.shape(along)[0], -1])
+    return along[:, 0] + tf.reduce_sum(tf.nn.relu(along[:, 1:] - along[:, :-1]), axis=1)
 
 
 def without_lines(ink: tf.Tensor, marks: tf.Tensor, height: tf.Tensor, width: tf.Tensor):
-    """`ink` without rulings and box borders (`_straight_lines`); unchanged when they hold
-    nearly all the ink (a long, thin "1" alone)."""
-    rows = _straight_lines(marks, tf.cast(width, tf.float32), across=1)
-    columns = _straight_lines(marks, tf.cast(height, tf.float32), across=2)
-    lines = tf.maximum(rows, columns)
+    """`ink` without rulings and box borders (`_straight_lines`), and without a box's corners
+    where its lines are few (BOX_LINES each way: across each line, the other one is as thick
+    as a stroke, so neither removes their crossing; on ruled or squared paper, strokes cross
+    the many lines' crossings too); unchanged when lines hold nearly all the ink (a long,
+    thin "1" alone)."""
+    rows, on_rows = _straight_lines(marks, tf.cast(width, tf.float32), across=1)
+    columns, on_columns = _straight_lines(marks, tf.cast(height, tf.float32), across=2)
+    a_box = (_bands(on_rows) <= BOX_LINES) & (_bands(on_columns) <= BOX_LINES)
+    corners = marks * on_rows * on_columns * _per_image(tf.cast(a_box, tf.float32))
+    lines = tf.maximum(tf.maximum(rows, columns), corners)
     kept = ink * (1.0 - lines)
     total = tf.reduce_sum(ink, axis=[1, 2, 3])
     mostly_lines = tf.reduce_sum(kept, axis=[1, 2, 3]) < (1.0 - LINE_SHARE) * total
@@ -272,13 +324,22 @@ def dominant_ink(
     )
     groups = tf.image.resize(_dilate(groups, [3, 3]), tf.shape(ink)[1:3], method="nearest")
     digit, at_border = groups[..., :1], groups[..., 1:] * (1.0 - groups[..., :1])
-    elsewhere = (1.0 - digit) * (1.0 - at_border)
+    own = marks * digit > 0
+    (top, bottom), (left, right) = _bounds(own, axis=1), _bounds(own, axis=2)
+    extent = tf.stack([height, width, bottom - top + 1, right - left + 1], axis=1)
+
+    def without_line(region: tf.Tensor) -> tf.Tensor:
+        line = _line_like(marks * region > 0, tf.cast(extent, tf.float32))
+        return region * (1.0 - _per_image(tf.cast(line, tf.float32)))
+
+    # A straight line left over (two boxes' edges side by side are as thick as a stroke) is
+    # neither part of the digit nor another digit.
+    at_border = without_line(at_border)
+    elsewhere = without_line((1.0 - digit) * (1.0 - groups[..., 1:]))
     # Weighed in marks, not ink: a soft shadow left over is faint however wide it is.
     heavy = STRAY_SHARE * tf.reduce_sum(marks * digit, axis=[1, 2, 3])
     weighty = tf.reduce_sum(marks * elsewhere, axis=[1, 2, 3]) >= heavy
     kept = ink * digit + tf.where(_per_image(weighty), ink * elsewhere, 0.0)
-    own = marks * digit > 0
-    (top, bottom), (left, right) = _bounds(own, axis=1), _bounds(own, axis=2)
     bound = GROUP_SHARE * _digit_side(tf.cast(tf.maximum(height, width), tf.float32))
     is_digit = tf.cast(tf.maximum(bottom - top, right - left) + 1, tf.float32) >= bound
     # More digits stand in a row or a column with the digit: heavy marks beside its box (level
@@ -290,12 +351,29 @@ def dominant_ink(
     in_line = (pixel_xs >= _per_image(left)) & (pixel_xs <= _per_image(right))
 
     def weighs(region: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(marks * elsewhere * tf.cast(region, tf.float32), axis=[1, 2, 3])
+        others = marks * (elsewhere + at_border) * tf.cast(region, tf.float32)
+        return tf.reduce_sum(others, axis=[1, 2, 3])
 
     several = is_digit & (
         (weighs(level & ~in_line) >= heavy) != (weighs(in_line & ~level) >= heavy)
     )
     return tf.where(_per_image(is_digit), kept, 0.0), several
+
+
+def _line_like(mask: tf.Tensor, extent: tf.Tensor) -> tf.Tensor:
+    """[N] whether [N, H, W, 1] `mask` lies within one straight band along a row or a column:
+    under twice LINE_THICKNESS of the picture across, and along it LINE_FILL of the picture
+    and more than the digit (a box's edge; a "1" beside a digit is as tall as that digit).
+    `extent` [N, 4] holds each picture's height and width, then its digit's."""
+    (top, bottom), (left, right) = _bounds(mask, axis=1), _bounds(mask, axis=2)
+    tall, wide = tf.cast(bottom - top + 1, tf.float32), tf.cast(right - left + 1, tf.float32)
+    height, width, digit_height, digit_width = tf.unstack(extent, axis=1)
+    across = 2 * LINE_THICKNESS
+    return (
+        (wide <= across * width) & (tall >= LINE_FILL * height) & (tall > DIGIT_LINE * digit_height)
+    ) | (
+        (tall <= across * height) & (wide >= LINE_FILL * width) & (wide > DIGIT_LINE * digit_width)
+    )
 
 
 def _digit_side(extent: tf.Tensor) -> tf.Tensor:
@@ -323,7 +401,7 @@ def white_ink_on_black(canvas: tf.Tensor, measures: tf.Tensor) -> tuple[tf.Tenso
     inside = (tf.range(tf.shape(canvas)[1])[None, :, None, None] < _per_image(height)) & (
         tf.range(tf.shape(canvas)[2])[None, None, :, None] < _per_image(width)
     )
-    ink = flat_ink(canvas, measures[:, 0], inside)
+    ink = flat_ink(canvas, measures[:, 0], inside, height, width)
     level, noise = paper_and_noise(ink, height, width)
     ink = tf.where(inside, tf.maximum(ink - _per_image(level + NOISE_MARGIN * noise), 0.0), 0.0)
     strongest = tf.reduce_max(tf.nn.avg_pool2d(ink, 3, 1, "SAME"), axis=[1, 2, 3], keepdims=True)
