@@ -8,9 +8,10 @@ dark ink on unevenly lit paper, a digit in a form's box or on ruled paper, a sma
 off-centre on a web page's canvas or a scan of grey paper is none of that. In order:
 1. the paper's light is estimated at a large scale and divided out (shadows, gradients);
 2. the paper's noise, measured on the picture's border, is cut off;
-3. rulings and box borders (thin marks along half the picture) are removed;
-4. the digit is the dominant, central group of ink: specks and remains far from it go (and
-   where that group is itself a speck, there is no digit);
+3. rulings and box borders (thin marks along half the picture) are removed, with a box's
+   corners;
+4. the digit is the dominant, central group of ink: specks, remains and leftover lines far
+   from it go (and where that group is itself a speck, there is no digit);
 5. the ink's box is scaled and centred as MNIST did.
 A digit already in MNIST's form passes unchanged (trainer/normalisation_test.py measures how
 close, and each step on constructed pictures).
