@@ -162,23 +162,20 @@ def _per_image(values: tf.Tensor) -> tf.Tensor:
 def _slope(canvas: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     """[N, H, W, 1] the plane through the medians of each picture's four sides: a gradient of
     light across the page (the median of a side is the plane's value at its middle)."""
-    rows = tf.stack(
-        [canvas[:, 0, :, 0], tf.gather(canvas[..., 0], height - 1, batch_dims=1)], axis=1
+    sides, valid = _border(canvas, height, width)  # top, bottom, left, right
+    lengths = [tf.shape(canvas)[2]] * 2 + [tf.shape(canvas)[1]] * 2
+    top, bottom, left, right = (
+        _median(values, is_side)
+        for values, is_side in zip(
+            tf.split(sides, lengths, axis=1), tf.split(valid, lengths, axis=1), strict=True
+        )
     )
-    columns = tf.transpose(canvas[..., 0], [0, 2, 1])
-    columns = tf.stack([columns[:, 0], tf.gather(columns, width - 1, batch_dims=1)], axis=1)
-
-    def medians(sides: tf.Tensor, length: tf.Tensor) -> tf.Tensor:  # [N, 2]: first, last
-        valid = tf.range(tf.shape(sides)[2])[None] < length[:, None]
-        return tf.stack([_median(sides[:, i], valid) for i in range(2)], axis=1)
-
-    top_bottom, left_right = medians(rows, width), medians(columns, height)
     height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
     ys = tf.cast(tf.range(tf.shape(canvas)[1]), tf.float32)[None, :] - (height[:, None] - 1) / 2
     xs = tf.cast(tf.range(tf.shape(canvas)[2]), tf.float32)[None, :] - (width[:, None] - 1) / 2
-    down = (top_bottom[:, 1] - top_bottom[:, 0]) / tf.maximum(height - 1, 1.0)
-    across = (left_right[:, 1] - left_right[:, 0]) / tf.maximum(width - 1, 1.0)
-    middle = (tf.reduce_sum(top_bottom, axis=1) + tf.reduce_sum(left_right, axis=1)) / 4
+    down = (bottom - top) / tf.maximum(height - 1, 1.0)
+    across = (right - left) / tf.maximum(width - 1, 1.0)
+    middle = (top + bottom + left + right) / 4
     plane = (
         middle[:, None, None] + (down[:, None] * ys)[:, :, None] + (across[:, None] * xs)[:, None]
     )
