@@ -210,7 +210,7 @@ def in_a_line(*digits: np.ndarray, axis: int = 1) -> np.ndarray:
 
 def test_digits_in_a_row_or_a_column_are_several_and_a_digit_in_its_box_is_one(digits):
     """Two or three digits in a row, two in a column, a pair with a speck of dust, a pair cut
-    by the picture's border are marked as several digits, and all the digits stay (the cut
+    by the picture's border are marked as several digits, and every whole digit stays (a cut
     one goes, as the edge of a form's next box would); a digit alone, or inside what is left of a
     form's box (under half the picture: not a ruling, and kept), is one."""
     first, second, third = digits[0][:3]
