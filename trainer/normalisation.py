@@ -12,7 +12,7 @@ off-centre on a web page's canvas or a scan of grey paper is none of that. In or
    corners;
 4. the digit is the dominant, central group of ink: specks, remains and leftover lines far
    from it go (and where that group is itself a speck, there is no digit);
-5. the ink's box is scaled and centred as MNIST did.
+5. the ink's box is scaled and centred as MNIST did, and the middle of its strokes made full.
 A digit already in MNIST's form passes unchanged (trainer/normalisation_test.py measures how
 close, and each step on constructed pictures).
 
@@ -35,6 +35,11 @@ MAX_BLOCK = 32
 DIGIT_SIDE = 20  # the ink's longer side in MNIST
 MIN_CONTRAST = 0.15  # ink must differ this much from the paper; less is no ink at all
 INK_LEVEL = 0.05  # share of the ink's range above which a pixel counts for the ink's box
+# MNIST's strokes are full ink along their middle. A thin or faint stroke shrunk from a large
+# picture is grey there, with only a pixel or two full: the strongest STROKE_CORE of a digit's
+# ink pixels are made at least CORE_INK (stretched by at most 1 / MIN_CORE_LEVEL), which
+# leaves MNIST's own digits as they are.
+STROKE_CORE, CORE_INK, MIN_CORE_LEVEL = 0.3, 0.9, 0.4
 NOISE_MARGIN = 3.0  # standard deviations of the paper's noise cut off the ink
 NEIGHBOURHOOD_INK = 0.1  # a pixel counts for the box only when its 3x3 neighbourhood has ink
 # The ink's longer side must span this share of the picture, and these pixels, to be a digit.
@@ -469,7 +474,18 @@ def to_mnist_form(canvas: tf.Tensor, measures: tf.Tensor) -> tuple[tf.Tensor, tf
     # A speck, a scratch or dust is not a digit: its ink spans too little of the picture.
     digit_sized = side >= _digit_side(tf.maximum(measures[:, 1], measures[:, 2]))
     digits = tf.where(digit_sized[:, None, None], tf.clip_by_value(digits, 0.0, 1.0), 0.0)
-    return digits[..., None], several & digit_sized
+    return _full_strokes(digits)[..., None], several & digit_sized
+
+
+def _full_strokes(digits: tf.Tensor) -> tf.Tensor:
+    """[N, 28, 28] digits stretched so that the strongest STROKE_CORE of their ink pixels (over
+    INK_LEVEL) are at least CORE_INK, as in MNIST; all zeros stay so."""
+    flat = tf.reshape(digits, [tf.shape(digits)[0], -1])
+    inked = tf.reduce_sum(tf.cast(flat > INK_LEVEL, tf.float32), axis=1)
+    strongest_first = tf.sort(flat, axis=1, direction="DESCENDING")
+    core = tf.gather(strongest_first, tf.cast(STROKE_CORE * inked, tf.int32), batch_dims=1)
+    level = tf.clip_by_value(core / CORE_INK, MIN_CORE_LEVEL, 1.0)
+    return tf.minimum(digits / level[:, None, None], 1.0)
 
 
 def _sampling(start, steps, first, length, size) -> tf.Tensor:

@@ -58,9 +58,12 @@ def test_small_off_centre_digits_land_centred_and_20_pixels_tall(digits):
 def test_polarity_and_noise_of_grey_paper(digits):
     rng = np.random.default_rng(1)
     out = normalised([grey_paper(p, rng) for p in digits[0][:16]])
-    for image, original in zip(out, digits[0][:16] / 255.0, strict=True):
+    originals = digits[0][:16] / 255.0
+    # Beyond 2 pixels of the digit's strokes (whose edges the stretch to full ink widens).
+    paper = _dilate(tf.constant(originals[..., None], tf.float32), [5, 5]).numpy()[..., 0] == 0
+    for image, original, on_paper in zip(out, originals, paper, strict=True):
         assert similarity(image, original) > 0.75  # measured 0.77-0.98: a speck drops
-        assert image[original == 0].mean() < 0.05  # the paper's noise is gone
+        assert image[on_paper].mean() < 0.01  # the paper's noise is gone
 
 
 @pytest.mark.parametrize(
