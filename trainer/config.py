@@ -28,7 +28,7 @@ class TrainingConfig:
     epochs: int = 20
     batch_size: int = 32  # per replica: the global batch grows with the number of devices
     learning_rate: float = 2e-3  # initial; decays to zero along a cosine over the epochs
-    early_stopping_patience: int = 5  # epochs without a better validation accuracy
+    early_stopping_patience: int = 5  # epochs without a lower validation loss
     seed: int = 42
     ensemble_members: int = 3  # networks whose probabilities the model averages
     label_smoothing: float = 0.1

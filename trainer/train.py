@@ -313,7 +313,9 @@ def train(
     callbacks = [
         keras.callbacks.LearningRateScheduler(cosine_decay(config.learning_rate, config.epochs)),
         keras.callbacks.EarlyStopping(
-            monitor="val_accuracy",
+            # The loss, not the accuracy: on a few hundred validation digits the accuracy moves
+            # by whole digits and ties, and the best epoch it kept could come mid-schedule.
+            monitor="val_loss",
             patience=config.early_stopping_patience,
             restore_best_weights=True,
             # Not in the schedule's first half: the learning rate is still high there and
