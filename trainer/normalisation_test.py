@@ -9,7 +9,14 @@ from PIL import Image
 
 from components.data.codecs import encode_png
 from components.data.photos import grey_paper, small_off_centre
-from trainer.normalisation import _block, _dilate, dominant_ink
+from trainer.normalisation import (
+    INK_LEVEL,
+    STROKE_CORE,
+    _block,
+    _dilate,
+    _full_strokes,
+    dominant_ink,
+)
 from trainer.preprocessing import decode_digits, decode_images
 
 
@@ -37,6 +44,21 @@ def test_digits_in_mnists_form_pass_nearly_unchanged(digits):
     difference = np.abs(out - pixels)
     assert difference.mean() < 0.002  # measured: 0.0004 on 300 sample digits
     assert np.mean(difference.max(axis=(1, 2)) < 1e-4) > 0.8  # most are identical
+
+
+def test_grey_strokes_are_made_full_ink_in_their_middle_within_a_bound(digits):
+    pixels = tf.constant(digits[0][:16] / 255.0, tf.float32)
+    full = _full_strokes(pixels).numpy()
+    np.testing.assert_allclose(full, pixels.numpy(), atol=0.05)  # MNIST's: about as they are
+    # Grey (a thin stroke shrunk), however grey: its strongest 30 % made at least 90 % ink.
+    grey = _full_strokes(0.5 * pixels).numpy()
+    # (within a hundredth: the faintest edge pixels count as ink at one grey and not the other)
+    np.testing.assert_allclose(grey, _full_strokes(0.7 * pixels).numpy(), atol=0.01)
+    for image, ink in zip(grey, 0.5 * pixels.numpy() > INK_LEVEL, strict=True):
+        assert np.mean(image[ink] >= 0.9 - 1e-6) >= STROKE_CORE
+    faint = _full_strokes(0.2 * pixels).numpy()
+    np.testing.assert_allclose(faint, 0.5 * pixels.numpy(), atol=1e-6)  # stretched 2.5x at most
+    assert _full_strokes(tf.zeros([1, 28, 28])).numpy().max() == 0.0
 
 
 def test_dark_ink_on_light_paper_equals_the_mnist_form(digits):
