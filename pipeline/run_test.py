@@ -106,7 +106,9 @@ def test_the_run_keeps_grpcs_cpp_lines_off_the_console():
         command = [sys.executable, "-c", GOAWAY]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60).stderr
 
-    assert CPP_LOG_LINE.search(stderr(environment))  # the scenario does print one
+    # The scenario does print one, though under load its call can end without the transport
+    # logging it ("Cancelling all calls" alone): up to three tries.
+    assert any(CPP_LOG_LINE.search(stderr(environment)) for _ in range(3))
     assert os.environ["GRPC_VERBOSITY"] == "ERROR"  # set by importing pipeline.run
     assert not CPP_LOG_LINE.search(stderr({**environment, "GRPC_VERBOSITY": "ERROR"}))
 
