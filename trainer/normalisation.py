@@ -258,17 +258,28 @@ def _straight_lines(
     LINE_MIN_EXTENT: a digit alone, as MNIST's 28 pixels, whose strokes are that thin.
     Returns them and which rows [N, H, 1, 1] (or columns [N, 1, W, 1]) they run along."""
     slant = [3, 1] if across == 1 else [1, 3]
-    widest = round(LINE_THICKNESS * MAX_SIDE)
-    thickness = tf.clip_by_value(tf.round(LINE_THICKNESS * extent), 2, widest)
+    # Pictures under LINE_MIN_EXTENT have no lines, so no thinner opening counts.
+    thinnest, widest = (round(LINE_THICKNESS * side) for side in (LINE_MIN_EXTENT, MAX_SIDE))
+    thickness = tf.clip_by_value(tf.round(LINE_THICKNESS * extent), thinnest, widest)
     strokes = tf.zeros_like(marks)
-    for pixels in range(2, widest + 1):  # an opening per thickness; each picture takes its own
+    for pixels in range(thinnest, widest + 1):  # each picture takes its own thickness's opening
         window = [pixels, 1] if across == 1 else [1, pixels]
-        chosen = _per_image(tf.cast(thickness == pixels, tf.float32))
-        strokes += chosen * _dilate(_erode(marks, window), window)
+        strokes += _opening_where(marks, window, thickness == pixels)
     thin = _dilate(marks * (1.0 - strokes), slant) * (1.0 - strokes)  # strokes stay whole
     fill = tf.reduce_sum(thin, axis=3 - across, keepdims=True) / _per_image(extent)
     along = tf.cast((fill >= LINE_FILL) & _per_image(extent >= LINE_MIN_EXTENT), tf.float32)
     return thin * along, along
+
+
+def _opening_where(marks: tf.Tensor, window: list[int], chosen: tf.Tensor) -> tf.Tensor:
+    """The opening of `marks` [N, H, W, 1] by `window` in the `chosen` [N] pictures, 0 in the
+    others; not computed at all where none is chosen (a batch's pictures mostly share one
+    size: computing every thickness's opening was half of the Trainer's bank)."""
+    return tf.cond(
+        tf.reduce_any(chosen),
+        lambda: _per_image(tf.cast(chosen, tf.float32)) * _dilate(_erode(marks, window), window),
+        lambda: tf.zeros_like(marks),
+    )
 
 
 def _bands(along: tf.Tensor) -> tf.Tensor:

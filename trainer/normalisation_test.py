@@ -289,3 +289,23 @@ def test_a_picture_alone_is_normalised_as_in_a_batch_of_its_size(digits):
     for picture, expected in zip(pictures[:4], together, strict=True):
         np.testing.assert_array_equal(normalised([picture])[0], expected)
     np.testing.assert_array_equal(normalised(pictures[4:])[0], normalised([pictures[4]] * 2)[0])
+
+
+def test_pictures_of_different_sizes_in_a_batch_are_normalised_as_each_alone(digits):
+    """Each picture's lines are found at its own thickness (a share of its size) however the
+    batch mixes sizes: its box goes, and the result is the picture's alone (to float rounding:
+    the batch's canvas is as large as its largest picture)."""
+    box = np.zeros((200, 200))
+    box[25:28, 25:175] = box[172:175, 25:175] = box[25:175, 25:28] = box[25:175, 172:175] = 0.9
+
+    def shrunk(picture: bytes, side: int) -> bytes:
+        return encoded(np.asarray(Image.open(io.BytesIO(picture)).resize((side, side), Image.BOX)))
+
+    sides = (56, 70, 84)  # lines 4, 5 and 6 pixels thick at most
+    for digit in digits[0][:3]:
+        together = normalised([shrunk(on_paper(digit, marks=box), side) for side in sides])
+        clean = normalised([shrunk(on_paper(digit), side) for side in sides])
+        for side, image, expected in zip(sides, together, clean, strict=True):
+            alone = normalised([shrunk(on_paper(digit, marks=box), side)])[0]
+            np.testing.assert_allclose(image, alone, atol=1e-3)
+            assert similarity(image, expected) > 0.98, side
