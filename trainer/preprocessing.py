@@ -45,10 +45,11 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
     return decode_digits(encoded)[0]
 
 
-# Run as written inside graphs: it and the normalisation are TensorFlow ops with no Python
-# control flow on tensors, and AutoGraph's rewrite of their functions cost each process's first
-# trace about 4 s on 2 cores (the Transform, the Trainer's export, tests), for the same graph.
-@tf.autograph.experimental.do_not_convert
+# Traced once per process, and inside the graphs that call it a single function call:
+# tf.Transform traces the preprocessing_fn nine times (analysis, schema, saving), and each trace
+# of the normalisation's 2,700 ops cost about 0.8 s on 2 cores. Run as written: it is TensorFlow
+# ops with no Python control flow on tensors, and AutoGraph's rewrite cost another 4 s.
+@tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
 def decode_digits(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """`decode_images`, and float32 [N]: 1 where a picture holds several digits."""
 
