@@ -23,7 +23,7 @@ def test_a_good_model_serves_and_is_measured(trained_model_dir):
     assert measured["load_seconds"] > 0 and measured["batch_1_p50_ms"] > 0
 
 
-def test_a_corrupt_model_is_refused_before_any_server(tmp_path):
+def test_a_corrupt_model_is_refused_by_its_in_process_load(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"not a SavedModel")
     problems, measured = check_serving(str(tmp_path), examples(), server="local")
     assert len(problems) == 1 and problems[0].startswith("the SavedModel does not load")
