@@ -278,8 +278,8 @@ def _straight_lines(
 
 def _opening_where(marks: tf.Tensor, window: list[int], chosen: tf.Tensor) -> tf.Tensor:
     """The opening of `marks` [N, H, W, 1] by `window` in the `chosen` [N] pictures, 0 in the
-    others; not computed at all where none is chosen (a batch's pictures mostly share one
-    size: computing every thickness's opening was half of the Trainer's bank)."""
+    others; not computed at all where none is chosen: a batch's pictures mostly share one
+    size, and so one thickness (a request's picture, the Trainer's banks of 64-pixel ones)."""
     return tf.cond(
         tf.reduce_any(chosen),
         lambda: _per_image(tf.cast(chosen, tf.float32)) * _dilate(_erode(marks, window), window),
