@@ -203,10 +203,11 @@ def _served(
     log: Path,
     model_name: str,
     max_load_seconds: float,
-    ask,
+    inputs: dict,
+    expected: dict,
 ) -> tuple[list[str], dict[str, float]]:
-    """Waits for the started server's model and runs `ask(channel)` -> (problems, batch-1
-    p50)."""
+    """Waits for the started server's model, then holds its answers to `inputs` against the
+    in-process model's `expected` ones and measures its batch-1 latency."""
     with grpc.insecure_channel(f"127.0.0.1:{port}", RECONNECT_QUICKLY) as channel:
         why = _wait_available(channel, model_name, process, started + max_load_seconds)
         load_seconds = time.monotonic() - started
@@ -214,7 +215,7 @@ def _served(
             tail = log.read_text()[-500:].strip()
             return [f"{why} (within {max_load_seconds:.0f} s; server log: {tail})"], {}
         try:
-            problems, p50 = ask(channel)
+            problems, p50 = _answers_and_latency(channel, model_name, inputs, expected)
         except grpc.RpcError as error:  # a model the server loads but cannot answer with
             refusal = f"the server refused a request: {error.code().name}: {error.details()}"
             return [refusal[:400]], {}
@@ -234,24 +235,16 @@ def check_serving(
         base_path = Path(work) / model_name
         _copy_tree(model_dir, base_path / "1")
         port, log = free_port(), Path(work) / "server.log"
+        command = server_command(server, model_name, base_path, port)
         # The model answers in-process while the server starts (imports TensorFlow, loads the
         # model and warms it up): on 2 cores the two take about as long together as the
         # server's start alone. Its load time still counts from its start.
-        with _server(server_command(server, model_name, base_path, port), log) as (
-            process,
-            started,
-        ):
+        with _server(command, log) as (process, started):
             problems, inputs, expected = _in_process(model_dir, examples)
             if problems:
                 return problems, {}
             problems, measured = _served(
-                process,
-                started,
-                port,
-                log,
-                model_name,
-                max_load_seconds,
-                lambda channel: _answers_and_latency(channel, model_name, inputs, expected),
+                process, started, port, log, model_name, max_load_seconds, inputs, expected
             )
     if measured and measured["batch_1_p50_ms"] > max_latency_ms:
         p50 = measured["batch_1_p50_ms"]
