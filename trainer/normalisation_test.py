@@ -10,7 +10,9 @@ from PIL import Image
 from components.data.codecs import encode_png
 from components.data.photos import grey_paper, small_off_centre
 from trainer.normalisation import (
+    CORE_INK,
     INK_LEVEL,
+    MIN_CORE_LEVEL,
     STROKE_CORE,
     _block,
     _dilate,
@@ -55,9 +57,9 @@ def test_grey_strokes_are_made_full_ink_in_their_middle_within_a_bound(digits):
     # (within a hundredth: the faintest edge pixels count as ink at one grey and not the other)
     np.testing.assert_allclose(grey, _full_strokes(0.7 * pixels).numpy(), atol=0.01)
     for image, ink in zip(grey, 0.5 * pixels.numpy() > INK_LEVEL, strict=True):
-        assert np.mean(image[ink] >= 0.9 - 1e-6) >= STROKE_CORE
-    faint = _full_strokes(0.2 * pixels).numpy()
-    np.testing.assert_allclose(faint, 0.5 * pixels.numpy(), atol=1e-6)  # stretched 2.5x at most
+        assert np.mean(image[ink] >= CORE_INK - 1e-6) >= STROKE_CORE
+    faint = _full_strokes(0.2 * pixels).numpy()  # stretched 1 / MIN_CORE_LEVEL times at most
+    np.testing.assert_allclose(faint, 0.2 / MIN_CORE_LEVEL * pixels.numpy(), atol=1e-6)
     assert _full_strokes(tf.zeros([1, 28, 28])).numpy().max() == 0.0
 
 
