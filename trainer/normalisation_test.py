@@ -305,9 +305,9 @@ def test_pictures_of_different_sizes_in_a_batch_are_normalised_as_each_alone(dig
 
     sides = (56, 70, 84)  # lines 4, 5 and 6 pixels thick at most
     for digit in digits[0][:3]:
-        together = normalised([shrunk(on_paper(digit, marks=box), side) for side in sides])
+        boxed = [shrunk(on_paper(digit, marks=box), side) for side in sides]
+        together = normalised(boxed)
         clean = normalised([shrunk(on_paper(digit), side) for side in sides])
-        for side, image, expected in zip(sides, together, clean, strict=True):
-            alone = normalised([shrunk(on_paper(digit, marks=box), side)])[0]
-            np.testing.assert_allclose(image, alone, atol=1e-3)
+        for side, picture, image, expected in zip(sides, boxed, together, clean, strict=True):
+            np.testing.assert_allclose(image, normalised([picture])[0], atol=1e-3)
             assert similarity(image, expected) > 0.98, side
