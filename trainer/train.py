@@ -292,7 +292,7 @@ def train(
     backbone: tuple[str, str, tuple] | None = None,
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Fits the network, fresh or from `initial_weights` when their shapes fit (a warm start);
-    stops early when validation accuracy stalls and keeps the best weights."""
+    stops early when the validation loss stalls and keeps the best weights."""
     with strategy.scope():
         model = build_model(
             num_classes,
